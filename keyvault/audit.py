@@ -1,0 +1,60 @@
+"""Recording audit events: the one way services write to the append-only trail."""
+
+from enum import StrEnum
+
+from keyvault.fields import PendingSecret, SealedSecret
+from keyvault.models import AuditEvent
+from organizations.actors import Actor
+
+
+class AuditAction(StrEnum):
+    ORGANIZATION_CREATED = "organization.created"
+    MEMBER_ADDED = "member.added"
+    MEMBER_ROLE_CHANGED = "member.role_changed"
+    MEMBER_REMOVED = "member.removed"
+    KEY_CREATED = "provider_key.created"
+    KEY_UPDATED = "provider_key.updated"
+    KEY_ROTATED = "provider_key.rotated"
+    KEY_DELETED = "provider_key.deleted"
+
+
+# Metadata is free-form, so it is checked: a key name that suggests secret material, or a value
+# that is a secret object, is refused outright rather than trusted to every caller.
+_FORBIDDEN_KEY_PARTS = ("secret", "token", "password", "plaintext", "credential")
+
+
+def _check_metadata(value, path="metadata"):
+    if isinstance(value, PendingSecret | SealedSecret):
+        raise TypeError(f"{path} holds a secret; audit metadata must never carry one.")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if any(part in str(key).lower() for part in _FORBIDDEN_KEY_PARTS):
+                raise ValueError(f"Audit metadata key {key!r} suggests secret material.")
+            _check_metadata(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_metadata(item, f"{path}[{index}]")
+
+
+def record(
+    *,
+    action: AuditAction,
+    actor: Actor,
+    organization=None,
+    target=None,
+    target_label: str | None = None,
+    metadata: dict | None = None,
+) -> AuditEvent:
+    metadata = metadata or {}
+    _check_metadata(metadata)
+    return AuditEvent.objects.create(
+        organization=organization,
+        actor_user=actor.user if actor.user is not None and actor.user.pk else None,
+        actor_label=actor.label[:254],
+        action=str(action),
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_label=(target_label if target_label is not None else str(target or ""))[:200],
+        ip_address=actor.ip,
+        metadata=metadata,
+    )

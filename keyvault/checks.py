@@ -1,0 +1,74 @@
+"""System checks: refuse to run without a usable keyring, or with stored secrets it cannot open.
+
+`manage.py check` (and runserver, migrate) run these; `config.wsgi` runs them at start-up too,
+because application servers never run system checks themselves.
+"""
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DatabaseError, connection
+
+from keyvault.crypto import CryptoError, get_keyring
+from keyvault.crypto.loading import keks_configured
+
+TAG = "keyvault"
+
+
+@checks.register(TAG)
+def check_keyring(app_configs=None, **kwargs):
+    if not settings.DEBUG and not keks_configured():
+        return [
+            checks.Error(
+                "No key-encryption key is configured.",
+                hint="Set KEYVAULT_KEKS or KEYVAULT_KEKS_FILE (python manage.py generate_kek "
+                "prints a new KEK line).",
+                id="keyvault.E101",
+            )
+        ]
+    try:
+        get_keyring()
+    except CryptoError as exc:
+        return [checks.Error(str(exc), id="keyvault.E102")]
+    return []
+
+
+@checks.register(TAG)
+def check_stored_keks_loaded(app_configs=None, **kwargs):
+    """Every KEK id that wraps a stored data key must be loaded, or those secrets are lost."""
+    from keyvault.models import ProviderKey
+
+    try:
+        if ProviderKey._meta.db_table not in connection.introspection.table_names():
+            return []  # Not migrated yet: nothing is stored.
+        in_use = set(ProviderKey.objects.values_list("kek_id", flat=True).distinct())
+    except DatabaseError:
+        return []  # The database's own errors are reported where they occur.
+    try:
+        keyring = get_keyring()
+    except CryptoError:
+        return []  # Reported by check_keyring.
+    missing = sorted(kek_id for kek_id in in_use if not keyring.has_kek(kek_id))
+    if missing:
+        return [
+            checks.Error(
+                f"Stored secrets are wrapped by KEKs that are not loaded: {', '.join(missing)}.",
+                hint="Load those KEKs again (as decrypt-only, after the primary) and re-wrap "
+                "their keys before retiring them.",
+                id="keyvault.E103",
+            )
+        ]
+    return []
+
+
+def refuse_to_start_on_errors() -> None:
+    """Raise `ImproperlyConfigured` if any Keyvault check reports an error."""
+    errors = [
+        message
+        for message in checks.run_checks(tags=[TAG])
+        if message.level >= checks.ERROR and not message.is_silenced()
+    ]
+    if errors:
+        raise ImproperlyConfigured(
+            "Keyvault cannot start: " + "; ".join(f"{e.id}: {e.msg}" for e in errors)
+        )

@@ -1,0 +1,29 @@
+"""Typed errors of the crypto layer.
+
+Messages name what failed (a KEK id, a segment) and never carry key material, plaintext or the
+envelope itself, so they are safe to log and to show.
+"""
+
+
+class CryptoError(Exception):
+    """Base class: something about a secret could not be sealed or opened."""
+
+
+class KeyringConfigurationError(CryptoError):
+    """The configured KEKs are missing or malformed."""
+
+
+class MalformedEnvelopeError(CryptoError):
+    """The stored value is not a well-formed envelope (truncated, bad encoding, wrong version)."""
+
+
+class UnknownKEKError(CryptoError):
+    """The envelope names a KEK that is not loaded in the keyring."""
+
+    def __init__(self, kek_id: str):
+        super().__init__(f"KEK {kek_id!r} is not loaded; it is needed to open this secret.")
+        self.kek_id = kek_id
+
+
+class IntegrityError(CryptoError):
+    """The envelope does not authenticate: tampered, corrupted, or moved from its place."""

@@ -1,0 +1,137 @@
+"""Build the process's keyring from settings, once.
+
+`KEYVAULT_KEKS` (`id:base64key[,id:base64key…]`) or `KEYVAULT_KEKS_FILE` (one `id:base64key`
+per line, `#` comments allowed); the first KEK is primary. With `DEBUG` on and neither set, a
+development KEK is generated once under `var/` with a warning.
+"""
+
+import base64
+import binascii
+import logging
+import os
+import secrets
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from keyvault.crypto.errors import KeyringConfigurationError
+from keyvault.crypto.keyring import KEY_BYTES, Keyring, LocalKeyring, validate_kek_id
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_keyring: Keyring | None = None
+
+
+def new_kek_line(kek_id: str | None = None) -> str:
+    """A fresh `id:base64key` line for a new 256-bit KEK."""
+    kek_id = validate_kek_id(kek_id or f"kek-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(3)}")
+    return f"{kek_id}:{base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode('ascii')}"
+
+
+def parse_kek_entries(entries: list[str], *, source: str) -> dict[str, bytes]:
+    """Parse `id:base64key` entries; errors name the source and the KEK id, never the key."""
+    keks: dict[str, bytes] = {}
+    for position, entry in enumerate(entries, start=1):
+        kek_id, sep, encoded = entry.strip().partition(":")
+        if not sep:
+            raise KeyringConfigurationError(
+                f"{source}: entry {position} is not of the form id:base64key."
+            )
+        validate_kek_id(kek_id)
+        if kek_id in keks:
+            raise KeyringConfigurationError(f"{source}: KEK id {kek_id!r} appears twice.")
+        try:
+            material = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise KeyringConfigurationError(
+                f"{source}: KEK {kek_id!r} is not valid base64."
+            ) from None
+        if len(material) != KEY_BYTES:
+            raise KeyringConfigurationError(
+                f"{source}: KEK {kek_id!r} must decode to {KEY_BYTES} bytes."
+            )
+        keks[kek_id] = material
+    if not keks:
+        raise KeyringConfigurationError(f"{source} lists no KEK.")
+    return keks
+
+
+def _read_kek_file(path: Path, *, source: str) -> dict[str, bytes]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KeyringConfigurationError(f"{source}: cannot read {path} ({exc.strerror}).") from None
+    lines = [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    return parse_kek_entries(lines, source=source)
+
+
+def _ensure_development_kek(path: Path) -> None:
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_EXCL: two processes starting at once must not both write (and one lose) a KEK.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("# Development KEK, generated because DEBUG is on and none is set.\n")
+        handle.write(new_kek_line(f"dev-{secrets.token_hex(4)}") + "\n")
+    logger.warning(
+        "Generated a development KEK in %s. Never use it in production: set KEYVAULT_KEKS "
+        "or KEYVAULT_KEKS_FILE instead.",
+        path,
+    )
+
+
+def keks_configured() -> bool:
+    return bool(settings.KEYVAULT_KEKS or settings.KEYVAULT_KEKS_FILE)
+
+
+def build_keyring() -> Keyring:
+    """A keyring from the current settings; `KeyringConfigurationError` if there is none."""
+    if settings.KEYVAULT_KEKS and settings.KEYVAULT_KEKS_FILE:
+        raise KeyringConfigurationError("Set KEYVAULT_KEKS or KEYVAULT_KEKS_FILE, not both.")
+    if settings.KEYVAULT_KEKS:
+        entries = [entry for entry in settings.KEYVAULT_KEKS.split(",") if entry.strip()]
+        return LocalKeyring(parse_kek_entries(entries, source="KEYVAULT_KEKS"))
+    if settings.KEYVAULT_KEKS_FILE:
+        return LocalKeyring(
+            _read_kek_file(Path(settings.KEYVAULT_KEKS_FILE), source="KEYVAULT_KEKS_FILE")
+        )
+    if settings.DEBUG:
+        path = Path(settings.KEYVAULT_DEV_KEK_FILE)
+        _ensure_development_kek(path)
+        return LocalKeyring(_read_kek_file(path, source=str(path)))
+    raise KeyringConfigurationError(
+        "No key-encryption key is configured: set KEYVAULT_KEKS or KEYVAULT_KEKS_FILE."
+    )
+
+
+def get_keyring() -> Keyring:
+    """The process-wide keyring, built on first use."""
+    global _keyring
+    if _keyring is None:
+        with _lock:
+            if _keyring is None:
+                _keyring = build_keyring()
+    return _keyring
+
+
+def reset_keyring() -> None:
+    global _keyring
+    with _lock:
+        _keyring = None
+
+
+@receiver(setting_changed)
+def _reset_on_setting_change(*, setting, **kwargs):
+    if setting.startswith("KEYVAULT_") or setting == "DEBUG":
+        reset_keyring()

@@ -1,0 +1,271 @@
+"""`SecretField`: a model field that stores a secret as an encrypted envelope.
+
+Reading a row decrypts nothing: the attribute holds a `SealedSecret`, which only the field can
+open, with the row's own context (model, field, organization, primary key). Assigning a string
+holds it as a `PendingSecret` until `save()` seals it. Neither object ever shows plaintext in
+`repr` or `str`, and a plaintext can never reach the database through `update()` or a lookup.
+"""
+
+from django import forms
+from django.core import checks
+from django.core.exceptions import FieldDoesNotExist, FieldError
+from django.db import models
+from django.db.models.query_utils import DeferredAttribute
+
+from keyvault import crypto
+from keyvault.crypto import EncryptionContext, Keyring
+
+
+class SealedSecret:
+    """A stored secret, still encrypted. Holds the envelope text, never the plaintext."""
+
+    __slots__ = ("envelope",)
+
+    def __init__(self, envelope: str):
+        self.envelope = envelope
+
+    @property
+    def kek_id(self) -> str | None:
+        """The id of the KEK its data key is wrapped under, read from the envelope header."""
+        parts = self.envelope.split(crypto.envelope.SEPARATOR, 2)
+        return parts[1] if len(parts) == 3 else None
+
+    def __eq__(self, other):
+        return isinstance(other, SealedSecret) and other.envelope == self.envelope
+
+    def __hash__(self):
+        return hash(self.envelope)
+
+    def __repr__(self):
+        return f"<SealedSecret kek={self.kek_id!r}>"
+
+    __str__ = __repr__
+
+
+class PendingSecret:
+    """A plaintext assigned to a `SecretField` and not yet saved; the field seals it at save."""
+
+    __slots__ = ("_plaintext",)
+
+    def __init__(self, plaintext: str):
+        self._plaintext = plaintext
+
+    @property
+    def plaintext(self) -> str:
+        return self._plaintext
+
+    def __repr__(self):
+        return "<PendingSecret (hidden)>"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        # Pickling would copy the plaintext into caches, sessions or task queues.
+        raise TypeError("An unsaved secret cannot be pickled.")
+
+
+class SecretDescriptor(DeferredAttribute):
+    """Wraps an assigned string in `PendingSecret`, so plaintext is never a bare attribute."""
+
+    def __set__(self, instance, value):
+        if isinstance(value, str):
+            value = PendingSecret(value)
+        instance.__dict__[self.field.attname] = value
+
+
+class SecretField(models.TextField):
+    description = "An envelope-encrypted secret"
+    descriptor_class = SecretDescriptor
+
+    def __init__(self, *args, organization_field="organization", kek_id_field=None, **kwargs):
+        self.organization_field = organization_field
+        self.kek_id_field = kek_id_field
+        super().__init__(*args, **kwargs)
+
+    # --- Django's field protocol -------------------------------------------------------------
+
+    def check(self, **kwargs):
+        return [
+            *super().check(**kwargs),
+            *self._check_options(),
+            *self._check_organization_field(),
+            *self._check_kek_id_field(),
+            *self._check_primary_key_default(),
+        ]
+
+    def _check_options(self):
+        errors = []
+        for option in ("primary_key", "unique", "db_index"):
+            if getattr(self, option):
+                errors.append(
+                    checks.Error(
+                        f"SecretField does not support {option}=True: ciphertexts are random "
+                        "and cannot be compared or indexed.",
+                        obj=self,
+                        id="keyvault.E001",
+                    )
+                )
+        if self.has_default():
+            errors.append(
+                checks.Error(
+                    "SecretField does not support a default: a default would be a shared, "
+                    "unencrypted secret in the migration files.",
+                    obj=self,
+                    id="keyvault.E002",
+                )
+            )
+        return errors
+
+    def _check_organization_field(self):
+        try:
+            field = self.model._meta.get_field(self.organization_field)
+        except FieldDoesNotExist:
+            field = None
+        if field is None or not isinstance(field, models.ForeignKey):
+            return [
+                checks.Error(
+                    f"organization_field {self.organization_field!r} must name a ForeignKey "
+                    "on the model: it binds each ciphertext to its organization.",
+                    obj=self,
+                    id="keyvault.E003",
+                )
+            ]
+        return []
+
+    def _check_kek_id_field(self):
+        if self.kek_id_field is None:
+            return []
+        fields = list(self.model._meta.concrete_fields)
+        names = [field.name for field in fields]
+        if self.kek_id_field not in names or names.index(self.kek_id_field) < names.index(
+            self.name
+        ):
+            return [
+                checks.Error(
+                    f"kek_id_field {self.kek_id_field!r} must name a field declared after "
+                    f"{self.name!r}: it is filled in when the secret is sealed at save.",
+                    obj=self,
+                    id="keyvault.E004",
+                )
+            ]
+        return []
+
+    def _check_primary_key_default(self):
+        if not self.model._meta.pk.has_default():
+            return [
+                checks.Error(
+                    "A model with a SecretField needs a primary key with a default (such as "
+                    "uuid4): the row id is part of the associated data before the first save.",
+                    obj=self,
+                    id="keyvault.E005",
+                )
+            ]
+        return []
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        if self.organization_field != "organization":
+            kwargs["organization_field"] = self.organization_field
+        if self.kek_id_field is not None:
+            kwargs["kek_id_field"] = self.kek_id_field
+        return name, path, args, kwargs
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else SealedSecret(value)
+
+    def to_python(self, value):
+        if value is None or isinstance(value, SealedSecret | PendingSecret):
+            return value
+        if isinstance(value, str):
+            return PendingSecret(value)
+        raise TypeError("A secret must be text.")
+
+    def get_prep_value(self, value):
+        if value is None:
+            return None
+        if isinstance(value, SealedSecret):
+            return value.envelope
+        # Only `save()` seals; `update()`, `bulk_update()` with a plain string or a lookup would
+        # otherwise write or send plaintext to the database.
+        raise TypeError(
+            "A SecretField value must be sealed before it reaches the database: assign the "
+            "plaintext to the instance and call save()."
+        )
+
+    def pre_save(self, model_instance, add):
+        value = getattr(model_instance, self.attname)
+        if isinstance(value, PendingSecret):
+            value = self.seal(model_instance, value.plaintext)
+            setattr(model_instance, self.attname, value)
+        if self.kek_id_field is not None:
+            setattr(model_instance, self.kek_id_field, value.kek_id if value else "")
+        return value
+
+    def get_lookup(self, lookup_name):
+        if lookup_name != "isnull":
+            raise FieldError(
+                f"SecretField {self.name!r} supports only the 'isnull' lookup: encrypted "
+                "values cannot be searched or compared."
+            )
+        return super().get_lookup(lookup_name)
+
+    def get_transform(self, lookup_name):
+        return None
+
+    def formfield(self, **kwargs):
+        defaults = {
+            "form_class": forms.CharField,
+            "widget": forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+            "strip": True,
+        }
+        defaults.update(kwargs)
+        return super(models.TextField, self).formfield(**defaults)
+
+    def value_to_string(self, obj):
+        value = self.value_from_object(obj)
+        return value.envelope if isinstance(value, SealedSecret) else None
+
+    # --- Sealing and opening -----------------------------------------------------------------
+
+    def context_for(self, instance) -> EncryptionContext:
+        organization_id = getattr(instance, f"{self.organization_field}_id", None)
+        if organization_id is None or instance.pk is None:
+            raise ValueError(
+                "A secret can be sealed or opened only on a row with an organization and a "
+                "primary key."
+            )
+        return EncryptionContext(
+            model=instance._meta.label_lower,
+            field=self.name,
+            organization_id=str(organization_id),
+            row_id=str(instance.pk),
+        )
+
+    def seal(self, instance, plaintext: str, keyring: Keyring | None = None) -> SealedSecret:
+        envelope = crypto.seal(
+            plaintext.encode("utf-8"),
+            self.context_for(instance),
+            keyring or crypto.get_keyring(),
+        )
+        return SealedSecret(envelope)
+
+    def open(self, instance, keyring: Keyring | None = None) -> str:
+        """The plaintext of the instance's stored secret. Raises a `CryptoError` on failure."""
+        value = getattr(instance, self.attname)
+        if not isinstance(value, SealedSecret):
+            raise TypeError("Only a saved secret can be opened.")
+        plaintext = crypto.open_sealed(
+            value.envelope, self.context_for(instance), keyring or crypto.get_keyring()
+        )
+        return plaintext.decode("utf-8")
+
+    def rewrap(self, instance, keyring: Keyring | None = None) -> SealedSecret:
+        """The stored secret with its data key re-wrapped under the primary KEK."""
+        value = getattr(instance, self.attname)
+        if not isinstance(value, SealedSecret):
+            raise TypeError("Only a saved secret can be re-wrapped.")
+        return SealedSecret(
+            crypto.rewrap(
+                value.envelope, self.context_for(instance), keyring or crypto.get_keyring()
+            )
+        )

@@ -1,0 +1,19 @@
+from django.core.management.base import CommandError
+
+from keyvault.crypto import CryptoError
+from keyvault.crypto.loading import new_kek_line
+from organizations.management.base import ProvisioningCommand
+
+
+class Command(ProvisioningCommand):
+    help = "Print a new key-encryption key as an `id:base64key` line for KEYVAULT_KEKS."
+    requires_system_checks = []  # Must work before any KEK is configured.
+
+    def add_arguments(self, parser):
+        parser.add_argument("--id", dest="kek_id", help="KEK id (default: kek-<date>-<random>).")
+
+    def handle(self, *, kek_id, **options):
+        try:
+            self.stdout.write(new_kek_line(kek_id))
+        except CryptoError as exc:
+            raise CommandError(str(exc)) from None

@@ -1,0 +1,283 @@
+"""Every write to provider keys, and `provider_key_reveal`, the single decrypt path.
+
+Each write validates first, runs in one transaction, and records its audit event in that same
+transaction: a failure leaves neither a half-written row nor an orphan event. Pages, the admin,
+the API and commands all call these functions, so no rule is written twice.
+"""
+
+import logging
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from keyvault import audit, providers
+from keyvault.audit import AuditAction
+from keyvault.crypto import CryptoError
+from keyvault.errors import KeyDisabledError
+from keyvault.masking import mask_secret
+from keyvault.models import SECRET_MAX_BYTES, ProviderKey
+from organizations.actors import Actor
+from organizations.authorization import authorize
+from organizations.permissions import Action
+
+logger = logging.getLogger(__name__)
+
+NAME_MAX_LENGTH = ProviderKey._meta.get_field("name").max_length
+_UNSET = object()
+_secret_field = ProviderKey._meta.get_field("secret")
+
+
+# --- Validation ------------------------------------------------------------------------------
+
+
+def clean_secret(provider: providers.Provider, secret) -> str:
+    """The secret with surrounding whitespace removed (a pasted newline would break auth
+    headers); rejects empty, non-text and oversized values without echoing them."""
+    if not isinstance(secret, str):
+        raise ValidationError({"secret": "The secret must be text."}, code="invalid")
+    secret = secret.strip()
+    if not secret:
+        raise ValidationError({"secret": "The secret cannot be empty."}, code="required")
+    try:
+        size = len(secret.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValidationError({"secret": "The secret is not valid text."}, code="invalid") from None
+    if size > SECRET_MAX_BYTES:
+        raise ValidationError(
+            {"secret": f"The secret is larger than {SECRET_MAX_BYTES // 1024} KiB."},
+            code="max_length",
+        )
+    providers.validate_secret_format(provider, secret)
+    return secret
+
+
+def clean_name(name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError({"name": "A name is required."}, code="required")
+    name = name.strip()
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationError(
+            {"name": f"The name is longer than {NAME_MAX_LENGTH} characters."}, code="max_length"
+        )
+    return name
+
+
+def _clean_flag(value, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError({field: "Must be true or false."}, code="invalid")
+    return value
+
+
+def _check_unique(key: ProviderKey) -> None:
+    """Field errors for the name and default constraints, before the database has to say no."""
+    siblings = ProviderKey.objects.filter(
+        organization_id=key.organization_id, provider=key.provider
+    ).exclude(pk=key.pk)
+    errors = {}
+    if siblings.filter(name__iexact=key.name).exists():
+        errors["name"] = (
+            f"This organization already has a {key.provider_obj.name} key named {key.name!r}."
+        )
+    if key.is_default:
+        current = siblings.filter(is_default=True).first()
+        if current is not None:
+            errors["is_default"] = (
+                f"{current.name!r} is already the default {key.provider_obj.name} key; "
+                "unset it first."
+            )
+    if errors:
+        raise ValidationError(errors, code="unique")
+
+
+def _save_checked(key: ProviderKey, **save_kwargs) -> None:
+    """Save, turning a constraint race lost to a concurrent writer into the same field error."""
+    try:
+        with transaction.atomic():
+            key.save(**save_kwargs)
+    except IntegrityError:
+        _check_unique(key)
+        raise
+
+
+def _collect(*cleaners):
+    """Run every cleaner and raise all their field errors together."""
+    results, errors = [], {}
+    for cleaner in cleaners:
+        try:
+            results.append(cleaner())
+        except ValidationError as exc:
+            results.append(None)
+            errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
+    return results
+
+
+# --- Writes ----------------------------------------------------------------------------------
+
+
+def provider_key_create(
+    *,
+    organization,
+    actor: Actor,
+    provider: str,
+    name: str,
+    secret: str,
+    config: dict | None = None,
+    is_default: bool = False,
+    enabled: bool = True,
+) -> ProviderKey:
+    authorize(actor, Action.KEY_ADD, organization)
+    provider_obj = providers.get_provider(provider)
+    name, secret, config, is_default, enabled = _collect(
+        lambda: clean_name(name),
+        lambda: clean_secret(provider_obj, secret),
+        lambda: providers.validate_config(provider_obj, config),
+        lambda: _clean_flag(is_default, "is_default"),
+        lambda: _clean_flag(enabled, "enabled"),
+    )
+    key = ProviderKey(
+        organization=organization,
+        provider=provider_obj.id,
+        name=name,
+        config=config,
+        is_default=is_default,
+        enabled=enabled,
+        secret=secret,
+        secret_hint=mask_secret(secret, key_prefixes=provider_obj.key_prefixes),
+        created_by=actor.user if actor.user is not None and actor.user.pk else None,
+    )
+    with transaction.atomic():
+        _check_unique(key)
+        _save_checked(key, force_insert=True)
+        audit.record(
+            action=AuditAction.KEY_CREATED,
+            actor=actor,
+            organization=organization,
+            target=key,
+            metadata={
+                "provider": key.provider,
+                "name": key.name,
+                "hint": key.secret_hint,
+                "is_default": key.is_default,
+                "enabled": key.enabled,
+            },
+        )
+    return key
+
+
+def _locked(key: ProviderKey) -> ProviderKey:
+    """The row re-read under a lock, so concurrent writers apply their changes one by one."""
+    return ProviderKey.objects.select_for_update().select_related("organization").get(pk=key.pk)
+
+
+def provider_key_update(
+    *, key: ProviderKey, actor: Actor, name=_UNSET, config=_UNSET, is_default=_UNSET, enabled=_UNSET
+) -> ProviderKey:
+    """Change a key's name, config, default flag or enabled state (not its secret)."""
+    only_enabled = name is _UNSET and config is _UNSET and is_default is _UNSET
+    authorize(actor, Action.KEY_DISABLE if only_enabled else Action.KEY_EDIT, key.organization, key)
+    provider_obj = key.provider_obj
+    cleaned = dict(
+        zip(
+            ("name", "config", "is_default", "enabled"),
+            _collect(
+                lambda: _UNSET if name is _UNSET else clean_name(name),
+                lambda: (
+                    _UNSET if config is _UNSET else providers.validate_config(provider_obj, config)
+                ),
+                lambda: _UNSET if is_default is _UNSET else _clean_flag(is_default, "is_default"),
+                lambda: _UNSET if enabled is _UNSET else _clean_flag(enabled, "enabled"),
+            ),
+            strict=True,
+        )
+    )
+    with transaction.atomic():
+        locked = _locked(key)
+        changes = {}
+        for field, value in cleaned.items():
+            if value is not _UNSET and getattr(locked, field) != value:
+                changes[field] = {"from": getattr(locked, field), "to": value}
+                setattr(locked, field, value)
+        if not changes:
+            return locked
+        _check_unique(locked)
+        _save_checked(locked, update_fields=[*changes, "updated_at"])
+        audit.record(
+            action=AuditAction.KEY_UPDATED,
+            actor=actor,
+            organization=locked.organization,
+            target=locked,
+            metadata={"changes": changes},
+        )
+    return locked
+
+
+def provider_key_rotate(*, key: ProviderKey, actor: Actor, secret: str) -> ProviderKey:
+    """Replace the secret: a fresh data key and ciphertext, a new hint, the version bumped."""
+    authorize(actor, Action.KEY_ROTATE, key.organization, key)
+    secret = clean_secret(key.provider_obj, secret)
+    with transaction.atomic():
+        locked = _locked(key)
+        previous_hint = locked.secret_hint
+        locked.secret = secret
+        locked.secret_hint = mask_secret(secret, key_prefixes=locked.provider_obj.key_prefixes)
+        locked.version += 1
+        locked.rotated_at = timezone.now()
+        locked.save(
+            update_fields=["secret", "kek_id", "secret_hint", "version", "rotated_at", "updated_at"]
+        )
+        audit.record(
+            action=AuditAction.KEY_ROTATED,
+            actor=actor,
+            organization=locked.organization,
+            target=locked,
+            metadata={
+                "previous_hint": previous_hint,
+                "hint": locked.secret_hint,
+                "version": locked.version,
+            },
+        )
+    return locked
+
+
+def provider_key_delete(*, key: ProviderKey, actor: Actor) -> None:
+    authorize(actor, Action.KEY_DELETE, key.organization, key)
+    with transaction.atomic():
+        locked = _locked(key)
+        label = str(locked)
+        audit.record(
+            action=AuditAction.KEY_DELETED,
+            actor=actor,
+            organization=locked.organization,
+            target=locked,
+            target_label=label,
+            metadata={"provider": locked.provider, "name": locked.name, "hint": locked.secret_hint},
+        )
+        locked.delete()
+
+
+# --- The decrypt path ------------------------------------------------------------------------
+
+
+def provider_key_reveal(*, key: ProviderKey) -> str:
+    """The key's plaintext secret. Callers authorize first; this is the only decrypting code.
+
+    A disabled key raises `KeyDisabledError`. A value that fails its integrity check raises
+    the crypto layer's typed error after logging the key id (never the value): it is never
+    returned as ciphertext and never re-saved.
+    """
+    if not key.enabled:
+        raise KeyDisabledError(f"Provider key {key.pk} is disabled.")
+    try:
+        return _secret_field.open(key)
+    except CryptoError as exc:
+        logger.error(
+            "Provider key %s of organization %s failed to decrypt: %s: %s",
+            key.pk,
+            key.organization_id,
+            type(exc).__name__,
+            exc,
+        )
+        raise

@@ -1,0 +1,33 @@
+"""Who is acting: a signed-in user, or the operator (management commands, seeding).
+
+Services take an `Actor` so that authorization and audit see the same caller on every surface.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Actor:
+    user: Any = None
+    ip: str | None = None
+    system_label: str | None = None
+
+    @classmethod
+    def for_user(cls, user, *, ip: str | None = None) -> "Actor":
+        return cls(user=user, ip=ip)
+
+    @classmethod
+    def system(cls, label: str = "system") -> "Actor":
+        """The operator: trusted by definition, because it already holds the server."""
+        return cls(system_label=label)
+
+    @property
+    def is_system(self) -> bool:
+        return self.system_label is not None
+
+    @property
+    def label(self) -> str:
+        if self.is_system:
+            return self.system_label
+        return getattr(self.user, "email", "") or str(self.user)

@@ -1,0 +1,35 @@
+from django.core.management.base import CommandError
+from django.db import transaction
+
+from organizations import roles
+from organizations.actors import Actor
+from organizations.management.base import ProvisioningCommand
+from organizations.models import Organization
+from organizations.services import membership_add, user_get_or_create
+
+
+class Command(ProvisioningCommand):
+    help = "Add a user to an organization with a role (the user is created when absent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--org", required=True, metavar="SLUG")
+        parser.add_argument("--email", required=True)
+        parser.add_argument("--role", required=True, choices=[role.id for role in roles.ROLES])
+        parser.add_argument(
+            "--password", help="Password for a new user (refused for an existing user)."
+        )
+
+    def handle(self, *, org, email, role, password, **options):
+        organization = Organization.objects.filter(slug=org.strip().lower()).first()
+        if organization is None:
+            raise CommandError(f"No organization with slug {org!r}.")
+        with transaction.atomic():
+            user, created = user_get_or_create(email=email, password=password)
+            membership_add(
+                organization=organization,
+                user=user,
+                role=role,
+                actor=Actor.system("manage.py add_member"),
+            )
+        made = "Created user and added" if created else "Added"
+        self.stdout.write(f"{made} {user.email} to {organization.slug!r} as {role}.")

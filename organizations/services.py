@@ -1,0 +1,187 @@
+"""Writes to organizations, memberships and users; each one atomic and audited.
+
+The last-owner rule lives here: the owners of an organization are locked before a change that
+could remove one, so two concurrent demotions cannot both succeed and leave nobody in charge.
+"""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email, validate_slug
+from django.db import IntegrityError, transaction
+
+from keyvault import audit
+from keyvault.audit import AuditAction
+from organizations import roles
+from organizations.actors import Actor
+from organizations.authorization import authorize, authorize_role_grant
+from organizations.models import Membership, Organization
+from organizations.permissions import Action
+
+NAME_MAX_LENGTH = Organization._meta.get_field("name").max_length
+SLUG_MAX_LENGTH = Organization._meta.get_field("slug").max_length
+
+
+def _clean_org_name(name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError({"name": "An organization name is required."})
+    name = name.strip()
+    if len(name) > NAME_MAX_LENGTH:
+        raise ValidationError({"name": f"The name is longer than {NAME_MAX_LENGTH} characters."})
+    return name
+
+
+def _clean_slug(slug) -> str:
+    if not isinstance(slug, str) or not slug.strip():
+        raise ValidationError({"slug": "A slug is required."})
+    slug = slug.strip().lower()
+    try:
+        validate_slug(slug)
+    except ValidationError:
+        raise ValidationError(
+            {"slug": "A slug may contain only letters, digits, hyphens and underscores."}
+        ) from None
+    if len(slug) > SLUG_MAX_LENGTH:
+        raise ValidationError({"slug": f"The slug is longer than {SLUG_MAX_LENGTH} characters."})
+    if Organization.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": f"The slug {slug!r} is already taken."})
+    return slug
+
+
+def _clean_role(role) -> str:
+    if not isinstance(role, str) or not roles.is_role(role):
+        known = ", ".join(r.id for r in roles.ROLES)
+        raise ValidationError({"role": f"Unknown role; choose one of {known}."})
+    return role
+
+
+def normalize_email(email) -> str:
+    if not isinstance(email, str) or not email.strip():
+        raise ValidationError({"email": "An email address is required."})
+    email = email.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationError({"email": "Enter a valid email address."}) from None
+    return email
+
+
+def user_get_or_create(*, email: str, password: str | None = None):
+    """The user with this email, created when absent (with `password`, or none usable).
+
+    Returns `(user, created)`. A password given for an existing user is refused rather than
+    silently ignored or silently overwriting theirs.
+    """
+    email = normalize_email(email)
+    User = get_user_model()
+    user = User.objects.filter(username=email).first()
+    if user is not None:
+        if password is not None:
+            raise ValidationError(
+                {"password": "This user already exists; their password is left unchanged."}
+            )
+        return user, False
+    user = User(username=email, email=email)
+    if password is not None:
+        validate_password(password, user)
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.save()
+    return user, True
+
+
+@transaction.atomic
+def organization_create(*, name: str, slug: str, owner, actor: Actor) -> Organization:
+    """A new organization with `owner` as its first owner."""
+    organization = Organization.objects.create(name=_clean_org_name(name), slug=_clean_slug(slug))
+    Membership.objects.create(user=owner, organization=organization, role=roles.OWNER.id)
+    audit.record(
+        action=AuditAction.ORGANIZATION_CREATED,
+        actor=actor,
+        organization=organization,
+        target=organization,
+        metadata={"slug": organization.slug, "owner": owner.email},
+    )
+    return organization
+
+
+def membership_add(*, organization: Organization, user, role: str, actor: Actor) -> Membership:
+    authorize(actor, Action.MEMBER_MANAGE, organization)
+    role = _clean_role(role)
+    authorize_role_grant(actor, organization, role)
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(user=user, organization=organization, role=role)
+            audit.record(
+                action=AuditAction.MEMBER_ADDED,
+                actor=actor,
+                organization=organization,
+                target=membership,
+                target_label=user.email,
+                metadata={"user": user.email, "role": role},
+            )
+    except IntegrityError:
+        raise ValidationError(
+            {"email": f"{user.email} is already a member of {organization.name}."}
+        ) from None
+    return membership
+
+
+def _lock_owners(organization: Organization) -> list[Membership]:
+    return list(
+        Membership.objects.select_for_update()
+        .filter(organization=organization, role=roles.OWNER.id)
+        .order_by("pk")
+    )
+
+
+def _ensure_another_owner(membership: Membership, owners: list[Membership]) -> None:
+    if membership.role == roles.OWNER.id and all(o.pk == membership.pk for o in owners):
+        raise ValidationError(
+            {"role": "An organization must keep at least one owner; make someone else owner first."}
+        )
+
+
+def membership_change_role(*, membership: Membership, role: str, actor: Actor) -> Membership:
+    organization = membership.organization
+    authorize(actor, Action.MEMBER_MANAGE, organization, membership)
+    role = _clean_role(role)
+    authorize_role_grant(actor, organization, role)
+    with transaction.atomic():
+        owners = _lock_owners(organization)
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        previous = membership.role
+        if previous == role:
+            return membership
+        if role != roles.OWNER.id:
+            _ensure_another_owner(membership, owners)
+        membership.role = role
+        membership.save(update_fields=["role"])
+        audit.record(
+            action=AuditAction.MEMBER_ROLE_CHANGED,
+            actor=actor,
+            organization=organization,
+            target=membership,
+            target_label=membership.user.email,
+            metadata={"user": membership.user.email, "from": previous, "to": role},
+        )
+    return membership
+
+
+def membership_remove(*, membership: Membership, actor: Actor) -> None:
+    organization = membership.organization
+    authorize(actor, Action.MEMBER_MANAGE, organization, membership)
+    with transaction.atomic():
+        owners = _lock_owners(organization)
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        _ensure_another_owner(membership, owners)
+        audit.record(
+            action=AuditAction.MEMBER_REMOVED,
+            actor=actor,
+            organization=organization,
+            target=membership,
+            target_label=membership.user.email,
+            metadata={"user": membership.user.email, "role": membership.role},
+        )
+        membership.delete()

@@ -1,0 +1,57 @@
+import factory
+from django.contrib.auth import get_user_model
+from factory.django import DjangoModelFactory
+
+from keyvault import services
+from keyvault.models import ProviderKey
+from organizations import roles
+from organizations.actors import Actor
+from organizations.models import Membership, Organization
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    username = factory.LazyAttribute(lambda user: user.email)
+    password = factory.django.Password("correct horse battery staple")
+
+
+class OrganizationFactory(DjangoModelFactory):
+    class Meta:
+        model = Organization
+
+    name = factory.Sequence(lambda n: f"Organization {n}")
+    slug = factory.Sequence(lambda n: f"org-{n}")
+
+
+class MembershipFactory(DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    organization = factory.SubFactory(OrganizationFactory)
+    role = roles.MEMBER.id
+
+
+class ProviderKeyFactory(factory.Factory):
+    """Creates keys through the service, as every surface does, so rows are always realistic."""
+
+    class Meta:
+        model = ProviderKey
+
+    organization = factory.SubFactory(OrganizationFactory)
+    provider = "openai"
+    name = factory.Sequence(lambda n: f"Key {n}")
+    secret = factory.Sequence(lambda n: f"sk-proj-test{n:06d}abcdefghijklmnopqrstuvwxyz")
+    config = factory.LazyFunction(dict)
+    is_default = False
+    enabled = True
+    created_by = None
+
+    @classmethod
+    def _create(cls, model_class, *, created_by=None, **kwargs):
+        actor = Actor.for_user(created_by) if created_by is not None else Actor.system("tests")
+        return services.provider_key_create(actor=actor, **kwargs)
