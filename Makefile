@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Proxy API benchmark on PostgreSQL under gunicorn; writes docs/benchmarks.md.
+bench: install
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/pip install --quiet --editable '.[dev,bench]'
+	$(BIN)/python -m benchmarks.proxy_api $(BENCH_ARGS)
 
 format: install
 	$(BIN)/ruff check --fix .

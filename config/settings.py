@@ -35,6 +35,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "organizations",
     "keyvault",
 ]
@@ -88,7 +90,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -125,10 +128,39 @@ KEYVAULT_KEKS_FILE = env.str("KEYVAULT_KEKS_FILE", default="")
 # Where the development KEK is generated when DEBUG is on and no KEK is configured.
 KEYVAULT_DEV_KEK_FILE = VAR_DIR / "dev-kek.txt"
 
+# Shared state (throttle counters) lives here so several app instances behave as one:
+# local memory by default, Redis in production (redis://127.0.0.1:6379/0).
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
+# Proxy API.
+# Requests per minute per token (0 turns the throttle off).
+KEYVAULT_API_TOKEN_RATE_PER_MINUTE = env.int("KEYVAULT_API_TOKEN_RATE_PER_MINUTE", default=60_000)
+# Failed authentications per minute per client address before answering 429.
+KEYVAULT_API_AUTH_FAILURES_PER_MINUTE = env.int("KEYVAULT_API_AUTH_FAILURES_PER_MINUTE", default=30)
+# Usage counters are flushed to the database this often (seconds), and at clean shutdown.
+KEYVAULT_USAGE_FLUSH_SECONDS = env.float("KEYVAULT_USAGE_FLUSH_SECONDS", default=5.0)
+KEYVAULT_USAGE_MAX_PENDING = env.int("KEYVAULT_USAGE_MAX_PENDING", default=10_000)
+
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["keyvault.api.authentication.ProxyTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["keyvault.api.permissions.TokenHasScopes"],
+    "DEFAULT_THROTTLE_CLASSES": ["keyvault.api.throttling.TokenRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "keyvault.api.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Keyvault proxy API",
+    "DESCRIPTION": "Provider keys for LLM proxies. Authenticate with "
+    "`Authorization: Bearer kvp_…`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LOGGING = {

@@ -7,3 +7,4 @@ class KeyvaultConfig(AppConfig):
 
     def ready(self):
         from keyvault import checks  # noqa: F401  (registers the system checks)
+        from keyvault.api import schema  # noqa: F401  (registers the OpenAPI auth extension)

@@ -16,6 +16,8 @@ class AuditAction(StrEnum):
     KEY_UPDATED = "provider_key.updated"
     KEY_ROTATED = "provider_key.rotated"
     KEY_DELETED = "provider_key.deleted"
+    TOKEN_CREATED = "proxy_token.created"
+    TOKEN_REVOKED = "proxy_token.revoked"
 
 
 # Metadata is free-form, so it is checked: a key name that suggests secret material, or a value
@@ -50,6 +52,7 @@ def record(
     return AuditEvent.objects.create(
         organization=organization,
         actor_user=actor.user if actor.user is not None and actor.user.pk else None,
+        actor_token=actor.token,
         actor_label=actor.label[:254],
         action=str(action),
         target_type=target._meta.label_lower if target is not None else "",

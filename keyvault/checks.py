@@ -41,7 +41,7 @@ def check_stored_keks_loaded(app_configs=None, **kwargs):
     try:
         if ProviderKey._meta.db_table not in connection.introspection.table_names():
             return []  # Not migrated yet: nothing is stored.
-        in_use = set(ProviderKey.objects.values_list("kek_id", flat=True).distinct())
+        in_use = set(ProviderKey.objects.order_by().values_list("kek_id", flat=True).distinct())
     except DatabaseError:
         return []  # The database's own errors are reported where they occur.
     try:

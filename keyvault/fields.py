@@ -8,7 +8,7 @@ holds it as a `PendingSecret` until `save()` seals it. Neither object ever shows
 
 from django import forms
 from django.core import checks
-from django.core.exceptions import FieldDoesNotExist, FieldError
+from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
 
@@ -64,6 +64,30 @@ class PendingSecret:
         raise TypeError("An unsaved secret cannot be pickled.")
 
 
+def _is_envelope(text: str) -> bool:
+    try:
+        crypto.Envelope.decode(text)
+    except crypto.MalformedEnvelopeError:
+        return False
+    return True
+
+
+class SecretFormField(forms.CharField):
+    """A form field for a secret that never puts a value back into the page.
+
+    Not the stored value (its envelope, or the repr of a sealed object, would be resubmitted
+    and sealed as if it were the secret) and not a submitted one after a validation error.
+    This holds whatever widget a form or the admin chooses, not only the password input.
+    """
+
+    def prepare_value(self, value):
+        return ""
+
+    def has_changed(self, initial, data):
+        # Nothing is shown, so the field changed exactly when something was typed into it.
+        return bool(self.to_python(data))
+
+
 class SecretDescriptor(DeferredAttribute):
     """Wraps an assigned string in `PendingSecret`, so plaintext is never a bare attribute."""
 
@@ -105,7 +129,7 @@ class SecretField(models.TextField):
                         id="keyvault.E001",
                     )
                 )
-        if self.has_default():
+        if self.has_default() or self.has_db_default():
             errors.append(
                 checks.Error(
                     "SecretField does not support a default: a default would be a shared, "
@@ -170,6 +194,11 @@ class SecretField(models.TextField):
             kwargs["kek_id_field"] = self.kek_id_field
         return name, path, args, kwargs
 
+    def get_default(self):
+        # Django's default for a text column is "", which would be sealed at save as an empty
+        # secret. With no default, a row saved without a secret fails on NOT NULL instead.
+        return None
+
     def from_db_value(self, value, expression, connection):
         return None if value is None else SealedSecret(value)
 
@@ -177,8 +206,13 @@ class SecretField(models.TextField):
         if value is None or isinstance(value, SealedSecret | PendingSecret):
             return value
         if isinstance(value, str):
+            # Deserializers (loaddata) hand over the stored envelope that `value_to_string`
+            # dumped: it must stay sealed, not be sealed again as if it were the plaintext.
+            # Assignments never come through here (the descriptor makes them pending).
+            if _is_envelope(value):
+                return SealedSecret(value)
             return PendingSecret(value)
-        raise TypeError("A secret must be text.")
+        raise ValidationError("A secret must be text.", code="invalid")
 
     def get_prep_value(self, value):
         if value is None:
@@ -214,7 +248,7 @@ class SecretField(models.TextField):
 
     def formfield(self, **kwargs):
         defaults = {
-            "form_class": forms.CharField,
+            "form_class": SecretFormField,
             "widget": forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
             "strip": True,
         }
@@ -228,14 +262,17 @@ class SecretField(models.TextField):
     # --- Sealing and opening -----------------------------------------------------------------
 
     def context_for(self, instance) -> EncryptionContext:
-        organization_id = getattr(instance, f"{self.organization_field}_id", None)
+        organization_attname = self.model._meta.get_field(self.organization_field).attname
+        organization_id = getattr(instance, organization_attname, None)
         if organization_id is None or instance.pk is None:
             raise ValueError(
                 "A secret can be sealed or opened only on a row with an organization and a "
                 "primary key."
             )
         return EncryptionContext(
-            model=instance._meta.label_lower,
+            # The model that declares the field, not the instance's class: a proxy model (or a
+            # subclass) of the same table must seal and open with the same associated data.
+            model=self.model._meta.label_lower,
             field=self.name,
             organization_id=str(organization_id),
             row_id=str(instance.pk),

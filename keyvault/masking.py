@@ -19,7 +19,11 @@ def mask_secret(secret: str, *, key_prefixes: tuple[str, ...] = ()) -> str:
     )
     rest = secret[len(prefix) :]
     visible = 4 if len(rest) >= 16 else 2 if len(rest) >= 10 else 0
-    return f"{prefix}{ELLIPSIS}{rest[-visible:] if visible else ''}"
+    tail = rest[-visible:] if visible else ""
+    # A tail with control characters tells nobody anything, and PostgreSQL cannot store NUL.
+    if not tail.isprintable():
+        tail = ""
+    return f"{prefix}{ELLIPSIS}{tail}"
 
 
 def _service_account_hint(secret: str) -> str | None:
@@ -28,9 +32,9 @@ def _service_account_hint(secret: str) -> str | None:
         return None
     try:
         document = json.loads(secret)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON exhausts the parser's stack
         return None
     key_id = document.get("private_key_id") if isinstance(document, dict) else None
-    if not isinstance(key_id, str) or len(key_id) < 8:
+    if not isinstance(key_id, str) or len(key_id) < 8 or not key_id[-4:].isprintable():
         return None
     return f"service account {ELLIPSIS}{key_id[-4:]}"

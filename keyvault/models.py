@@ -5,10 +5,38 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from keyvault import providers
-from keyvault.fields import SecretField
+from keyvault.fields import SealedSecret, SecretField
 from organizations.models import Organization
 
 SECRET_MAX_BYTES = 16 * 1024
+
+
+class ProviderKeyQuerySet(models.QuerySet):
+    """Keeps `kek_id` in step with the envelope on bulk writes, as `save()` does.
+
+    The system check that refuses to start without a needed KEK reads `kek_id`, not the
+    envelopes: a stale value could let an operator retire a KEK that still wraps a secret.
+    """
+
+    def update(self, **kwargs):
+        secret = kwargs.get("secret")
+        if isinstance(secret, SealedSecret) and "kek_id" not in kwargs:
+            kwargs["kek_id"] = secret.kek_id
+        return super().update(**kwargs)
+
+    update.queryset_only = False
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        objs, fields = list(objs), list(fields)
+        if "secret" in fields:
+            for obj in objs:
+                if isinstance(obj.secret, SealedSecret):
+                    obj.kek_id = obj.secret.kek_id
+            if "kek_id" not in fields:
+                fields.append("kek_id")
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    bulk_update.queryset_only = False
 
 
 class ProviderKey(models.Model):
@@ -46,6 +74,8 @@ class ProviderKey(models.Model):
     rotated_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
+    objects = ProviderKeyQuerySet.as_manager()
+
     class Meta:
         ordering = ["provider", "name"]
         constraints = [
@@ -64,6 +94,16 @@ class ProviderKey(models.Model):
 
     def __str__(self):
         return f"{self.provider_obj.name}: {self.name} ({self.secret_hint})"
+
+    def save(self, *args, update_fields=None, **kwargs):
+        # Sealing at save sets `kek_id` too; a partial save of the secret must write both.
+        if (
+            update_fields is not None
+            and "secret" in update_fields
+            and "kek_id" not in update_fields
+        ):
+            update_fields = [*update_fields, "kek_id"]
+        super().save(*args, update_fields=update_fields, **kwargs)
 
     @property
     def provider_obj(self) -> providers.Provider:
@@ -97,6 +137,13 @@ class AuditEvent(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    actor_token = models.ForeignKey(
+        "ProxyToken",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     # Kept as text too, so the trail still reads after a user or organization is deleted.
     actor_label = models.CharField(max_length=254)
     action = models.CharField(max_length=64, db_index=True)
@@ -122,3 +169,112 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Audit events are append-only.")
+
+
+class ProxyToken(models.Model):
+    """A bearer token a proxy uses to read (and optionally manage) one organization's keys.
+
+    Only the SHA-256 digest of the token is stored (see `keyvault.tokens`); the token itself is
+    shown once, at creation. Revoking sets `revoked_at` and keeps the row for the audit trail.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="proxy_tokens"
+    )
+    name = models.CharField(max_length=100)
+    scopes = models.JSONField(default=list)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    last_four = models.CharField(max_length=4, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    # DRF sets `request.user` to the authenticated principal; a token is one.
+    is_authenticated = True
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                "organization",
+                Lower("name"),
+                condition=models.Q(revoked_at__isnull=True),
+                name="proxy_token_active_name_unique_per_org",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} (…{self.last_four})"
+
+    def __repr__(self):
+        return f"<ProxyToken {self.name!r} …{self.last_four}>"
+
+    @property
+    def is_active(self) -> bool:
+        from django.utils import timezone
+
+        return self.revoked_at is None and (
+            self.expires_at is None or self.expires_at > timezone.now()
+        )
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+class KeyUsage(models.Model):
+    """Secret retrievals per token, key and hour; written in batches by `keyvault.usage`."""
+
+    token = models.ForeignKey(ProxyToken, on_delete=models.CASCADE, related_name="usage")
+    key = models.ForeignKey(ProviderKey, on_delete=models.CASCADE, related_name="usage")
+    hour = models.DateTimeField()
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["token", "key", "hour"], name="key_usage_one_row_per_token_key_hour"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.count}"
+
+    @classmethod
+    def add_counts(cls, rows) -> None:
+        """Add `(token_id, key_id, hour, count)` rows to the stored counts.
+
+        `INSERT … ON CONFLICT DO UPDATE SET count = count + excluded.count` is one statement on
+        both PostgreSQL and SQLite, and additive, so concurrent flushes from several app
+        instances add up instead of overwriting each other.
+        """
+        from django.db import connection
+
+        fields = [cls._meta.get_field(name) for name in ("token", "key", "hour", "count")]
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        table = connection.ops.quote_name(cls._meta.db_table)
+        count_column = connection.ops.quote_name("count")
+        # Only identifiers from the model's own metadata are interpolated; values are parameters.
+        sql = (
+            f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s) "  # noqa: S608
+            f"ON CONFLICT ({', '.join(connection.ops.quote_name(f.column) for f in fields[:3])}) "
+            f"DO UPDATE SET {count_column} = {table}.{count_column} + excluded.{count_column}"
+        )
+        params = [
+            [
+                field.get_db_prep_value(value, connection)
+                for field, value in zip(fields, row, strict=True)
+            ]
+            for row in rows
+        ]
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)

@@ -6,6 +6,7 @@ secret is called, and the public prefixes its keys start with (used only for the
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
@@ -215,6 +216,9 @@ def validate_config(provider: Provider, config) -> dict[str, str]:
 def _problem_with(spec: ConfigField, value: str) -> str | None:
     if len(value) > spec.max_length:
         return f"{spec.label} is longer than {spec.max_length} characters."
+    # URLValidator lets NUL through in a path, and PostgreSQL's jsonb cannot store it.
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+        return f"{spec.label} cannot contain control characters."
     if spec.kind == "url" and not _is_url(value):
         return f"{spec.label} must be an http(s) URL."
     if spec.pattern and not re.fullmatch(spec.pattern, value):
@@ -236,7 +240,7 @@ def validate_secret_format(provider: Provider, secret: str) -> None:
         return
     try:
         document = json.loads(secret)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON exhausts the parser's stack
         raise ValidationError(
             {"secret": "A service account key must be the JSON file Google issued."},
             code="invalid",

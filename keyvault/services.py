@@ -6,9 +6,13 @@ the API and commands all call these functions, so no rule is written twice.
 """
 
 import logging
+import unicodedata
+from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from keyvault import audit, providers
@@ -16,7 +20,8 @@ from keyvault.audit import AuditAction
 from keyvault.crypto import CryptoError
 from keyvault.errors import KeyDisabledError
 from keyvault.masking import mask_secret
-from keyvault.models import SECRET_MAX_BYTES, ProviderKey
+from keyvault.models import SECRET_MAX_BYTES, ProviderKey, ProxyToken
+from keyvault.tokens import TokenScope, generate_token, token_digest
 from organizations.actors import Actor
 from organizations.authorization import authorize
 from organizations.permissions import Action
@@ -56,6 +61,12 @@ def clean_name(name) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValidationError({"name": "A name is required."}, code="required")
     name = name.strip()
+    # PostgreSQL cannot store NUL in text, and no database can store a lone surrogate: refuse
+    # them here as a field error rather than fail in the driver.
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in name):
+        raise ValidationError(
+            {"name": "The name cannot contain control characters."}, code="invalid"
+        )
     if len(name) > NAME_MAX_LENGTH:
         raise ValidationError(
             {"name": f"The name is longer than {NAME_MAX_LENGTH} characters."}, code="max_length"
@@ -69,13 +80,23 @@ def _clean_flag(value, field: str) -> bool:
     return value
 
 
+def _named(queryset, name: str):
+    """Rows named `name` ignoring case, folded exactly as the unique constraints fold (LOWER).
+
+    Not `iexact` (UPPER on PostgreSQL, LIKE on SQLite): where the two differ (the Kelvin sign
+    and "k"), the constraint would refuse a name such a check let through, as an IntegrityError
+    instead of a field error.
+    """
+    return queryset.alias(name_lower=Lower("name")).filter(name_lower=Lower(Value(name)))
+
+
 def _check_unique(key: ProviderKey) -> None:
     """Field errors for the name and default constraints, before the database has to say no."""
     siblings = ProviderKey.objects.filter(
         organization_id=key.organization_id, provider=key.provider
     ).exclude(pk=key.pk)
     errors = {}
-    if siblings.filter(name__iexact=key.name).exists():
+    if _named(siblings, key.name).exists():
         errors["name"] = (
             f"This organization already has a {key.provider_obj.name} key named {key.name!r}."
         )
@@ -242,6 +263,16 @@ def provider_key_rotate(*, key: ProviderKey, actor: Actor, secret: str) -> Provi
     return locked
 
 
+def provider_key_edit(*, key: ProviderKey, actor: Actor, secret=_UNSET, **changes) -> ProviderKey:
+    """Update and rotate in one transaction: if either is refused, neither happens."""
+    with transaction.atomic():
+        if changes:
+            key = provider_key_update(key=key, actor=actor, **changes)
+        if secret is not _UNSET:
+            key = provider_key_rotate(key=key, actor=actor, secret=secret)
+    return key
+
+
 def provider_key_delete(*, key: ProviderKey, actor: Actor) -> None:
     authorize(actor, Action.KEY_DELETE, key.organization, key)
     with transaction.atomic():
@@ -281,3 +312,101 @@ def provider_key_reveal(*, key: ProviderKey) -> str:
             exc,
         )
         raise
+
+
+# --- Proxy tokens ----------------------------------------------------------------------------
+
+TOKEN_NAME_MAX_LENGTH = ProxyToken._meta.get_field("name").max_length
+MAX_TOKEN_DAYS = 3650
+
+
+def _clean_scopes(scopes) -> list[str]:
+    if isinstance(scopes, str):
+        scopes = [s.strip() for s in scopes.split(",") if s.strip()]
+    if not isinstance(scopes, list | tuple) or not scopes:
+        raise ValidationError({"scopes": "Choose at least one scope."}, code="required")
+    known = {scope.value for scope in TokenScope}
+    unknown = [str(s)[:40] for s in scopes if s not in known]
+    if unknown:
+        raise ValidationError(
+            {"scopes": f"Unknown scope {unknown[0]!r}; choose from {', '.join(sorted(known))}."},
+            code="invalid",
+        )
+    return sorted(set(scopes))
+
+
+def _clean_expiry_days(days) -> int | None:
+    if days is None:
+        return None
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TOKEN_DAYS:
+        raise ValidationError(
+            {"expires_in": f"Expiry must be a whole number of days from 1 to {MAX_TOKEN_DAYS}."},
+            code="invalid",
+        )
+    return days
+
+
+def proxy_token_create(
+    *, organization, actor: Actor, name: str, scopes, expires_in_days: int | None = None
+) -> tuple[ProxyToken, str]:
+    """A new token: returns the row and the token itself, which is never available again."""
+    authorize(actor, Action.TOKEN_MANAGE, organization)
+    name, scopes, days = _collect(
+        lambda: clean_name(name),
+        lambda: _clean_scopes(scopes),
+        lambda: _clean_expiry_days(expires_in_days),
+    )
+    raw = generate_token()
+    token = ProxyToken(
+        organization=organization,
+        name=name,
+        scopes=scopes,
+        digest=token_digest(raw),
+        last_four=raw[-4:],
+        created_by=actor.user if actor.user is not None and actor.user.pk else None,
+        expires_at=timezone.now() + timedelta(days=days) if days else None,
+    )
+    duplicate = ValidationError(
+        {"name": f"An active token named {name!r} already exists."}, code="unique"
+    )
+    with transaction.atomic():
+        active = ProxyToken.objects.filter(organization=organization, revoked_at__isnull=True)
+        if _named(active, name).exists():
+            raise duplicate
+        try:
+            with transaction.atomic():
+                token.save(force_insert=True)
+        except IntegrityError:
+            raise duplicate from None
+        audit.record(
+            action=AuditAction.TOKEN_CREATED,
+            actor=actor,
+            organization=organization,
+            target=token,
+            metadata={
+                "name": name,
+                "scopes": scopes,
+                "last_four": token.last_four,
+                "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+            },
+        )
+    return token, raw
+
+
+def proxy_token_revoke(*, token: ProxyToken, actor: Actor) -> ProxyToken:
+    """Revoke by timestamp; the row stays for the audit trail. Revoking twice is a no-op."""
+    authorize(actor, Action.TOKEN_MANAGE, token.organization)
+    with transaction.atomic():
+        locked = ProxyToken.objects.select_for_update().get(pk=token.pk)
+        if locked.revoked_at is not None:
+            return locked
+        locked.revoked_at = timezone.now()
+        locked.save(update_fields=["revoked_at"])
+        audit.record(
+            action=AuditAction.TOKEN_REVOKED,
+            actor=actor,
+            organization=locked.organization,
+            target=locked,
+            metadata={"name": locked.name, "last_four": locked.last_four},
+        )
+    return locked

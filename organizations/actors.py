@@ -1,4 +1,4 @@
-"""Who is acting: a signed-in user, or the operator (management commands, seeding).
+"""Who is acting: a signed-in user, a proxy token, or the operator (commands, seeding).
 
 Services take an `Actor` so that authorization and audit see the same caller on every surface.
 """
@@ -10,12 +10,17 @@ from typing import Any
 @dataclass(frozen=True)
 class Actor:
     user: Any = None
+    token: Any = None
     ip: str | None = None
     system_label: str | None = None
 
     @classmethod
     def for_user(cls, user, *, ip: str | None = None) -> "Actor":
         return cls(user=user, ip=ip)
+
+    @classmethod
+    def for_token(cls, token, *, ip: str | None = None) -> "Actor":
+        return cls(token=token, ip=ip)
 
     @classmethod
     def system(cls, label: str = "system") -> "Actor":
@@ -30,4 +35,6 @@ class Actor:
     def label(self) -> str:
         if self.is_system:
             return self.system_label
+        if self.token is not None:
+            return f"token {self.token.name} (…{self.token.last_four})"
         return getattr(self.user, "email", "") or str(self.user)

@@ -1,8 +1,7 @@
 """Authorizing an `Actor` against the permission matrix, for services.
 
 The operator (management commands) and superusers are trusted; a user is judged by their
-membership through `organizations.permissions`. A user with no membership in the organization
-gets `ObjectDoesNotExist`-style treatment from callers (404), never a hint that it exists.
+membership and a proxy token by its scopes, both through `organizations.permissions`.
 """
 
 from organizations import permissions
@@ -12,12 +11,21 @@ from organizations.selectors import membership_for
 
 
 def _is_trusted(actor: Actor) -> bool:
-    return actor.is_system or bool(actor.user is not None and actor.user.is_superuser)
+    # A deactivated superuser is locked out like anyone else: deactivation is how an operator
+    # revokes someone without deleting their audit trail.
+    user = actor.user
+    return actor.is_system or bool(
+        user is not None and user.is_superuser and getattr(user, "is_active", False)
+    )
 
 
 def authorize(actor: Actor, action: Action, organization, obj=None) -> None:
     """Raise `PermissionDenied` unless the actor may do `action` in `organization`."""
     if _is_trusted(actor):
+        return
+    if actor.token is not None:
+        if not permissions.token_can(actor.token, action, organization, obj):
+            raise permissions.PermissionDenied(f"The token may not {action.value}.")
         return
     permissions.require(membership_for(user=actor.user, organization=organization), action, obj)
 
@@ -25,6 +33,8 @@ def authorize(actor: Actor, action: Action, organization, obj=None) -> None:
 def authorize_role_grant(actor: Actor, organization, role_id: str) -> None:
     if _is_trusted(actor):
         return
+    if actor.token is not None:
+        raise permissions.PermissionDenied("Tokens cannot manage members.")
     membership = membership_for(user=actor.user, organization=organization)
     if not permissions.can_grant_role(membership, role_id):
         raise permissions.PermissionDenied("You cannot grant a role above your own.")

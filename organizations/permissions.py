@@ -10,6 +10,7 @@ from enum import StrEnum
 from django.core.exceptions import PermissionDenied
 
 from organizations import roles
+from organizations.models import Organization
 from organizations.roles import Scope
 
 
@@ -44,11 +45,12 @@ _SCOPE_FOR_ACTION = {
 def can(membership, action: Action, obj=None) -> bool:
     """Whether `membership` may do `action`, on `obj` when the action concerns one object.
 
-    `obj` of another organization is always refused, whatever the role.
+    `obj` of another organization is always refused, whatever the role; `obj` may also be the
+    organization itself (renaming or deleting it).
     """
     if membership is None:
         return False
-    if obj is not None and getattr(obj, "organization_id", None) != membership.organization_id:
+    if obj is not None and _organization_id_of(obj) != membership.organization_id:
         return False
     scopes = membership.role_obj.scopes
     if action in KEY_CHANGE_ACTIONS:
@@ -63,6 +65,31 @@ def can(membership, action: Action, obj=None) -> bool:
     if action == Action.MEMBER_MANAGE and obj is not None:
         return can_manage_member(membership, obj)
     return _SCOPE_FOR_ACTION[action] in scopes
+
+
+def _organization_id_of(obj):
+    """The organization an object belongs to; an organization belongs to itself."""
+    if isinstance(obj, Organization):
+        return obj.pk
+    return getattr(obj, "organization_id", None)
+
+
+# What a proxy token's scopes let it do through the services; anything else is refused.
+_TOKEN_SCOPE_FOR_ACTION = {
+    Action.KEY_LIST: "keys:read",
+    Action.KEY_ADD: "keys:write",
+    **{action: "keys:write" for action in KEY_CHANGE_ACTIONS},
+}
+
+
+def token_can(token, action: Action, organization, obj=None) -> bool:
+    """Whether a proxy token may do `action` in `organization` (on `obj`)."""
+    if token.organization_id != organization.pk:
+        return False
+    if obj is not None and _organization_id_of(obj) != token.organization_id:
+        return False
+    scope = _TOKEN_SCOPE_FOR_ACTION.get(action)
+    return scope is not None and scope in token.scopes
 
 
 def can_grant_role(membership, role_id: str) -> bool:

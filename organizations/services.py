@@ -4,6 +4,8 @@ The last-owner rule lives here: the owners of an organization are locked before 
 could remove one, so two concurrent demotions cannot both succeed and leave nobody in charge.
 """
 
+import unicodedata
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -26,6 +28,10 @@ def _clean_org_name(name) -> str:
     if not isinstance(name, str) or not name.strip():
         raise ValidationError({"name": "An organization name is required."})
     name = name.strip()
+    # PostgreSQL cannot store NUL and no database a lone surrogate; a newline or other control
+    # character has no place in a one-line display name either.
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in name):
+        raise ValidationError({"name": "The name cannot contain control characters."})
     if len(name) > NAME_MAX_LENGTH:
         raise ValidationError({"name": f"The name is longer than {NAME_MAX_LENGTH} characters."})
     return name
@@ -83,7 +89,10 @@ def user_get_or_create(*, email: str, password: str | None = None):
         return user, False
     user = User(username=email, email=email)
     if password is not None:
-        validate_password(password, user)
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise ValidationError({"password": exc.messages}) from None
         user.set_password(password)
     else:
         user.set_unusable_password()
@@ -94,7 +103,13 @@ def user_get_or_create(*, email: str, password: str | None = None):
 @transaction.atomic
 def organization_create(*, name: str, slug: str, owner, actor: Actor) -> Organization:
     """A new organization with `owner` as its first owner."""
-    organization = Organization.objects.create(name=_clean_org_name(name), slug=_clean_slug(slug))
+    name, slug = _clean_org_name(name), _clean_slug(slug)
+    try:
+        with transaction.atomic():
+            organization = Organization.objects.create(name=name, slug=slug)
+    except IntegrityError:
+        # A concurrent writer took the slug between the check and the insert.
+        raise ValidationError({"slug": f"The slug {slug!r} is already taken."}) from None
     Membership.objects.create(user=owner, organization=organization, role=roles.OWNER.id)
     audit.record(
         action=AuditAction.ORGANIZATION_CREATED,
@@ -143,6 +158,14 @@ def _ensure_another_owner(membership: Membership, owners: list[Membership]) -> N
         )
 
 
+def _locked_membership(membership: Membership, actor: Actor) -> Membership:
+    """The target re-read under a lock and authorized again: the caller's copy may be stale
+    (promoted to owner meanwhile), and the rank rule must judge the role it has now."""
+    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    authorize(actor, Action.MEMBER_MANAGE, membership.organization, locked)
+    return locked
+
+
 def membership_change_role(*, membership: Membership, role: str, actor: Actor) -> Membership:
     organization = membership.organization
     authorize(actor, Action.MEMBER_MANAGE, organization, membership)
@@ -150,7 +173,7 @@ def membership_change_role(*, membership: Membership, role: str, actor: Actor) -
     authorize_role_grant(actor, organization, role)
     with transaction.atomic():
         owners = _lock_owners(organization)
-        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        membership = _locked_membership(membership, actor)
         previous = membership.role
         if previous == role:
             return membership
@@ -174,7 +197,7 @@ def membership_remove(*, membership: Membership, actor: Actor) -> None:
     authorize(actor, Action.MEMBER_MANAGE, organization, membership)
     with transaction.atomic():
         owners = _lock_owners(organization)
-        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        membership = _locked_membership(membership, actor)
         _ensure_another_owner(membership, owners)
         audit.record(
             action=AuditAction.MEMBER_REMOVED,

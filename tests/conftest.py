@@ -1,7 +1,13 @@
 import pytest
 
 from organizations import roles
-from tests.factories import MembershipFactory, OrganizationFactory, ProviderKeyFactory, UserFactory
+from tests.factories import (
+    MembershipFactory,
+    OrganizationFactory,
+    ProviderKeyFactory,
+    ProxyTokenFactory,
+    UserFactory,
+)
 
 
 @pytest.fixture
@@ -32,3 +38,22 @@ def owner(organization, member_of):
 @pytest.fixture
 def provider_key(organization):
     return ProviderKeyFactory(organization=organization)
+
+
+@pytest.fixture
+def make_token(organization):
+    """A proxy token of `organization` (or another): `make_token("keys:read")`; the token
+    itself is `.raw`."""
+
+    def make(*scopes, organization=organization, **kwargs):
+        scopes = list(scopes) or ["keys:read", "keys:secret", "keys:write"]
+        return ProxyTokenFactory(organization=organization, scopes=scopes, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()

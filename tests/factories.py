@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from factory.django import DjangoModelFactory
 
 from keyvault import services
-from keyvault.models import ProviderKey
+from keyvault.models import ProviderKey, ProxyToken
 from organizations import roles
 from organizations.actors import Actor
 from organizations.models import Membership, Organization
@@ -55,3 +55,22 @@ class ProviderKeyFactory(factory.Factory):
     def _create(cls, model_class, *, created_by=None, **kwargs):
         actor = Actor.for_user(created_by) if created_by is not None else Actor.system("tests")
         return services.provider_key_create(actor=actor, **kwargs)
+
+
+class ProxyTokenFactory(factory.Factory):
+    """Creates tokens through the service; the token itself is on the row as `.raw` (tests only:
+    it is never stored)."""
+
+    class Meta:
+        model = ProxyToken
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"token-{n}")
+    scopes = factory.LazyFunction(lambda: ["keys:read", "keys:secret", "keys:write"])
+    expires_in_days = None
+
+    @classmethod
+    def _create(cls, model_class, **kwargs):
+        token, raw = services.proxy_token_create(actor=Actor.system("tests"), **kwargs)
+        token.raw = raw
+        return token

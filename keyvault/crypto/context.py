@@ -11,7 +11,7 @@ different component lists encode to the same bytes.
 """
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 DATA_LABEL = "keyvault.data"
 WRAP_LABEL = "keyvault.dek-wrap"
@@ -31,6 +31,14 @@ class EncryptionContext:
     field: str
     organization_id: str
     row_id: str
+
+    def __post_init__(self):
+        # A UUID or an int would otherwise fail only at seal time, deep in the encoder; and
+        # callers must agree on one text form of an id (`str(pk)`) for a value to open again.
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, str):
+                raise TypeError(f"EncryptionContext.{field.name} must be str, not {type(value)}.")
 
     def components(self) -> tuple[str, str, str, str]:
         return (self.model, self.field, self.organization_id, self.row_id)

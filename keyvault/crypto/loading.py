@@ -10,6 +10,7 @@ import binascii
 import logging
 import os
 import secrets
+import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,13 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from keyvault.crypto.errors import KeyringConfigurationError
-from keyvault.crypto.keyring import KEY_BYTES, Keyring, LocalKeyring, validate_kek_id
+from keyvault.crypto.keyring import (
+    KEK_ID_PATTERN,
+    KEY_BYTES,
+    Keyring,
+    LocalKeyring,
+    validate_kek_id,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +49,12 @@ def parse_kek_entries(entries: list[str], *, source: str) -> dict[str, bytes]:
             raise KeyringConfigurationError(
                 f"{source}: entry {position} is not of the form id:base64key."
             )
-        validate_kek_id(kek_id)
+        if not KEK_ID_PATTERN.fullmatch(kek_id):
+            # The id is not echoed: a malformed "id" is often key material pasted in its place.
+            raise KeyringConfigurationError(
+                f"{source}: entry {position} has an invalid KEK id; an id is 1-64 characters "
+                "of letters, digits, '-' and '_'."
+            )
         if kek_id in keks:
             raise KeyringConfigurationError(f"{source}: KEK id {kek_id!r} appears twice.")
         try:
@@ -63,7 +75,9 @@ def parse_kek_entries(entries: list[str], *, source: str) -> dict[str, bytes]:
 
 def _read_kek_file(path: Path, *, source: str) -> dict[str, bytes]:
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: some editors start a file with a byte-order mark, which would otherwise
+        # become part of the first KEK id.
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise KeyringConfigurationError(f"{source}: cannot read {path} ({exc.strerror}).") from None
     lines = [
@@ -75,20 +89,38 @@ def _read_kek_file(path: Path, *, source: str) -> dict[str, bytes]:
 def _ensure_development_kek(path: Path) -> None:
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL: two processes starting at once must not both write (and one lose) a KEK.
+    # The KEK is written whole to a private temporary file (mkstemp: mode 0600) and published
+    # with link(), which fails if the name exists. Two processes starting at once then never
+    # both create a KEK (one would be lost with everything sealed under it), and no process ever
+    # reads a half-written file. Creating the file in place and writing it afterwards left a
+    # window in which a concurrent start read an empty file and refused to run.
+    created = False
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("# Development KEK, generated because DEBUG is on and none is set.\n")
-        handle.write(new_kek_line(f"dev-{secrets.token_hex(4)}") + "\n")
-    logger.warning(
-        "Generated a development KEK in %s. Never use it in production: set KEYVAULT_KEKS "
-        "or KEYVAULT_KEKS_FILE instead.",
-        path,
-    )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write("# Development KEK, generated because DEBUG is on and none is set.\n")
+                handle.write(new_kek_line(f"dev-{secrets.token_hex(4)}") + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(temporary, path)
+                created = True
+            except FileExistsError:
+                pass  # Another process published its KEK first; use that one.
+        finally:
+            os.unlink(temporary)
+    except OSError as exc:
+        raise KeyringConfigurationError(
+            f"Cannot create the development KEK file {path} ({exc.strerror})."
+        ) from None
+    if created:
+        logger.warning(
+            "Generated a development KEK in %s. Never use it in production: set KEYVAULT_KEKS "
+            "or KEYVAULT_KEKS_FILE instead.",
+            path,
+        )
 
 
 def keks_configured() -> bool:

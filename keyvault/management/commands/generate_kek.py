@@ -1,6 +1,7 @@
 from django.core.management.base import CommandError
 
 from keyvault.crypto import CryptoError
+from keyvault.crypto.keyring import validate_kek_id
 from keyvault.crypto.loading import new_kek_line
 from organizations.management.base import ProvisioningCommand
 
@@ -14,6 +15,9 @@ class Command(ProvisioningCommand):
 
     def handle(self, *, kek_id, **options):
         try:
+            if kek_id is not None:
+                # An explicit but empty `--id ""` is a mistake, not a request for the default.
+                validate_kek_id(kek_id)
             self.stdout.write(new_kek_line(kek_id))
         except CryptoError as exc:
             raise CommandError(str(exc)) from None

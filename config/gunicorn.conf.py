@@ -1,0 +1,19 @@
+"""gunicorn settings: `gunicorn -c config/gunicorn.conf.py config.wsgi`."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
+worker_class = "sync"
+# Keep connections open between a proxy's requests; the proxy reuses them.
+keepalive = 30
+graceful_timeout = 30
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+
+
+def worker_exit(server, worker):
+    # A worker stopping cleanly writes its pending usage counts before it goes.
+    from keyvault.usage import recorder
+
+    recorder.stop()

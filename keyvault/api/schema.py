@@ -1,0 +1,15 @@
+"""Describes the bearer-token authentication in the OpenAPI schema."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class ProxyTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "keyvault.api.authentication.ProxyTokenAuthentication"
+    name = "proxyToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A proxy token: `kvp_` followed by 43 characters.",
+        }

@@ -1,0 +1,103 @@
+"""Shapes of the API's JSON. Input serializers check types and presence only; every rule about
+values (provider catalog, config schema, secret size, uniqueness) is the services' job."""
+
+from rest_framework import serializers
+
+
+class StrictCharField(serializers.CharField):
+    """A string and nothing else: DRF's CharField would turn 42 or true into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """JSON true or false only, not "yes", 1 or "on"."""
+
+    default_error_messages = {"invalid": "Must be true or false."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class NoUnknownFieldsMixin:
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["This field is not recognised."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class ProviderKeySerializer(serializers.Serializer):
+    """A key's metadata: everything but the secret."""
+
+    id = serializers.UUIDField()
+    provider = serializers.CharField()
+    name = serializers.CharField()
+    hint = serializers.CharField(source="secret_hint", help_text="Masked secret, e.g. sk-…4f2a")
+    config = serializers.DictField(child=serializers.CharField())
+    is_default = serializers.BooleanField()
+    enabled = serializers.BooleanField()
+    version = serializers.IntegerField(help_text="Bumped whenever the secret changes.")
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    rotated_at = serializers.DateTimeField(allow_null=True)
+    last_used_at = serializers.DateTimeField(allow_null=True)
+
+
+class ProviderKeyPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ProviderKeySerializer(many=True)
+
+
+class ProviderKeySecretSerializer(ProviderKeySerializer):
+    secret = serializers.CharField(help_text="The decrypted secret.")
+
+
+class ProviderKeyCreateSerializer(NoUnknownFieldsMixin, serializers.Serializer):
+    provider = StrictCharField(trim_whitespace=False)
+    name = StrictCharField(trim_whitespace=False, max_length=200)
+    secret = StrictCharField(trim_whitespace=False, write_only=True)
+    config = serializers.DictField(required=False, default=dict)
+    is_default = StrictBooleanField(required=False, default=False)
+    enabled = StrictBooleanField(required=False, default=True)
+
+
+class ProviderKeyUpdateSerializer(NoUnknownFieldsMixin, serializers.Serializer):
+    name = StrictCharField(required=False, trim_whitespace=False, max_length=200)
+    config = serializers.DictField(required=False)
+    is_default = StrictBooleanField(required=False)
+    enabled = StrictBooleanField(required=False)
+    secret = StrictCharField(
+        required=False,
+        trim_whitespace=False,
+        write_only=True,
+        help_text="A new secret: rotates the key and bumps its version.",
+    )
+
+
+class PingSerializer(serializers.Serializer):
+    organization = serializers.CharField()
+    token = serializers.CharField()
+    scopes = serializers.ListField(child=serializers.CharField())
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error answer: `detail` always, `errors` on 400, `code` where a client branches."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False, help_text="key_disabled, key_integrity_error")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Field name to messages (400 only).",
+    )

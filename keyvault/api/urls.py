@@ -1,0 +1,18 @@
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from keyvault.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("ping", views.PingView.as_view(), name="ping"),
+    path("keys", views.KeyListView.as_view(), name="keys"),
+    path("keys/<str:key_id>", views.KeyDetailView.as_view(), name="key"),
+    path("keys/<str:key_id>/secret", views.KeySecretView.as_view(), name="key-secret"),
+    path("resolve", views.ResolveView.as_view(), name="resolve"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # Anything else under the API answers a JSON 404, not the site's HTML page.
+    re_path(r"^.*$", views.not_found),
+]

@@ -1,0 +1,212 @@
+"""The proxy API: thin views over selectors, services and `keyvault.retrieval`."""
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ParseError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from keyvault import selectors, services
+from keyvault.api.parsers import StrictJSONParser
+from keyvault.api.serializers import (
+    ErrorSerializer,
+    PingSerializer,
+    ProviderKeyCreateSerializer,
+    ProviderKeyPageSerializer,
+    ProviderKeySecretSerializer,
+    ProviderKeySerializer,
+    ProviderKeyUpdateSerializer,
+)
+from keyvault.retrieval import retrieve_secret
+from keyvault.tokens import TokenScope
+from organizations.actors import Actor
+
+READ = {TokenScope.KEYS_READ}
+SECRET = {TokenScope.KEYS_SECRET}
+WRITE = {TokenScope.KEYS_WRITE}
+
+
+def _error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(response=ErrorSerializer, description=description)
+
+
+ERRORS = {
+    400: _error("Invalid input; `errors` maps fields to messages."),
+    401: _error("Missing, malformed, unknown, expired or revoked token."),
+    403: _error("The token lacks a scope."),
+    404: _error("No such key in the token's organization."),
+    429: _error("Throttled; `Retry-After` says when to come back."),
+}
+
+
+def _actor(request) -> Actor:
+    return Actor.for_token(request.auth, ip=request.META.get("REMOTE_ADDR"))
+
+
+def _body(request) -> dict:
+    if not isinstance(request.data, dict):
+        raise ParseError("The body must be a JSON object.")
+    return request.data
+
+
+@csrf_exempt  # A JSON 404 for every method: not the CSRF middleware's HTML 403 for a POST.
+def not_found(request, *args, **kwargs):
+    return JsonResponse({"detail": "Not found."}, status=404)
+
+
+class KeyPagination(PageNumberPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class TokenAPIView(APIView):
+    """Base of the API's views: `required_scopes` maps each served method to token scopes."""
+
+    required_scopes: dict = {}
+    parser_classes = [StrictJSONParser]
+    # No OPTIONS: a server-to-server API has no CORS preflight, and DRF's metadata answer would
+    # need a scope of its own. Methods a view does not serve answer 405.
+    http_method_names = ["get", "post", "patch", "delete", "head"]
+
+
+class PingView(TokenAPIView):
+    """An authenticated no-op: checks a token and names its organization and scopes."""
+
+    required_scopes = {"GET": set()}
+
+    @extend_schema(responses={200: PingSerializer, 401: ERRORS[401], 429: ERRORS[429]})
+    def get(self, request):
+        token = request.auth
+        return Response(
+            {"organization": token.organization.slug, "token": token.name, "scopes": token.scopes}
+        )
+
+
+class KeyListView(TokenAPIView):
+    required_scopes = {"GET": READ, "POST": WRITE}
+    pagination_class = KeyPagination
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("provider", str, description="Only keys of this provider."),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int, description="At most 500."),
+        ],
+        operation_id="keys_list",
+        responses={200: ProviderKeyPageSerializer, **ERRORS},
+    )
+    def get(self, request):
+        keys = selectors.provider_keys_for_org(
+            organization_id=request.auth.organization_id,
+            provider=request.query_params.get("provider") or None,
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(keys, request, view=self)
+        return paginator.get_paginated_response(ProviderKeySerializer(page, many=True).data)
+
+    @extend_schema(
+        request=ProviderKeyCreateSerializer, responses={201: ProviderKeySerializer, **ERRORS}
+    )
+    def post(self, request):
+        serializer = ProviderKeyCreateSerializer(data=_body(request))
+        serializer.is_valid(raise_exception=True)
+        key = services.provider_key_create(
+            organization=request.auth.organization,
+            actor=_actor(request),
+            **serializer.validated_data,
+        )
+        return Response(ProviderKeySerializer(key).data, status=status.HTTP_201_CREATED)
+
+
+class KeyDetailView(TokenAPIView):
+    required_scopes = {"GET": READ, "PATCH": WRITE, "DELETE": WRITE}
+
+    def _key(self, request, key_id):
+        return selectors.provider_key_get(
+            organization_id=request.auth.organization_id, key_id=key_id
+        )
+
+    @extend_schema(responses={200: ProviderKeySerializer, **ERRORS})
+    def get(self, request, key_id):
+        return Response(ProviderKeySerializer(self._key(request, key_id)).data)
+
+    @extend_schema(
+        request=ProviderKeyUpdateSerializer, responses={200: ProviderKeySerializer, **ERRORS}
+    )
+    def patch(self, request, key_id):
+        key = self._key(request, key_id)
+        serializer = ProviderKeyUpdateSerializer(data=_body(request))
+        serializer.is_valid(raise_exception=True)
+        key = services.provider_key_edit(
+            key=key, actor=_actor(request), **serializer.validated_data
+        )
+        return Response(ProviderKeySerializer(key).data)
+
+    @extend_schema(responses={204: None, **ERRORS})
+    def delete(self, request, key_id):
+        services.provider_key_delete(key=self._key(request, key_id), actor=_actor(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _secret_response(request, key) -> Response:
+    retrieval = retrieve_secret(
+        token=request.auth, key=key, if_none_match=request.headers.get("If-None-Match")
+    )
+    if retrieval.not_modified:
+        response = Response(status=status.HTTP_304_NOT_MODIFIED)
+    else:
+        data = ProviderKeySerializer(key).data
+        data["secret"] = retrieval.secret
+        response = Response(data)
+    response["ETag"] = retrieval.etag
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+SECRET_RESPONSES = {
+    200: ProviderKeySecretSerializer,
+    304: OpenApiResponse(description="The copy named by If-None-Match is current."),
+    409: _error("The key is disabled (`code`: key_disabled)."),
+    500: _error("The stored value failed its integrity check (`code`: key_integrity_error)."),
+    **ERRORS,
+}
+
+
+class KeySecretView(TokenAPIView):
+    required_scopes = {"GET": SECRET}
+
+    @extend_schema(
+        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
+        responses=SECRET_RESPONSES,
+    )
+    def get(self, request, key_id):
+        key = selectors.provider_key_get(
+            organization_id=request.auth.organization_id, key_id=key_id
+        )
+        return _secret_response(request, key)
+
+
+class ResolveView(TokenAPIView):
+    """The organization's default enabled key for a provider (or the named one), with secret."""
+
+    required_scopes = {"GET": SECRET}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("provider", str, required=True),
+            OpenApiParameter("name", str, description="A key name instead of the default."),
+            OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER),
+        ],
+        responses=SECRET_RESPONSES,
+    )
+    def get(self, request):
+        key = selectors.provider_key_resolve(
+            organization_id=request.auth.organization_id,
+            provider=request.query_params.get("provider", ""),
+            name=request.query_params.get("name"),
+        )
+        return _secret_response(request, key)

@@ -1,0 +1,31 @@
+from django.core.management.base import CommandError
+
+from keyvault import services
+from organizations.actors import Actor
+from organizations.management.base import ProvisioningCommand
+from organizations.models import Organization
+
+
+class Command(ProvisioningCommand):
+    help = "Create a proxy token and print it (alone, on stdout). It is never shown again."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--org", required=True, metavar="SLUG")
+        parser.add_argument("--name", required=True)
+        parser.add_argument(
+            "--scopes", required=True, help="Comma-separated: keys:read,keys:secret,keys:write"
+        )
+        parser.add_argument("--expires-in", type=int, metavar="DAYS", dest="expires_in")
+
+    def handle(self, *, org, name, scopes, expires_in, **options):
+        organization = Organization.objects.filter(slug=org.strip().lower()).first()
+        if organization is None:
+            raise CommandError(f"No organization with slug {org!r}.")
+        _token, raw = services.proxy_token_create(
+            organization=organization,
+            actor=Actor.system("manage.py create_token"),
+            name=name,
+            scopes=scopes,
+            expires_in_days=expires_in,
+        )
+        self.stdout.write(raw)

@@ -1,0 +1,52 @@
+"""Handing a decrypted secret to a proxy: revalidation, the disabled rule, accounting.
+
+The ETag is derived from the key's id, secret version and last change, so it changes whenever
+anything in the response would. A proxy that sends it back in `If-None-Match` gets "not
+modified" without any decryption. Disabled keys are refused even on revalidation, so a proxy
+with a cached copy learns at once that it must stop using it.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+from django.utils.http import parse_etags
+
+from keyvault.errors import KeyDisabledError
+from keyvault.models import ProviderKey
+from keyvault.services import provider_key_reveal
+from keyvault.usage import recorder
+
+
+@dataclass(frozen=True)
+class SecretRetrieval:
+    key: ProviderKey
+    etag: str
+    secret: str | None  # None when the caller's copy is current
+
+    @property
+    def not_modified(self) -> bool:
+        return self.secret is None
+
+    def __repr__(self):
+        return f"SecretRetrieval(key={self.key.pk}, etag={self.etag}, secret=<hidden>)"
+
+
+def key_etag(key: ProviderKey) -> str:
+    material = f"{key.pk}:{key.version}:{key.updated_at.isoformat()}".encode()
+    return f'"{hashlib.sha256(material).hexdigest()[:32]}"'
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = parse_etags(if_none_match)
+    return "*" in tags or etag in tags or f"W/{etag}" in tags
+
+
+def retrieve_secret(*, token, key: ProviderKey, if_none_match: str | None = None):
+    if not key.enabled:
+        raise KeyDisabledError(f"The key {key.name!r} is disabled; enable it to use it again.")
+    etag = key_etag(key)
+    secret = None if _matches(if_none_match, etag) else provider_key_reveal(key=key)
+    recorder.record_secret_retrieval(token.pk, key.pk)
+    return SecretRetrieval(key=key, etag=etag, secret=secret)

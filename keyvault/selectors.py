@@ -1,0 +1,57 @@
+"""Reads of provider keys, always scoped to one organization.
+
+An id of another organization is simply not found: callers answer 404, never 403, so nobody
+learns that the id exists.
+"""
+
+import unicodedata
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db.models import Value
+from django.db.models.functions import Lower
+
+from keyvault import providers
+from keyvault.models import ProviderKey
+
+
+def provider_keys_for_org(*, organization_id, provider: str | None = None):
+    keys = ProviderKey.objects.filter(organization_id=organization_id)
+    if provider:
+        providers.get_provider(provider)
+        keys = keys.filter(provider=provider)
+    return keys.order_by("provider", "name", "id")
+
+
+def provider_key_get(*, organization_id, key_id) -> ProviderKey:
+    """The key `key_id` of this organization; `ProviderKey.DoesNotExist` otherwise, also for an
+    id that is not a UUID at all."""
+    try:
+        key_uuid = uuid.UUID(str(key_id))
+    except ValueError:
+        raise ProviderKey.DoesNotExist from None
+    return ProviderKey.objects.get(organization_id=organization_id, pk=key_uuid)
+
+
+def provider_key_resolve(*, organization_id, provider: str, name: str | None = None) -> ProviderKey:
+    """The organization's default key for `provider`, or its key named `name`.
+
+    Disabled keys are returned too, so the caller can say so instead of "not found"; they are
+    never handed out (`keyvault.retrieval` refuses them).
+    """
+    if not isinstance(provider, str) or not provider:
+        raise ValidationError({"provider": "The provider parameter is required."})
+    providers.get_provider(provider)
+    keys = ProviderKey.objects.filter(organization_id=organization_id, provider=provider)
+    if name is not None:
+        name = name.strip()
+        if not name:
+            raise ValidationError({"name": "The name parameter cannot be empty."})
+        # PostgreSQL refuses NUL in a query parameter with a driver error, not "no match".
+        if any(unicodedata.category(char) in ("Cc", "Cs") for char in name):
+            raise ProviderKey.DoesNotExist
+        # The same case folding as the name's unique constraint (LOWER), so at most one key
+        # matches. `iexact` compares UPPER on PostgreSQL, where distinct names (the Greek sigma
+        # and final sigma) fold to one and the lookup would find two.
+        return keys.alias(name_lower=Lower("name")).get(name_lower=Lower(Value(name)))
+    return keys.get(is_default=True)

@@ -1,0 +1,38 @@
+"""Proxy tokens: how they look, how they are generated, and how they are stored.
+
+A token is `kvp_` followed by 43 base64url characters (256 random bits). Only its SHA-256
+digest is stored: with that much entropy a plain hash cannot be brute-forced, so no salt or
+pepper is needed, and unlike a keyed hash it survives a change of SECRET_KEY. The `kvp_` prefix
+lets secret scanners recognise a leaked token, and the format is checked before hashing so
+garbage never reaches the database.
+"""
+
+import hashlib
+import re
+import secrets
+from enum import StrEnum
+
+TOKEN_PREFIX = "kvp_"
+TOKEN_RANDOM_BYTES = 32
+TOKEN_PATTERN = re.compile(r"^kvp_[A-Za-z0-9_-]{43}$")
+
+
+class TokenScope(StrEnum):
+    KEYS_READ = "keys:read"  # key metadata
+    KEYS_SECRET = "keys:secret"  # decrypted secrets
+    KEYS_WRITE = "keys:write"  # create, change, rotate, delete keys
+
+
+SCOPE_CHOICES = [(scope.value, scope.value) for scope in TokenScope]
+
+
+def generate_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_RANDOM_BYTES)
+
+
+def looks_like_token(value: str) -> bool:
+    return bool(TOKEN_PATTERN.fullmatch(value))
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()

@@ -1,0 +1,359 @@
+"""Authentication, scopes and throttling of the proxy API."""
+
+import json
+import os
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from keyvault import services
+from keyvault.api import throttling
+from keyvault.models import AuditEvent, ProviderKey, ProxyToken
+from organizations.actors import Actor
+from tests.factories import ProviderKeyFactory
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+WWW_AUTHENTICATE = 'Bearer realm="keyvault"'
+SCOPES = ["keys:read", "keys:secret", "keys:write"]
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def frozen_window(monkeypatch):
+    """One throttle window for the whole test, 42 seconds before it ends: a test that straddles
+    a minute boundary would otherwise see its counters reset."""
+    monkeypatch.setattr(throttling, "_window", lambda: (29_000_000, 42))
+
+
+def _redis_reachable() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _use_redis(settings) -> None:
+    if not _redis_reachable():
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is not reachable at {REDIS_URL}, and CI must exercise it.")
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} (set CI to make this fail).")
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+
+
+@pytest.fixture(params=["locmem", "redis"])
+def cache_backend(request, settings):
+    """The throttles run on each cache backend the deployment may use."""
+    if request.param == "redis":
+        _use_redis(settings)
+    cache.clear()
+    yield request.param
+    cache.clear()
+
+
+@pytest.fixture
+def redis_cache(settings):
+    _use_redis(settings)
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def bearer(token) -> dict:
+    raw = token if isinstance(token, str) else token.raw
+    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+
+
+def assert_json_error(response, status):
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert isinstance(body.get("detail"), str) and body["detail"]
+    return body
+
+
+# --- Every endpoint x every scope ---------------------------------------------------------------
+
+# (name, method, path, scope needed or None for any token, success status)
+ENDPOINTS = [
+    ("ping", "get", "/api/v1/ping", None, 200),
+    ("list", "get", "/api/v1/keys", "keys:read", 200),
+    ("detail", "get", "/api/v1/keys/{id}", "keys:read", 200),
+    ("secret", "get", "/api/v1/keys/{id}/secret", "keys:secret", 200),
+    ("resolve", "get", "/api/v1/resolve?provider=openai", "keys:secret", 200),
+    ("create", "post", "/api/v1/keys", "keys:write", 201),
+    ("update", "patch", "/api/v1/keys/{id}", "keys:write", 200),
+    ("delete", "delete", "/api/v1/keys/{id}", "keys:write", 204),
+]
+BODIES = {
+    "create": {"provider": "anthropic", "name": "Fresh", "secret": "sk-ant-api03-fresh-secret"},
+    "update": {"name": "Renamed"},
+}
+
+
+def call(client, method, path, token, body=None):
+    kwargs = bearer(token)
+    if body is not None:
+        kwargs.update(data=json.dumps(body), content_type="application/json")
+    return getattr(client, method)(path, **kwargs)
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+@pytest.mark.parametrize(
+    ("name", "method", "path", "needed", "success"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS]
+)
+def test_endpoint_allows_its_scope_and_refuses_the_others(
+    client, organization, make_token, name, method, path, needed, success, scope
+):
+    key = ProviderKeyFactory(organization=organization, provider="openai", is_default=True)
+    token = make_token(scope)
+    keys_before = ProviderKey.objects.count()
+    events_before = AuditEvent.objects.count()
+
+    response = call(client, method, path.format(id=key.pk), token, BODIES.get(name))
+
+    if needed is None or needed == scope:
+        assert response.status_code == success, response.content
+    else:
+        body = assert_json_error(response, 403)
+        assert needed in body["detail"]
+        assert ProviderKey.objects.count() == keys_before
+        assert AuditEvent.objects.count() == events_before
+        key.refresh_from_db()
+        assert key.name != "Renamed"
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "path", "needed", "success"), ENDPOINTS, ids=[e[0] for e in ENDPOINTS]
+)
+def test_token_with_every_scope_reaches_every_endpoint(
+    client, organization, make_token, name, method, path, needed, success
+):
+    key = ProviderKeyFactory(organization=organization, provider="openai", is_default=True)
+    response = call(client, method, path.format(id=key.pk), make_token(*SCOPES), BODIES.get(name))
+    assert response.status_code == success, response.content
+
+
+def test_ping_names_the_organization_token_and_scopes(client, organization, make_token):
+    token = make_token("keys:read", name="edge-proxy")
+    response = client.get("/api/v1/ping", **bearer(token))
+    assert response.json() == {
+        "organization": organization.slug,
+        "token": "edge-proxy",
+        "scopes": ["keys:read"],
+    }
+
+
+@pytest.mark.parametrize("method", ["put", "options"])
+def test_method_not_served_answers_405_not_403(client, organization, make_token, method):
+    key = ProviderKeyFactory(organization=organization)
+    response = getattr(client, method)(f"/api/v1/keys/{key.pk}", **bearer(make_token("keys:read")))
+    assert_json_error(response, 405)
+
+
+def test_method_not_served_still_needs_a_token(client, provider_key):
+    response = client.put(f"/api/v1/keys/{provider_key.pk}")
+    assert_json_error(response, 401)
+
+
+# --- 401 ------------------------------------------------------------------------------------
+
+VALID_SHAPE = "kvp_" + "A" * 43
+MALFORMED_HEADERS = {
+    "wrong scheme": "Token " + VALID_SHAPE,
+    "basic": "Basic dXNlcjpwYXNzd29yZA==",
+    "scheme only": "Bearer",
+    "three parts": f"Bearer {VALID_SHAPE} extra",
+    "wrong prefix": "Bearer kvx_" + "A" * 43,
+    "no prefix": "Bearer " + "A" * 47,
+    "too short": "Bearer kvp_" + "A" * 42,
+    "too long": "Bearer kvp_" + "A" * 44,
+    "bad alphabet": "Bearer kvp_" + "A" * 42 + "+",
+    "non-ascii latin-1": "Bearer kvp_" + "A" * 42 + "é",
+    "non-latin-1": "Bearer kvp_" + "A" * 42 + "€",
+    "token with a space": "Bearer kvp_" + "A" * 20 + " " + "A" * 22,
+}
+
+
+def test_missing_token_is_401_with_www_authenticate(client, db):
+    response = client.get("/api/v1/ping")
+    assert_json_error(response, 401)
+    assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
+
+
+@pytest.mark.parametrize("header", MALFORMED_HEADERS.values(), ids=MALFORMED_HEADERS.keys())
+def test_malformed_token_is_401_without_a_database_lookup(
+    client, db, django_assert_num_queries, header
+):
+    with django_assert_num_queries(0):
+        response = client.get("/api/v1/ping", HTTP_AUTHORIZATION=header)
+    assert_json_error(response, 401)
+    assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
+
+
+def test_unknown_token_is_401_after_one_lookup(client, db, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        response = client.get("/api/v1/ping", **bearer(VALID_SHAPE))
+    assert_json_error(response, 401)
+    assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
+
+
+def test_lower_case_scheme_is_accepted(client, make_token):
+    token = make_token("keys:read")
+    response = client.get("/api/v1/ping", HTTP_AUTHORIZATION=f"bearer {token.raw}")
+    assert response.status_code == 200
+
+
+def test_revoked_token_is_401(client, make_token):
+    token = make_token("keys:read")
+    services.proxy_token_revoke(token=token, actor=Actor.system("tests"))
+    response = client.get("/api/v1/ping", **bearer(token))
+    body = assert_json_error(response, 401)
+    assert "revoked" in body["detail"]
+    assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
+
+
+def test_expired_token_is_401(client, make_token):
+    token = make_token("keys:read", expires_in_days=1)
+    ProxyToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = client.get("/api/v1/ping", **bearer(token))
+    body = assert_json_error(response, 401)
+    assert "expired" in body["detail"]
+    assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
+
+
+def test_token_not_yet_expired_works(client, make_token):
+    token = make_token("keys:read", expires_in_days=1)
+    assert client.get("/api/v1/ping", **bearer(token)).status_code == 200
+
+
+def test_token_of_a_deleted_organization_is_401(client, organization, make_token):
+    token = make_token("keys:read")
+    organization.delete()
+    assert_json_error(client.get("/api/v1/ping", **bearer(token)), 401)
+
+
+def test_the_401_body_never_echoes_the_token(client, make_token):
+    token = make_token("keys:read")
+    services.proxy_token_revoke(token=token, actor=Actor.system("tests"))
+    response = client.get("/api/v1/ping", **bearer(token))
+    assert token.raw not in response.content.decode()
+    assert token.raw[4:] not in response.content.decode()
+
+
+def test_schema_needs_no_token(client, db):
+    response = client.get("/api/v1/schema")
+    assert response.status_code == 200
+    assert b"openapi" in response.content
+
+
+# --- Throttling -----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_failed_authentication_is_throttled_per_address(
+    client, settings, make_token, cache_backend
+):
+    settings.KEYVAULT_API_AUTH_FAILURES_PER_MINUTE = 3
+    token = make_token("keys:read")
+    for _ in range(3):
+        assert_json_error(client.get("/api/v1/ping", **bearer(VALID_SHAPE)), 401)
+
+    throttled = client.get("/api/v1/ping", **bearer(VALID_SHAPE))
+    assert_json_error(throttled, 429)
+    assert throttled["Retry-After"] == "42"
+    # Malformed tokens count as failures too, and are throttled as well.
+    assert_json_error(client.get("/api/v1/ping", HTTP_AUTHORIZATION="Basic eA=="), 429)
+
+    # A valid token from the same address keeps working: one bad client behind a shared egress
+    # cannot lock out the others.
+    assert client.get("/api/v1/ping", **bearer(token)).status_code == 200
+    # Another address has its own count.
+    other = client.get("/api/v1/ping", REMOTE_ADDR="10.1.2.3", **bearer(VALID_SHAPE))
+    assert_json_error(other, 401)
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_failures_count_in_the_shared_cache(client, settings, db, cache_backend):
+    """Two app instances share their counters: the count lives in the cache, not the process."""
+    settings.KEYVAULT_API_AUTH_FAILURES_PER_MINUTE = 2
+    client.get("/api/v1/ping", **bearer(VALID_SHAPE))
+    client.get("/api/v1/ping", **bearer(VALID_SHAPE))
+    assert cache.get("kv:throttle:authfail:127.0.0.1:29000000") == 2
+    assert_json_error(client.get("/api/v1/ping", **bearer(VALID_SHAPE)), 429)
+
+
+def test_failure_throttle_off_when_zero(client, settings, db):
+    settings.KEYVAULT_API_AUTH_FAILURES_PER_MINUTE = 0
+    for _ in range(5):
+        assert_json_error(client.get("/api/v1/ping", **bearer(VALID_SHAPE)), 401)
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_token_rate_is_throttled_per_token(client, settings, make_token, cache_backend):
+    settings.KEYVAULT_API_TOKEN_RATE_PER_MINUTE = 2
+    busy, quiet = make_token("keys:read"), make_token("keys:read")
+    assert client.get("/api/v1/ping", **bearer(busy)).status_code == 200
+    assert client.get("/api/v1/ping", **bearer(busy)).status_code == 200
+
+    throttled = client.get("/api/v1/ping", **bearer(busy))
+    assert_json_error(throttled, 429)
+    assert throttled["Retry-After"] == "42"
+    assert client.get("/api/v1/ping", **bearer(quiet)).status_code == 200
+
+
+def test_token_rate_resets_with_the_window(client, settings, make_token, monkeypatch):
+    settings.KEYVAULT_API_TOKEN_RATE_PER_MINUTE = 1
+    token = make_token("keys:read")
+    monkeypatch.setattr(throttling, "_window", lambda: (1, 5))
+    assert client.get("/api/v1/ping", **bearer(token)).status_code == 200
+    assert client.get("/api/v1/ping", **bearer(token)).status_code == 429
+    monkeypatch.setattr(throttling, "_window", lambda: (2, 60))
+    assert client.get("/api/v1/ping", **bearer(token)).status_code == 200
+
+
+def test_token_rate_off_when_zero(client, settings, make_token):
+    settings.KEYVAULT_API_TOKEN_RATE_PER_MINUTE = 0
+    token = make_token("keys:read")
+    for _ in range(5):
+        assert client.get("/api/v1/ping", **bearer(token)).status_code == 200
+
+
+@pytest.mark.usefixtures("redis_cache")
+def test_redis_counter_increments_atomically_with_an_expiry():
+    import redis
+
+    assert throttling._increment("kv:test:counter") == 1
+    assert throttling._increment("kv:test:counter") == 2
+    raw = redis.Redis.from_url(REDIS_URL)
+    [redis_key] = raw.keys("*kv:test:counter")
+    assert 0 < raw.ttl(redis_key) <= throttling.COUNTER_TIMEOUT
+    # Django's cache reads the same counter.
+    assert cache.get("kv:test:counter") == 2
+
+
+def test_window_reports_seconds_left():
+    window, left = throttling._window()
+    assert window > 0
+    assert 1 <= left <= throttling.WINDOW_SECONDS
+
+
+def test_authentication_never_writes(client, make_token):
+    token = make_token("keys:read")
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/api/v1/ping", **bearer(token)).status_code == 200
+    assert len(queries) == 1
+    assert queries[0]["sql"].lstrip().upper().startswith("SELECT")

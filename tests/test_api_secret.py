@@ -1,0 +1,386 @@
+"""Secret retrieval: `keys/{id}/secret` and `resolve`, revalidation, disabled keys, integrity."""
+
+import logging
+from unittest import mock
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+
+from keyvault import services
+from keyvault.crypto import envelope as crypto_envelope
+from keyvault.models import ProviderKey
+from keyvault.usage import recorder
+from organizations.actors import Actor
+from tests.factories import ProviderKeyFactory
+
+SECRET = "sk-proj-Zq8wNn4VbT2yLk7RmP5sXc1dFg6hJ3tA"
+NEW_SECRET = "sk-proj-Hh2Jj4Kk6Ll8Mm0Nn1Bb3Vv5Cc7Xx9Zz"
+SIGMA, FINAL_SIGMA = "\u03c3", "\u03c2"
+SECRET_FIELDS = {
+    "id",
+    "provider",
+    "name",
+    "hint",
+    "config",
+    "is_default",
+    "enabled",
+    "version",
+    "created_at",
+    "updated_at",
+    "rotated_at",
+    "last_used_at",
+    "secret",
+}
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _empty_recorder():
+    """The recorder is process-wide: start and end each test with nothing pending."""
+    recorder._take()
+    yield
+    recorder._take()
+
+
+@pytest.fixture
+def token(make_token):
+    return make_token("keys:secret", "keys:write")
+
+
+@pytest.fixture
+def get(client, token):
+    def request(path, **headers):
+        return client.get(path, HTTP_AUTHORIZATION=f"Bearer {token.raw}", **headers)
+
+    return request
+
+
+@pytest.fixture
+def key(organization):
+    return ProviderKeyFactory(organization=organization, secret=SECRET, is_default=True)
+
+
+@pytest.fixture
+def opened():
+    """Spy on the one decrypting call."""
+    with mock.patch.object(
+        services._secret_field, "open", wraps=services._secret_field.open
+    ) as spy:
+        yield spy
+
+
+def secret_url(key) -> str:
+    return f"/api/v1/keys/{key.pk}/secret"
+
+
+def edit(key, **changes):
+    return services.provider_key_edit(key=key, actor=Actor.system("tests"), **changes)
+
+
+def assert_secret_response(response, key, secret):
+    assert response.status_code == 200, response.content
+    assert response["Cache-Control"] == "no-store"
+    assert response["ETag"].startswith('"') and response["ETag"].endswith('"')
+    body = response.json()
+    assert set(body) == SECRET_FIELDS
+    assert body["id"] == str(key.pk)
+    assert body["secret"] == secret
+    return body
+
+
+# --- keys/{id}/secret -----------------------------------------------------------------------
+
+
+def test_secret_is_returned_with_no_store_and_etag(get, key):
+    body = assert_secret_response(get(secret_url(key)), key, SECRET)
+    assert body["hint"] == key.secret_hint
+    assert body["version"] == 1
+
+
+def test_matching_if_none_match_is_304_without_decrypting(get, key, opened):
+    etag = get(secret_url(key))["ETag"]
+    opened.reset_mock()
+
+    response = get(secret_url(key), HTTP_IF_NONE_MATCH=etag)
+
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response["ETag"] == etag
+    assert response["Cache-Control"] == "no-store"
+    opened.assert_not_called()
+
+
+def test_304_never_reaches_the_crypto_layer(get, key):
+    etag = get(secret_url(key))["ETag"]
+    with mock.patch.object(crypto_envelope, "open_sealed") as open_sealed:
+        assert get(secret_url(key), HTTP_IF_NONE_MATCH=etag).status_code == 304
+    open_sealed.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["{etag}", "W/{etag}", '"stale", {etag}', "*"],
+    ids=["strong", "weak", "one of several", "any"],
+)
+def test_if_none_match_forms(get, key, header):
+    etag = get(secret_url(key))["ETag"]
+    assert get(secret_url(key), HTTP_IF_NONE_MATCH=header.format(etag=etag)).status_code == 304
+
+
+@pytest.mark.parametrize("header", ['"stale"', "garbage", ""])
+def test_stale_or_garbage_if_none_match_gets_the_secret(get, key, header):
+    assert_secret_response(get(secret_url(key), HTTP_IF_NONE_MATCH=header), key, SECRET)
+
+
+def test_etag_changes_after_rotation(get, key, client, token):
+    etag = get(secret_url(key))["ETag"]
+    response = client.patch(
+        f"/api/v1/keys/{key.pk}",
+        {"secret": NEW_SECRET},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token.raw}",
+    )
+    assert response.json()["version"] == 2
+
+    after = get(secret_url(key), HTTP_IF_NONE_MATCH=etag)
+    body = assert_secret_response(after, key, NEW_SECRET)
+    assert body["version"] == 2
+    assert after["ETag"] != etag
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"name": "Renamed"}, {"config": {"project": "proj_2"}}, {"is_default": False}],
+    ids=["name", "config", "default"],
+)
+def test_etag_changes_after_an_edit(get, key, changes):
+    etag = get(secret_url(key))["ETag"]
+    edit(key, **changes)
+    after = get(secret_url(key), HTTP_IF_NONE_MATCH=etag)
+    assert after.status_code == 200
+    assert after["ETag"] != etag
+
+
+def test_etag_is_stable_while_nothing_changes(get, key):
+    first = get(secret_url(key))["ETag"]
+    recorder.flush()  # Recording use moves last_used_at, not the secret or its metadata.
+    assert get(secret_url(key))["ETag"] == first
+
+
+def test_disabled_key_is_409_even_when_revalidating(get, key, opened):
+    etag = get(secret_url(key))["ETag"]
+    opened.reset_mock()
+    edit(key, enabled=False)
+
+    for headers in ({}, {"HTTP_IF_NONE_MATCH": etag}, {"HTTP_IF_NONE_MATCH": "*"}):
+        response = get(secret_url(key), **headers)
+        assert response.status_code == 409
+        body = response.json()
+        assert body["code"] == "key_disabled"
+        assert body["detail"]
+        assert "secret" not in body
+        assert SECRET not in response.content.decode()
+    opened.assert_not_called()
+
+
+def test_reenabled_key_is_served_again(get, key):
+    edit(key, enabled=False)
+    edit(key, enabled=True)
+    assert_secret_response(get(secret_url(key)), key, SECRET)
+
+
+# --- resolve --------------------------------------------------------------------------------
+
+
+def test_resolve_with_no_key_for_the_provider_is_404(get, key):
+    response = get("/api/v1/resolve?provider=anthropic")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_resolve_with_keys_but_no_default_is_404(get, organization):
+    ProviderKeyFactory(organization=organization, provider="openai", name="A")
+    ProviderKeyFactory(organization=organization, provider="openai", name="B")
+    assert get("/api/v1/resolve?provider=openai").status_code == 404
+
+
+def test_resolve_picks_the_default_among_several(get, organization):
+    ProviderKeyFactory(organization=organization, provider="openai", name="A")
+    default = ProviderKeyFactory(
+        organization=organization, provider="openai", name="B", secret=SECRET, is_default=True
+    )
+    ProviderKeyFactory(organization=organization, provider="openai", name="C")
+    ProviderKeyFactory(
+        organization=organization, provider="anthropic", secret="sk-ant-x1", is_default=True
+    )
+    response = get("/api/v1/resolve?provider=openai")
+    assert_secret_response(response, default, SECRET)
+    assert response["ETag"] == get(secret_url(default))["ETag"]
+
+
+@pytest.mark.parametrize("asked", ["Backup", "backup", "BACKUP", "  Backup "])
+def test_resolve_by_name_is_case_insensitive(get, organization, key, asked):
+    backup = ProviderKeyFactory(
+        organization=organization, provider="openai", name="Backup", secret=NEW_SECRET
+    )
+    assert_secret_response(
+        get("/api/v1/resolve", QUERY_STRING=f"provider=openai&name={asked}"), backup, NEW_SECRET
+    )
+
+
+def test_resolve_by_name_of_another_provider_is_404(get, organization, key):
+    ProviderKeyFactory(
+        organization=organization, provider="anthropic", name="Claude", secret="sk-ant-x1"
+    )
+    assert get("/api/v1/resolve?provider=openai&name=Claude").status_code == 404
+
+
+def test_resolve_by_name_matches_one_key_where_case_folding_differs(get, organization):
+    """Greek sigma and final sigma are distinct names under the unique constraint (LOWER);
+    they fold together under UPPER, which `iexact` uses on PostgreSQL."""
+    sigma = ProviderKeyFactory(organization=organization, name=SIGMA, secret=SECRET)
+    final_sigma = ProviderKeyFactory(organization=organization, name=FINAL_SIGMA, secret=NEW_SECRET)
+    assert_secret_response(get(f"/api/v1/resolve?provider=openai&name={SIGMA}"), sigma, SECRET)
+    assert_secret_response(
+        get(f"/api/v1/resolve?provider=openai&name={FINAL_SIGMA}"), final_sigma, NEW_SECRET
+    )
+
+
+def test_resolve_with_the_default_disabled_is_409_without_fallback(get, organization, key):
+    ProviderKeyFactory(
+        organization=organization, provider="openai", name="Other", secret=NEW_SECRET
+    )
+    edit(key, enabled=False)
+    response = get("/api/v1/resolve?provider=openai")
+    assert response.status_code == 409
+    assert response.json()["code"] == "key_disabled"
+    assert NEW_SECRET not in response.content.decode()
+
+
+def test_resolve_named_disabled_key_is_409(get, organization, key):
+    other = ProviderKeyFactory(organization=organization, name="Other", enabled=False)
+    assert other.enabled is False
+    response = get("/api/v1/resolve?provider=openai&name=Other")
+    assert response.status_code == 409
+    assert response.json()["code"] == "key_disabled"
+
+
+def test_resolve_revalidates_like_the_secret_endpoint(get, key, opened):
+    etag = get("/api/v1/resolve?provider=openai")["ETag"]
+    opened.reset_mock()
+    response = get("/api/v1/resolve?provider=openai", HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 304
+    assert response["Cache-Control"] == "no-store"
+    opened.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("", "provider"),
+        ("provider=", "provider"),
+        ("provider=nope", "provider"),
+        ("name=Main", "provider"),
+        ("provider=openai&name=", "name"),
+        ("provider=openai&name=%20%20", "name"),
+    ],
+    ids=["missing", "empty", "unknown", "name only", "empty name", "blank name"],
+)
+def test_resolve_with_a_bad_query_is_400(get, key, query, field):
+    response = get("/api/v1/resolve", QUERY_STRING=query)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["detail"]
+    assert field in body["errors"]
+
+
+@pytest.mark.parametrize("name", ["a%00b", "a%0ab", "%7f"], ids=["NUL", "newline", "DEL"])
+def test_resolve_with_control_characters_in_the_name_is_404(get, key, name):
+    response = get(f"/api/v1/resolve?provider=openai&name={name}")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+# --- Integrity failures ---------------------------------------------------------------------
+
+
+def _store_raw(key, envelope: str) -> None:
+    pk = ProviderKey._meta.pk.get_db_prep_value(key.pk, connection)
+    table = connection.ops.quote_name(ProviderKey._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET secret = %s WHERE id = %s",  # noqa: S608 - metadata name
+            [envelope, pk],
+        )
+
+
+def _flip(envelope: str) -> str:
+    """One character of the ciphertext segment changed, still valid base64url."""
+    head, ciphertext = envelope.rsplit(".", 1)
+    middle = len(ciphertext) // 2
+    swapped = "B" if ciphertext[middle] != "B" else "C"
+    return f"{head}.{ciphertext[:middle]}{swapped}{ciphertext[middle + 1 :]}"
+
+
+@pytest.fixture
+def other_key(organization):
+    return ProviderKeyFactory(organization=organization, name="Donor", secret=NEW_SECRET)
+
+
+TAMPERINGS = {
+    "envelope of another row": lambda key, other: other.secret.envelope,
+    "flipped ciphertext": lambda key, other: _flip(key.secret.envelope),
+    "truncated": lambda key, other: key.secret.envelope[:-6],
+    "not an envelope": lambda key, other: "kv1.garbage",
+}
+
+
+@pytest.mark.parametrize("tamper", TAMPERINGS.values(), ids=TAMPERINGS.keys())
+@pytest.mark.parametrize("path", ["secret", "resolve"])
+def test_tampered_value_is_a_json_500_integrity_error(get, key, other_key, caplog, tamper, path):
+    stored = tamper(key, other_key)
+    _store_raw(key, stored)
+    url = secret_url(key) if path == "secret" else "/api/v1/resolve?provider=openai"
+
+    with caplog.at_level(logging.ERROR):
+        response = get(url)
+
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["code"] == "key_integrity_error"
+    assert body["detail"]
+    assert "secret" not in body
+    text = response.content.decode()
+    for fragment in [stored, *stored.split(".")[2:], SECRET, NEW_SECRET]:
+        if len(fragment) >= 8:
+            assert fragment not in text
+    # Logged with the key id, without the secret or the stored value.
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert str(key.pk) in logged
+    for fragment in [SECRET, NEW_SECRET, *stored.split(".")[2:]]:
+        if len(fragment) >= 8:
+            assert fragment not in logged
+    # Fail closed: the stored value is neither repaired nor overwritten.
+    key.refresh_from_db()
+    assert key.secret.envelope == stored
+
+
+def test_tampered_value_is_not_counted_as_a_use(get, key, other_key):
+    _store_raw(key, other_key.secret.envelope)
+    assert get(secret_url(key)).status_code == 500
+    assert recorder.pending() == 0
+
+
+def test_tampered_value_still_revalidates(get, key, other_key):
+    """A revalidation opens nothing, so a proxy holding the right copy keeps it."""
+    etag = get(secret_url(key))["ETag"]
+    _store_raw(key, other_key.secret.envelope)
+    assert get(secret_url(key), HTTP_IF_NONE_MATCH=etag).status_code == 304

@@ -1,0 +1,160 @@
+"""Keyvault's system checks: no KEK with DEBUG off, malformed KEKs, stored keys whose KEK is not
+loaded; and the start-up guard that turns any of them into a refusal to serve."""
+
+import base64
+
+import pytest
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from keyvault import crypto
+from keyvault.checks import (
+    TAG,
+    check_keyring,
+    check_stored_keks_loaded,
+    refuse_to_start_on_errors,
+)
+from tests.factories import ProviderKeyFactory
+
+PRIMARY = "test-primary:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+OTHER = "other:" + base64.b64encode(bytes(range(100, 132))).decode()
+
+
+@pytest.fixture(autouse=True)
+def fresh_keyring():
+    crypto.reset_keyring()
+    yield
+    crypto.reset_keyring()
+
+
+def error_ids(messages):
+    return [message.id for message in messages]
+
+
+def keyvault_errors():
+    return [
+        message
+        for message in checks.run_checks(tags=[TAG])
+        if message.level >= checks.ERROR and not message.is_silenced()
+    ]
+
+
+def test_a_configured_keyring_passes(db):
+    assert keyvault_errors() == []
+    refuse_to_start_on_errors()
+
+
+def test_the_checks_are_registered_under_the_keyvault_tag():
+    assert TAG in checks.registry.registry.tags_available()
+
+
+def test_no_kek_with_debug_off_is_e101(settings):
+    settings.DEBUG = False
+    settings.KEYVAULT_KEKS = ""
+    settings.KEYVAULT_KEKS_FILE = ""
+    errors = check_keyring()
+    assert error_ids(errors) == ["keyvault.E101"]
+    assert "KEYVAULT_KEKS" in errors[0].hint
+
+
+def test_no_kek_with_debug_off_refuses_to_start(db, settings):
+    settings.DEBUG = False
+    settings.KEYVAULT_KEKS = ""
+    settings.KEYVAULT_KEKS_FILE = ""
+    with pytest.raises(ImproperlyConfigured, match=r"keyvault\.E101"):
+        refuse_to_start_on_errors()
+
+
+def test_no_kek_with_debug_on_generates_a_development_kek(settings, tmp_path, caplog):
+    settings.DEBUG = True
+    settings.KEYVAULT_KEKS = ""
+    settings.KEYVAULT_KEKS_FILE = ""
+    settings.KEYVAULT_DEV_KEK_FILE = tmp_path / "var" / "dev-kek.txt"
+    assert check_keyring() == []
+    assert settings.KEYVAULT_DEV_KEK_FILE.exists()
+    assert "development KEK" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "keks",
+    [
+        "no-colon-here",
+        "bad id!:" + PRIMARY.split(":", 1)[1],
+        "short:" + base64.b64encode(b"too short").decode(),
+        "notbase64:%%%%",
+        f"{PRIMARY},{PRIMARY}",
+        ",",
+    ],
+    ids=["no colon", "bad id", "short key", "not base64", "duplicate id", "empty list"],
+)
+def test_malformed_keks_are_e102(settings, keks):
+    settings.KEYVAULT_KEKS = keks
+    settings.KEYVAULT_KEKS_FILE = ""
+    errors = check_keyring()
+    assert error_ids(errors) == ["keyvault.E102"]
+    key_material = PRIMARY.split(":", 1)[1]
+    assert key_material not in errors[0].msg
+
+
+def test_both_kek_settings_at_once_is_e102(settings, tmp_path):
+    kek_file = tmp_path / "keks.txt"
+    kek_file.write_text(PRIMARY + "\n")
+    settings.KEYVAULT_KEKS = PRIMARY
+    settings.KEYVAULT_KEKS_FILE = str(kek_file)
+    assert error_ids(check_keyring()) == ["keyvault.E102"]
+
+
+def test_an_unreadable_kek_file_is_e102(settings, tmp_path):
+    settings.KEYVAULT_KEKS = ""
+    settings.KEYVAULT_KEKS_FILE = str(tmp_path / "missing.txt")
+    assert error_ids(check_keyring()) == ["keyvault.E102"]
+
+
+def test_a_kek_file_is_accepted(settings, tmp_path):
+    kek_file = tmp_path / "keks.txt"
+    kek_file.write_text(f"# primary first\n{OTHER}\n\n{PRIMARY}\n")
+    settings.KEYVAULT_KEKS = ""
+    settings.KEYVAULT_KEKS_FILE = str(kek_file)
+    assert check_keyring() == []
+    assert crypto.get_keyring().kek_ids == ("other", "test-primary")
+
+
+def test_a_stored_key_whose_kek_is_not_loaded_is_e103(db, organization, settings):
+    ProviderKeyFactory(organization=organization)
+    assert check_stored_keks_loaded() == []
+
+    settings.KEYVAULT_KEKS = OTHER
+    errors = check_stored_keks_loaded()
+    assert error_ids(errors) == ["keyvault.E103"]
+    assert "test-primary" in errors[0].msg
+    with pytest.raises(ImproperlyConfigured, match=r"keyvault\.E103.*test-primary"):
+        refuse_to_start_on_errors()
+
+
+def test_a_decrypt_only_old_kek_satisfies_e103(db, organization, settings):
+    ProviderKeyFactory(organization=organization)
+    settings.KEYVAULT_KEKS = f"{OTHER},{PRIMARY}"
+    assert check_stored_keks_loaded() == []
+    refuse_to_start_on_errors()
+
+
+def test_e103_lists_each_missing_kek_once(db, organization, settings):
+    for _ in range(3):
+        ProviderKeyFactory(organization=organization)
+    settings.KEYVAULT_KEKS = OTHER
+    (error,) = check_stored_keks_loaded()
+    assert error.msg.count("test-primary") == 1
+
+
+def test_an_unusable_keyring_is_reported_once_not_as_e103(db, organization, settings):
+    ProviderKeyFactory(organization=organization)
+    settings.KEYVAULT_KEKS = "broken"
+    assert check_stored_keks_loaded() == []
+    assert error_ids(keyvault_errors()) == ["keyvault.E102"]
+
+
+def test_a_silenced_check_does_not_stop_the_start(db, organization, settings):
+    ProviderKeyFactory(organization=organization)
+    settings.KEYVAULT_KEKS = OTHER
+    settings.SILENCED_SYSTEM_CHECKS = ["keyvault.E103"]
+    refuse_to_start_on_errors()

@@ -1,0 +1,193 @@
+"""The real settings module (`config.settings`), loaded in a fresh process per case: production
+defaults pass `check --deploy`, a missing KEK stops the process, and each safeguard can be
+switched by its environment variable."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keyvault.crypto.loading import new_kek_line
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "kv-test-" + "q7Rz!x2Lm9#Vb4Np8@Wc6Yt1Hs5Jd3Kf0Gh" * 2
+
+# Every variable the settings read, so that neither the caller's environment nor a local `.env`
+# file decides the outcome (the settings never let `.env` override the environment).
+_CONTROLLED = (
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "DATABASE_URL",
+    "CONN_MAX_AGE",
+    "CACHE_URL",
+    "LOG_LEVEL",
+    "KEYVAULT_KEKS",
+    "KEYVAULT_KEKS_FILE",
+    "SECURE_SSL_REDIRECT",
+    "SESSION_COOKIE_SECURE",
+    "CSRF_COOKIE_SECURE",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "SECURE_HSTS_PRELOAD",
+    "USE_X_FORWARDED_PROTO",
+)
+_DEFAULTS = {
+    "SECURE_SSL_REDIRECT": "",
+    "SESSION_COOKIE_SECURE": "",
+    "CSRF_COOKIE_SECURE": "",
+    "SECURE_HSTS_SECONDS": "",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "",
+    "SECURE_HSTS_PRELOAD": "",
+}
+
+PRINT_SETTINGS = """
+import json, django
+django.setup()
+from django.conf import settings as s
+print(json.dumps({
+    "DEBUG": s.DEBUG,
+    "SECURE_SSL_REDIRECT": s.SECURE_SSL_REDIRECT,
+    "SESSION_COOKIE_SECURE": s.SESSION_COOKIE_SECURE,
+    "CSRF_COOKIE_SECURE": s.CSRF_COOKIE_SECURE,
+    "SECURE_HSTS_SECONDS": s.SECURE_HSTS_SECONDS,
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": s.SECURE_HSTS_INCLUDE_SUBDOMAINS,
+    "SECURE_HSTS_PRELOAD": s.SECURE_HSTS_PRELOAD,
+    "SECURE_PROXY_SSL_HEADER": s.SECURE_PROXY_SSL_HEADER,
+    "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
+    "DATABASE": [s.DATABASES["default"]["ENGINE"], str(s.DATABASES["default"]["NAME"])],
+}))
+"""
+
+
+def production_env(tmp_path, **overrides) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if name not in _CONTROLLED}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": SECRET_KEY,
+            "ALLOWED_HOSTS": "keyvault.example.com",
+            "CSRF_TRUSTED_ORIGINS": "",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'deploy.sqlite3'}",
+            "CACHE_URL": "locmemcache://",
+            "KEYVAULT_KEKS": new_kek_line("deploy-test"),
+            "KEYVAULT_KEKS_FILE": "",
+            "USE_X_FORWARDED_PROTO": "false",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    for name, value in _DEFAULTS.items():
+        env.pop(name, None)
+        if value:
+            env[name] = value
+    env.update(overrides)
+    return env
+
+
+def run(args, env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def loaded_settings(env) -> dict:
+    result = run(["-c", PRINT_SETTINGS], env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_check_deploy_is_clean_with_the_production_defaults(tmp_path):
+    env = production_env(tmp_path)
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert env["KEYVAULT_KEKS"].split(":", 1)[1] not in result.stdout + result.stderr
+
+
+def test_check_without_a_kek_fails_with_e101(tmp_path):
+    env = production_env(tmp_path, KEYVAULT_KEKS="")
+    result = run(["manage.py", "check", "--deploy"], env)
+    assert result.returncode != 0
+    assert "keyvault.E101" in result.stdout + result.stderr
+
+
+def test_the_wsgi_application_refuses_to_start_without_a_kek(tmp_path):
+    env = production_env(tmp_path, KEYVAULT_KEKS="")
+    result = run(["-c", "import config.wsgi"], env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "keyvault.E101" in result.stderr
+
+
+def test_the_wsgi_application_starts_with_a_kek(tmp_path):
+    result = run(["-c", "import config.wsgi"], production_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+
+
+def test_production_safeguards_are_on_by_default_when_debug_is_off(tmp_path):
+    values = loaded_settings(production_env(tmp_path))
+    assert values["DEBUG"] is False
+    assert values["SECURE_SSL_REDIRECT"] is True
+    assert values["SESSION_COOKIE_SECURE"] is True
+    assert values["CSRF_COOKIE_SECURE"] is True
+    assert values["SECURE_HSTS_SECONDS"] >= 31_536_000
+    assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
+    assert values["SECURE_PROXY_SSL_HEADER"] is None
+    assert values["ALLOWED_HOSTS"] == ["keyvault.example.com"]
+    assert values["DATABASE"] == ["django.db.backends.sqlite3", str(tmp_path / "deploy.sqlite3")]
+
+
+def test_each_safeguard_can_be_switched_off_by_its_variable(tmp_path):
+    env = production_env(
+        tmp_path,
+        SECURE_SSL_REDIRECT="false",
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
+        SECURE_HSTS_SECONDS="0",
+        SECURE_HSTS_INCLUDE_SUBDOMAINS="false",
+        SECURE_HSTS_PRELOAD="false",
+        USE_X_FORWARDED_PROTO="true",
+    )
+    values = loaded_settings(env)
+    assert values["SECURE_SSL_REDIRECT"] is False
+    assert values["SESSION_COOKIE_SECURE"] is False
+    assert values["CSRF_COOKIE_SECURE"] is False
+    assert values["SECURE_HSTS_SECONDS"] == 0
+    assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is False
+    assert values["SECURE_HSTS_PRELOAD"] is False
+    assert values["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+
+@pytest.mark.parametrize("name", ["SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE"])
+def test_one_switch_leaves_the_others_on(tmp_path, name):
+    values = loaded_settings(production_env(tmp_path, **{name: "false"}))
+    assert values[name] is False
+    others = {"SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"} - {name}
+    assert all(values[other] is True for other in others)
+
+
+def test_debug_on_turns_the_safeguards_off_by_default(tmp_path):
+    values = loaded_settings(production_env(tmp_path, DEBUG="true"))
+    assert values["DEBUG"] is True
+    assert values["SECURE_SSL_REDIRECT"] is False
+    assert values["SESSION_COOKIE_SECURE"] is False
+    assert values["SECURE_HSTS_SECONDS"] == 0
+
+
+def test_database_url_selects_postgresql(tmp_path):
+    env = production_env(tmp_path, DATABASE_URL="postgres://kv:pw@db.example.com:5432/keyvault")
+    engine, name = loaded_settings(env)["DATABASE"]
+    assert engine == "django.db.backends.postgresql"
+    assert name == "keyvault"
