@@ -8,8 +8,10 @@ duplicate name) are legitimate 400s, so the "positive data is accepted" check is
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.cache import cache
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import (
@@ -36,7 +38,19 @@ schema = schemathesis.openapi.from_wsgi("/api/v1/schema", get_wsgi_application()
 
 
 @pytest.fixture
-def full_access_token(organization, settings):
+def keep_test_connection():
+    """Calls into the WSGI app would close the database connection at each request's start
+    and end, and with it the test's transaction; Django's own test client detaches these
+    handlers in the same way."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def full_access_token(organization, settings, keep_test_connection):
     settings.KEYVAULT_API_TOKEN_RATE_PER_MINUTE = 0
     cache.clear()
     ProviderKeyFactory(organization=organization, provider="openai", is_default=True)
