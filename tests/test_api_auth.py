@@ -258,6 +258,16 @@ def test_schema_needs_no_token(client, db):
     response = client.get("/api/v1/schema")
     assert response.status_code == 200
     assert b"openapi" in response.content
+    assert b"proxyToken" in response.content
+
+
+def test_docs_page_needs_no_token_and_no_external_assets(client, db):
+    response = client.get("/api/v1/docs")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assert "/api/v1/schema" in html
+    assert "cdn." not in html and "unpkg" not in html
 
 
 # --- Throttling -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import logging
 import pytest
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.test import Client
 from rest_framework import exceptions
 
 from keyvault.api.exceptions import api_exception_handler
@@ -53,9 +54,11 @@ def test_unknown_api_path_is_json_404(client, provider_key, auth, path, method):
     assert_json_404(getattr(client, method)(url, **auth))
 
 
-@pytest.mark.parametrize("method", ["get", "post"])
-def test_unknown_api_path_is_json_404_without_a_token(client, db, method):
-    # POST included: a plain Django view would meet the CSRF middleware's HTML 403 first.
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+def test_unknown_api_path_is_json_404_without_a_token(db, method):
+    # With CSRF checks on, as a real client meets them: a plain Django view would answer a POST
+    # with the CSRF middleware's HTML 403 before it could say 404.
+    client = Client(enforce_csrf_checks=True)
     assert_json_404(getattr(client, method)("/api/v1/nope"))
 
 

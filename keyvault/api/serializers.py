@@ -1,7 +1,13 @@
 """Shapes of the API's JSON. Input serializers check types and presence only; every rule about
 values (provider catalog, config schema, secret size, uniqueness) is the services' job."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from keyvault import providers
+
+PROVIDER_IDS = [provider.id for provider in providers.PROVIDERS]
+PROVIDER_SCHEMA = {"type": "string", "enum": PROVIDER_IDS}
 
 
 class StrictCharField(serializers.CharField):
@@ -11,6 +17,11 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+@extend_schema_field(PROVIDER_SCHEMA)
+class ProviderIdField(StrictCharField):
+    """A provider id; the schema lists the catalog, the services judge the value."""
 
 
 class StrictBooleanField(serializers.BooleanField):
@@ -39,7 +50,7 @@ class ProviderKeySerializer(serializers.Serializer):
     """A key's metadata: everything but the secret."""
 
     id = serializers.UUIDField()
-    provider = serializers.CharField()
+    provider = ProviderIdField()
     name = serializers.CharField()
     hint = serializers.CharField(source="secret_hint", help_text="Masked secret, e.g. sk-…4f2a")
     config = serializers.DictField(child=serializers.CharField())
@@ -64,7 +75,7 @@ class ProviderKeySecretSerializer(ProviderKeySerializer):
 
 
 class ProviderKeyCreateSerializer(NoUnknownFieldsMixin, serializers.Serializer):
-    provider = StrictCharField(trim_whitespace=False)
+    provider = ProviderIdField(trim_whitespace=False)
     name = StrictCharField(trim_whitespace=False, max_length=200)
     secret = StrictCharField(trim_whitespace=False, write_only=True)
     config = serializers.DictField(required=False, default=dict)

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from keyvault import selectors, services
 from keyvault.api.parsers import StrictJSONParser
 from keyvault.api.serializers import (
+    PROVIDER_IDS,
     ErrorSerializer,
     PingSerializer,
     ProviderKeyCreateSerializer,
@@ -92,7 +93,9 @@ class KeyListView(TokenAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("provider", str, description="Only keys of this provider."),
+            OpenApiParameter(
+                "provider", str, enum=PROVIDER_IDS, description="Only keys of this provider."
+            ),
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int, description="At most 500."),
         ],
@@ -197,8 +200,12 @@ class ResolveView(TokenAPIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("provider", str, required=True),
-            OpenApiParameter("name", str, description="A key name instead of the default."),
+            OpenApiParameter("provider", str, required=True, enum=PROVIDER_IDS),
+            OpenApiParameter(
+                "name",
+                {"type": "string", "minLength": 1},
+                description="A key name (any case) instead of the default.",
+            ),
             OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER),
         ],
         responses=SECRET_RESPONSES,
