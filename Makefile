@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench clean
+.PHONY: install run test lint format bench bench-rotation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: install
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/pip install --quiet --editable '.[dev,bench]'
 	$(BIN)/python -m benchmarks.proxy_api $(BENCH_ARGS)
+
+# KEK rotation throughput on PostgreSQL; writes its section of docs/benchmarks.md.
+bench-rotation: install
+	$(BIN)/python -m benchmarks.kek_rotation $(BENCH_ARGS)
 
 format: install
 	$(BIN)/ruff check --fix .

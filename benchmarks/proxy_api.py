@@ -25,10 +25,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/14")
+from benchmarks.harness import DOCS, ROOT, app_env, manage, psql, update_report
+
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 ENDPOINTS = ("ping", "resolve", "secret")
 
@@ -42,45 +40,6 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
-
-
-def _env(database: str, kek: str) -> dict:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1",
-        SECURE_SSL_REDIRECT="false",
-        DATABASE_URL=f"{PG}/{database}",
-        CACHE_URL=REDIS,
-        KEYVAULT_KEKS=kek,
-        CONN_MAX_AGE="600",
-        LOG_LEVEL="WARNING",
-        # Throttling stays on (its cache round trip is part of the cost), above the load.
-        KEYVAULT_API_TOKEN_RATE_PER_MINUTE="100000000",
-    )
-    return env
-
-
-def _psql(sql: str) -> None:
-    subprocess.run(
-        ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", sql, "postgres"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-
-
-def _manage(env: dict, *args: str, capture: bool = False) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        text=True,
-        stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-    )
-    return result.stdout if capture else ""
 
 
 def _wait_until_up(url: str, token: str, timeout: float = 30) -> None:
@@ -136,13 +95,13 @@ def run(key_counts, concurrencies, duration: int, workers: int) -> list[Result]:
     results: list[Result] = []
     for count in key_counts:
         database = f"keyvault_bench_{count}"
-        _psql(f"DROP DATABASE IF EXISTS {database}")
-        _psql(f"CREATE DATABASE {database}")
-        env = _env(database, kek)
-        _manage(env, "migrate", "--noinput")
+        psql(f"DROP DATABASE IF EXISTS {database}")
+        psql(f"CREATE DATABASE {database}")
+        env = app_env(database, kek)
+        manage(env, "migrate", "--noinput")
         print(f"seeding {count} keys…", flush=True)
         started = time.monotonic()
-        seeded = _manage(
+        seeded = manage(
             env, "shell", "-c", f"from benchmarks.seed import seed; seed({count})", capture=True
         ).split()
         token, key_id = seeded[-2], seeded[-1]
@@ -191,7 +150,7 @@ def run(key_counts, concurrencies, duration: int, workers: int) -> list[Result]:
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
-            _psql(f"DROP DATABASE IF EXISTS {database}")
+            psql(f"DROP DATABASE IF EXISTS {database}")
     return results
 
 
@@ -251,7 +210,7 @@ def write_report(results, workers: int, duration: int) -> Path:
     cpus = os.cpu_count()
     section = "\n".join(
         [
-            "## Proxy API: secret retrieval against the no-op ceiling",
+            "## Proxy API",
             "",
             f"`make bench` on {cpus} cores: gunicorn with {workers} sync workers, PostgreSQL, "
             f"Redis as the cache, wrk with one thread for {duration} s per cell on the same "
@@ -265,14 +224,7 @@ def write_report(results, workers: int, duration: int) -> Path:
             *(["![Throughput and p99 latency](benchmarks-proxy-api.png)", ""] if has_plot else []),
         ]
     )
-    report = DOCS / "benchmarks.md"
-    text = report.read_text() if report.exists() else "# Benchmarks\n\n"
-    start = text.find("## Proxy API")
-    if start != -1:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + text[end + 1 if end != -1 else len(text) :]
-    report.write_text(text.rstrip() + "\n\n" + section)
-    return report
+    return update_report("Proxy API", section)
 
 
 def main() -> int:

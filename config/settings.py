@@ -125,6 +125,15 @@ X_FRAME_OPTIONS = "DENY"
 # others only decrypt. Or a file with one `id:base64key` per line.
 KEYVAULT_KEKS = env.str("KEYVAULT_KEKS", default="")
 KEYVAULT_KEKS_FILE = env.str("KEYVAULT_KEKS_FILE", default="")
+# AWS KMS keys as KEKs: `id:key-arn[,id:key-arn…]` (needs the `kms` extra, boto3). Can be loaded
+# beside local KEKs to migrate; the primary is then KEYVAULT_PRIMARY_KEK, else the first KMS key.
+KEYVAULT_KMS_KEYS = env.str("KEYVAULT_KMS_KEYS", default="")
+KEYVAULT_KMS_REGION = env.str("KEYVAULT_KMS_REGION", default="")
+# Unwrapped data keys are cached in process memory this long, this many at most (0 disables).
+KEYVAULT_KMS_CACHE_SECONDS = env.float("KEYVAULT_KMS_CACHE_SECONDS", default=300.0)
+KEYVAULT_KMS_CACHE_SIZE = env.int("KEYVAULT_KMS_CACHE_SIZE", default=10_000)
+# Which loaded KEK encrypts new data keys, when several keyrings are loaded.
+KEYVAULT_PRIMARY_KEK = env.str("KEYVAULT_PRIMARY_KEK", default="")
 # Where the development KEK is generated when DEBUG is on and no KEK is configured.
 KEYVAULT_DEV_KEK_FILE = VAR_DIR / "dev-kek.txt"
 
@@ -137,6 +146,9 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 KEYVAULT_API_TOKEN_RATE_PER_MINUTE = env.int("KEYVAULT_API_TOKEN_RATE_PER_MINUTE", default=60_000)
 # Failed authentications per minute per client address before answering 429.
 KEYVAULT_API_AUTH_FAILURES_PER_MINUTE = env.int("KEYVAULT_API_AUTH_FAILURES_PER_MINUTE", default=30)
+# A request.META key (e.g. HTTP_X_FORWARDED_FOR) that a trusted proxy in front of the app sets
+# to the client's address; empty means REMOTE_ADDR. Used for throttling and audit addresses.
+KEYVAULT_CLIENT_IP_HEADER = env.str("KEYVAULT_CLIENT_IP_HEADER", default="")
 # Usage counters are flushed to the database this often (seconds), and at clean shutdown.
 KEYVAULT_USAGE_FLUSH_SECONDS = env.float("KEYVAULT_USAGE_FLUSH_SECONDS", default=5.0)
 KEYVAULT_USAGE_MAX_PENDING = env.int("KEYVAULT_USAGE_MAX_PENDING", default=10_000)

@@ -20,3 +20,5 @@ STORAGES = {
 }
 # Tests flush usage counters explicitly instead of from a background thread.
 KEYVAULT_USAGE_FLUSH_SECONDS = None
+KEYVAULT_KMS_KEYS = ""
+KEYVAULT_PRIMARY_KEK = ""

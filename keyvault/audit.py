@@ -18,6 +18,8 @@ class AuditAction(StrEnum):
     KEY_DELETED = "provider_key.deleted"
     TOKEN_CREATED = "proxy_token.created"
     TOKEN_REVOKED = "proxy_token.revoked"
+    KEY_REKEYED = "provider_key.rekeyed"
+    KEK_ROTATION = "kek.rotation"
 
 
 # Metadata is free-form, so it is checked: a key name that suggests secret material, or a value

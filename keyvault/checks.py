@@ -7,7 +7,7 @@ because application servers never run system checks themselves.
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, connections
 
 from keyvault.crypto import CryptoError, get_keyring
 from keyvault.crypto.loading import keks_configured
@@ -61,13 +61,39 @@ def check_stored_keks_loaded(app_configs=None, **kwargs):
     return []
 
 
+@checks.register(TAG)
+def check_secret_key(app_configs=None, **kwargs):
+    """With DEBUG off, SECRET_KEY must be set and strong: it signs sessions and CSRF tokens."""
+    if settings.DEBUG:
+        return []
+    try:
+        key = settings.SECRET_KEY
+    except ImproperlyConfigured:
+        key = ""
+    if len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure"):
+        return [
+            checks.Error(
+                "SECRET_KEY is missing or weak (it needs 50+ random characters).",
+                hint='Generate one: python -c "import secrets; print(secrets.token_urlsafe(50))"',
+                id="keyvault.E104",
+            )
+        ]
+    return []
+
+
 def refuse_to_start_on_errors() -> None:
     """Raise `ImproperlyConfigured` if any Keyvault check reports an error."""
-    errors = [
-        message
-        for message in checks.run_checks(tags=[TAG])
-        if message.level >= checks.ERROR and not message.is_silenced()
-    ]
+    try:
+        errors = [
+            message
+            for message in checks.run_checks(tags=[TAG])
+            if message.level >= checks.ERROR and not message.is_silenced()
+        ]
+    finally:
+        # The checks query the database. A server that imports the app once and then forks
+        # workers (gunicorn --preload) would otherwise hand this one connection to every
+        # worker, and they would read each other's results: another tenant's secrets.
+        connections.close_all()
     if errors:
         raise ImproperlyConfigured(
             "Keyvault cannot start: " + "; ".join(f"{e.id}: {e.msg}" for e in errors)

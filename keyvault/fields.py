@@ -262,8 +262,8 @@ class SecretField(models.TextField):
     # --- Sealing and opening -----------------------------------------------------------------
 
     def context_for(self, instance) -> EncryptionContext:
-        organization_attname = self.model._meta.get_field(self.organization_field).attname
-        organization_id = getattr(instance, organization_attname, None)
+        organization_field = self.model._meta.get_field(self.organization_field)
+        organization_id = getattr(instance, organization_field.attname, None)
         if organization_id is None or instance.pk is None:
             raise ValueError(
                 "A secret can be sealed or opened only on a row with an organization and a "
@@ -274,8 +274,10 @@ class SecretField(models.TextField):
             # subclass) of the same table must seal and open with the same associated data.
             model=self.model._meta.label_lower,
             field=self.name,
-            organization_id=str(organization_id),
-            row_id=str(instance.pk),
+            # Canonical text of each id, whatever form it was assigned in ("ABC…" or hex
+            # without hyphens for a UUID): the same row must always give the same context.
+            organization_id=str(organization_field.target_field.to_python(organization_id)),
+            row_id=str(self.model._meta.pk.to_python(instance.pk)),
         )
 
     def seal(self, instance, plaintext: str, keyring: Keyring | None = None) -> SealedSecret:

@@ -234,7 +234,8 @@ class KeyUsage(models.Model):
     """Secret retrievals per token, key and hour; written in batches by `keyvault.usage`."""
 
     token = models.ForeignKey(ProxyToken, on_delete=models.CASCADE, related_name="usage")
-    key = models.ForeignKey(ProviderKey, on_delete=models.CASCADE, related_name="usage")
+    # Kept when the key is deleted: the record that its secret was fetched outlives it.
+    key = models.ForeignKey(ProviderKey, null=True, on_delete=models.SET_NULL, related_name="usage")
     hour = models.DateTimeField()
     count = models.PositiveBigIntegerField(default=0)
 

@@ -6,11 +6,12 @@ secret is called, and the public prefixes its keys start with (used only for the
 
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+
+from organizations.text import has_control_characters
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,7 @@ def _problem_with(spec: ConfigField, value: str) -> str | None:
     if len(value) > spec.max_length:
         return f"{spec.label} is longer than {spec.max_length} characters."
     # URLValidator lets NUL through in a path, and PostgreSQL's jsonb cannot store it.
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+    if has_control_characters(value):
         return f"{spec.label} cannot contain control characters."
     if spec.kind == "url" and not _is_url(value):
         return f"{spec.label} must be an http(s) URL."

@@ -15,6 +15,9 @@ from keyvault.errors import KeyDisabledError
 from keyvault.models import ProviderKey
 from keyvault.services import provider_key_reveal
 from keyvault.usage import recorder
+from organizations.actors import Actor
+from organizations.authorization import authorize
+from organizations.permissions import Action
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,16 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags or f"W/{etag}" in tags
 
 
-def retrieve_secret(*, token, key: ProviderKey, if_none_match: str | None = None):
+def retrieve_secret(*, actor: Actor, key: ProviderKey, if_none_match: str | None = None):
+    """The key's secret for a proxy token, or "not modified" when `if_none_match` is current.
+
+    Authorized as a reveal even when nothing is decrypted: a 304 also tells the caller what
+    the current secret is (the one it holds).
+    """
+    authorize(actor, Action.KEY_REVEAL, key.organization_id, key)
     if not key.enabled:
         raise KeyDisabledError(f"The key {key.name!r} is disabled; enable it to use it again.")
     etag = key_etag(key)
-    secret = None if _matches(if_none_match, etag) else provider_key_reveal(key=key)
-    recorder.record_secret_retrieval(token.pk, key.pk)
+    secret = None if _matches(if_none_match, etag) else provider_key_reveal(key=key, actor=actor)
+    recorder.record_secret_retrieval(actor.token.pk, key.pk)
     return SecretRetrieval(key=key, etag=etag, secret=secret)

@@ -4,7 +4,6 @@ An id of another organization is simply not found: callers answer 404, never 403
 learns that the id exists.
 """
 
-import unicodedata
 import uuid
 
 from django.core.exceptions import ValidationError
@@ -13,6 +12,18 @@ from django.db.models.functions import Lower
 
 from keyvault import providers
 from keyvault.models import ProviderKey
+from organizations.text import has_control_characters
+
+
+def named(queryset, name: str):
+    """Rows named `name` ignoring case, folded exactly as the unique constraints fold (LOWER).
+
+    Not `iexact`, which folds with UPPER on PostgreSQL and LIKE on SQLite: where the foldings
+    differ (the Kelvin sign and "k", the Greek sigma and final sigma) a lookup would find two
+    rows the constraint allows side by side, or a check would pass a name the constraint then
+    refuses as an IntegrityError instead of a field error.
+    """
+    return queryset.alias(name_lower=Lower("name")).filter(name_lower=Lower(Value(name)))
 
 
 def provider_keys_for_org(*, organization_id, provider: str | None = None):
@@ -48,10 +59,7 @@ def provider_key_resolve(*, organization_id, provider: str, name: str | None = N
         if not name:
             raise ValidationError({"name": "The name parameter cannot be empty."})
         # PostgreSQL refuses NUL in a query parameter with a driver error, not "no match".
-        if any(unicodedata.category(char) in ("Cc", "Cs") for char in name):
+        if has_control_characters(name):
             raise ProviderKey.DoesNotExist
-        # The same case folding as the name's unique constraint (LOWER), so at most one key
-        # matches. `iexact` compares UPPER on PostgreSQL, where distinct names (the Greek sigma
-        # and final sigma) fold to one and the lookup would find two.
-        return keys.alias(name_lower=Lower("name")).get(name_lower=Lower(Value(name)))
+        return named(keys, name).get()
     return keys.get(is_default=True)

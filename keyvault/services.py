@@ -6,13 +6,10 @@ the API and commands all call these functions, so no rule is written twice.
 """
 
 import logging
-import unicodedata
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Value
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from keyvault import audit, providers
@@ -21,10 +18,12 @@ from keyvault.crypto import CryptoError
 from keyvault.errors import KeyDisabledError
 from keyvault.masking import mask_secret
 from keyvault.models import SECRET_MAX_BYTES, ProviderKey, ProxyToken
+from keyvault.selectors import named
 from keyvault.tokens import TokenScope, generate_token, token_digest
 from organizations.actors import Actor
 from organizations.authorization import authorize
 from organizations.permissions import Action
+from organizations.text import clean_display_name
 
 logger = logging.getLogger(__name__)
 
@@ -58,20 +57,7 @@ def clean_secret(provider: providers.Provider, secret) -> str:
 
 
 def clean_name(name) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationError({"name": "A name is required."}, code="required")
-    name = name.strip()
-    # PostgreSQL cannot store NUL in text, and no database can store a lone surrogate: refuse
-    # them here as a field error rather than fail in the driver.
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in name):
-        raise ValidationError(
-            {"name": "The name cannot contain control characters."}, code="invalid"
-        )
-    if len(name) > NAME_MAX_LENGTH:
-        raise ValidationError(
-            {"name": f"The name is longer than {NAME_MAX_LENGTH} characters."}, code="max_length"
-        )
-    return name
+    return clean_display_name(name, max_length=NAME_MAX_LENGTH)
 
 
 def _clean_flag(value, field: str) -> bool:
@@ -80,23 +66,13 @@ def _clean_flag(value, field: str) -> bool:
     return value
 
 
-def _named(queryset, name: str):
-    """Rows named `name` ignoring case, folded exactly as the unique constraints fold (LOWER).
-
-    Not `iexact` (UPPER on PostgreSQL, LIKE on SQLite): where the two differ (the Kelvin sign
-    and "k"), the constraint would refuse a name such a check let through, as an IntegrityError
-    instead of a field error.
-    """
-    return queryset.alias(name_lower=Lower("name")).filter(name_lower=Lower(Value(name)))
-
-
 def _check_unique(key: ProviderKey) -> None:
     """Field errors for the name and default constraints, before the database has to say no."""
     siblings = ProviderKey.objects.filter(
         organization_id=key.organization_id, provider=key.provider
     ).exclude(pk=key.pk)
     errors = {}
-    if _named(siblings, key.name).exists():
+    if named(siblings, key.name).exists():
         errors["name"] = (
             f"This organization already has a {key.provider_obj.name} key named {key.name!r}."
         )
@@ -289,16 +265,44 @@ def provider_key_delete(*, key: ProviderKey, actor: Actor) -> None:
         locked.delete()
 
 
+def provider_key_rekey(*, key: ProviderKey, actor: Actor) -> bool:
+    """A fresh data key and a fresh ciphertext for the same secret, under the primary KEK: the
+    response to a suspected exposure of an envelope or its data key. The secret, and so the
+    version, stay the same. Returns False when the key changed meanwhile (a concurrent rotation
+    already gave it a fresh data key), which is left as it is.
+    """
+    from keyvault.rotation import swap_envelope
+
+    authorize(actor, Action.KEY_ROTATE, key.organization_id, key)
+    with transaction.atomic():
+        old = key.secret
+        new = _secret_field.seal(key, _secret_field.open(key))
+        if not swap_envelope(key.pk, old, new):
+            return False
+        audit.record(
+            action=AuditAction.KEY_REKEYED,
+            actor=actor,
+            organization=key.organization,
+            target=key,
+            metadata={"from_kek": old.kek_id, "to_kek": new.kek_id},
+        )
+    key.secret, key.kek_id = new, new.kek_id
+    return True
+
+
 # --- The decrypt path ------------------------------------------------------------------------
 
 
-def provider_key_reveal(*, key: ProviderKey) -> str:
-    """The key's plaintext secret. Callers authorize first; this is the only decrypting code.
+def provider_key_reveal(*, key: ProviderKey, actor: Actor) -> str:
+    """The key's plaintext secret: the only decrypting code, and authorized here (only the
+    operator and tokens with keys:secret may decrypt).
 
     A disabled key raises `KeyDisabledError`. A value that fails its integrity check raises
     the crypto layer's typed error after logging the key id (never the value): it is never
     returned as ciphertext and never re-saved.
     """
+    # The id, not the related object: the proxy's hot path must not pay a query for it.
+    authorize(actor, Action.KEY_REVEAL, key.organization_id, key)
     if not key.enabled:
         raise KeyDisabledError(f"Provider key {key.pk} is disabled.")
     try:
@@ -371,7 +375,7 @@ def proxy_token_create(
     )
     with transaction.atomic():
         active = ProxyToken.objects.filter(organization=organization, revoked_at__isnull=True)
-        if _named(active, name).exists():
+        if named(active, name).exists():
             raise duplicate
         try:
             with transaction.atomic():

@@ -45,6 +45,7 @@ class UsageRecorder:
         self._key_last_used: dict = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
 
     # --- The hot path: memory only ------------------------------------------------------------
 
@@ -61,9 +62,10 @@ class UsageRecorder:
             _keep_latest(self._token_last_used, token_id, at)
             _keep_latest(self._key_last_used, key_id, at)
             backlog = len(self._counts)
-        self._ensure_thread()
         if backlog >= self.max_pending:
-            self.flush()
+            self._flush_soon()
+        else:
+            self._ensure_thread()
 
     def pending(self) -> int:
         with self._lock:
@@ -101,25 +103,45 @@ class UsageRecorder:
                 return 0
             return sum(counts.values())
 
-    def _ensure_thread(self) -> None:
-        if self.flush_seconds is None or (self._thread is not None and self._thread.is_alive()):
-            return
+    def _flush_soon(self) -> None:
+        """Hand a large backlog to the flush thread; the request never waits for the database.
+        Without a thread (flushing disabled, as in tests) flush right here instead."""
+        if self._ensure_thread():
+            self._wake.set()
+        else:
+            self.flush()
+
+    def _ensure_thread(self) -> bool:
+        """Start the flush thread if it should run; whether one is running."""
+        if self.flush_seconds is None or self._stop.is_set():
+            return False
+        if self._thread is not None and self._thread.is_alive():
+            return True
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                return
-            self._thread = threading.Thread(
-                target=self._run, name="keyvault-usage-flush", daemon=True
-            )
-            self._thread.start()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="keyvault-usage-flush", daemon=True
+                )
+                self._thread.start()
+        return True
 
     def _run(self) -> None:
-        while not self._stop.wait(self.flush_seconds):
-            self.flush()
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            before = self.pending()
+            written = self.flush()
             connection.close()
+            if before and not written:
+                # The database is failing: wait a full interval rather than retry at once.
+                self._stop.wait(self.flush_seconds)
 
     def stop(self) -> None:
         """Flush what is pending and stop the background thread (clean shutdown)."""
         self._stop.set()
+        self._wake.set()
         self.flush()
 
 

@@ -20,7 +20,8 @@ def _is_trusted(actor: Actor) -> bool:
 
 
 def authorize(actor: Actor, action: Action, organization, obj=None) -> None:
-    """Raise `PermissionDenied` unless the actor may do `action` in `organization`."""
+    """Raise `PermissionDenied` unless the actor may do `action` in `organization` (an
+    instance or its primary key)."""
     if _is_trusted(actor):
         return
     if actor.token is not None:
@@ -28,6 +29,15 @@ def authorize(actor: Actor, action: Action, organization, obj=None) -> None:
             raise permissions.PermissionDenied(f"The token may not {action.value}.")
         return
     permissions.require(membership_for(user=actor.user, organization=organization), action, obj)
+
+
+def authorize_organization_create(actor: Actor, owner) -> None:
+    """People create organizations for themselves (sign-up); only the operator (or a
+    superuser) creates one on someone else's behalf, and a token never does."""
+    if _is_trusted(actor):
+        return
+    if actor.token is not None or actor.user is None or actor.user.pk != owner.pk:
+        raise permissions.PermissionDenied("You can create an organization only for yourself.")
 
 
 def authorize_role_grant(actor: Actor, organization, role_id: str) -> None:

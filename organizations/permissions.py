@@ -21,6 +21,9 @@ class Action(StrEnum):
     KEY_ROTATE = "key.rotate"
     KEY_DISABLE = "key.disable"
     KEY_DELETE = "key.delete"
+    # Decrypting a key: no role grants it (people never see a secret again after typing it);
+    # only a proxy token with keys:secret, or the operator.
+    KEY_REVEAL = "key.reveal"
     TOKEN_MANAGE = "token.manage"
     AUDIT_READ = "audit.read"
     MEMBER_MANAGE = "member.manage"
@@ -64,7 +67,8 @@ def can(membership, action: Action, obj=None) -> bool:
         )
     if action == Action.MEMBER_MANAGE and obj is not None:
         return can_manage_member(membership, obj)
-    return _SCOPE_FOR_ACTION[action] in scopes
+    scope = _SCOPE_FOR_ACTION.get(action)
+    return scope is not None and scope in scopes
 
 
 def _organization_id_of(obj):
@@ -78,13 +82,14 @@ def _organization_id_of(obj):
 _TOKEN_SCOPE_FOR_ACTION = {
     Action.KEY_LIST: "keys:read",
     Action.KEY_ADD: "keys:write",
+    Action.KEY_REVEAL: "keys:secret",
     **{action: "keys:write" for action in KEY_CHANGE_ACTIONS},
 }
 
 
 def token_can(token, action: Action, organization, obj=None) -> bool:
-    """Whether a proxy token may do `action` in `organization` (on `obj`)."""
-    if token.organization_id != organization.pk:
+    """Whether a proxy token may do `action` in `organization` (an instance or its id)."""
+    if token.organization_id != getattr(organization, "pk", organization):
         return False
     if obj is not None and _organization_id_of(obj) != token.organization_id:
         return False

@@ -4,8 +4,6 @@ The last-owner rule lives here: the owners of an organization are locked before 
 could remove one, so two concurrent demotions cannot both succeed and leave nobody in charge.
 """
 
-import unicodedata
-
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -16,25 +14,21 @@ from keyvault import audit
 from keyvault.audit import AuditAction
 from organizations import roles
 from organizations.actors import Actor
-from organizations.authorization import authorize, authorize_role_grant
+from organizations.authorization import (
+    authorize,
+    authorize_organization_create,
+    authorize_role_grant,
+)
 from organizations.models import Membership, Organization
 from organizations.permissions import Action
+from organizations.text import clean_display_name
 
 NAME_MAX_LENGTH = Organization._meta.get_field("name").max_length
 SLUG_MAX_LENGTH = Organization._meta.get_field("slug").max_length
 
 
 def _clean_org_name(name) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValidationError({"name": "An organization name is required."})
-    name = name.strip()
-    # PostgreSQL cannot store NUL and no database a lone surrogate; a newline or other control
-    # character has no place in a one-line display name either.
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in name):
-        raise ValidationError({"name": "The name cannot contain control characters."})
-    if len(name) > NAME_MAX_LENGTH:
-        raise ValidationError({"name": f"The name is longer than {NAME_MAX_LENGTH} characters."})
-    return name
+    return clean_display_name(name, max_length=NAME_MAX_LENGTH)
 
 
 def _clean_slug(slug) -> str:
@@ -103,6 +97,7 @@ def user_get_or_create(*, email: str, password: str | None = None):
 @transaction.atomic
 def organization_create(*, name: str, slug: str, owner, actor: Actor) -> Organization:
     """A new organization with `owner` as its first owner."""
+    authorize_organization_create(actor, owner)
     name, slug = _clean_org_name(name), _clean_slug(slug)
     try:
         with transaction.atomic():

@@ -57,3 +57,62 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+# --- KEK rotation, status and rekey ---------------------------------------------------------
+
+
+@pytest.fixture
+def old_kek_first(settings):
+    """`with old_kek_first(): ...` seals what is created inside under `test-old` (the test
+    settings' second KEK, made primary for the block); afterwards the default order is back."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def swap():
+        default = settings.KEYVAULT_KEKS
+        settings.KEYVAULT_KEKS = ",".join(reversed(default.split(",")))
+        try:
+            yield
+        finally:
+            settings.KEYVAULT_KEKS = default
+
+    return swap
+
+
+@pytest.fixture
+def raw_envelope(db):
+    """Read (`raw_envelope(key)`) or overwrite (`raw_envelope(key, text)`) a provider key's
+    stored envelope with plain SQL, bypassing the field and the model."""
+    from django.db import connection
+
+    from keyvault.models import ProviderKey
+
+    def access(key, text=None):
+        pk = ProviderKey._meta.pk.get_db_prep_value(key.pk, connection)
+        with connection.cursor() as cursor:
+            if text is not None:
+                cursor.execute(
+                    "UPDATE keyvault_providerkey SET secret = %s WHERE id = %s", [text, pk]
+                )
+                return text
+            cursor.execute("SELECT secret FROM keyvault_providerkey WHERE id = %s", [pk])
+            return cursor.fetchone()[0]
+
+    return access
+
+
+@pytest.fixture
+def tamper(raw_envelope):
+    """Flip one bit of a stored key's ciphertext (`segment` 4) or wrapped key (2) in the
+    database; the envelope stays well formed but no longer authenticates."""
+    from keyvault.crypto.envelope import b64url_decode, b64url_encode
+
+    def flip(key, segment=4):
+        parts = raw_envelope(key).split(".")
+        raw = bytearray(b64url_decode(parts[segment], "segment"))
+        raw[len(raw) // 2] ^= 0x01
+        parts[segment] = b64url_encode(bytes(raw))
+        return raw_envelope(key, ".".join(parts))
+
+    return flip

@@ -1,17 +1,20 @@
 """Authentication, scopes and throttling of the proxy API."""
 
 import json
+import logging
 import os
 from datetime import timedelta
 
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from keyvault import services
 from keyvault.api import throttling
+from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from organizations.actors import Actor
 from tests.factories import ProviderKeyFactory
@@ -367,3 +370,221 @@ def test_authentication_never_writes(client, make_token):
         assert client.get("/api/v1/ping", **bearer(token)).status_code == 200
     assert len(queries) == 1
     assert queries[0]["sql"].lstrip().upper().startswith("SELECT")
+
+
+# --- Throttles fail open when the cache is down ---------------------------------------------
+
+UNREACHABLE_REDIS = "redis://127.0.0.1:6390/0"
+
+
+@pytest.fixture
+def cache_down(settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": UNREACHABLE_REDIS,
+        }
+    }
+
+
+def _throttle_warnings(caplog):
+    return [
+        record
+        for record in caplog.records
+        if record.name == "keyvault.api.throttling" and record.levelno == logging.WARNING
+    ]
+
+
+@pytest.mark.usefixtures("cache_down")
+def test_a_valid_token_is_served_when_the_throttle_cache_is_down(
+    client, organization, make_token, caplog
+):
+    ProviderKeyFactory(organization=organization)
+    token = make_token("keys:read")
+    with caplog.at_level(logging.WARNING, logger="keyvault.api.throttling"):
+        response = client.get("/api/v1/keys", **bearer(token))
+    assert response.status_code == 200, response.content
+    assert response.json()["count"] == 1
+    (warning,) = _throttle_warnings(caplog)
+    assert "Throttle cache unavailable" in warning.getMessage()
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.usefixtures("cache_down")
+@pytest.mark.parametrize(
+    "header", [f"Bearer {VALID_SHAPE}", "Basic dXNlcjpwYXNzd29yZA=="], ids=["unknown", "malformed"]
+)
+def test_a_bad_token_is_still_401_when_the_throttle_cache_is_down(client, db, caplog, header):
+    with caplog.at_level(logging.WARNING, logger="keyvault.api.throttling"):
+        response = client.get("/api/v1/keys", HTTP_AUTHORIZATION=header)
+    assert_json_error(response, 401)
+    assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
+    assert len(_throttle_warnings(caplog)) == 1
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.usefixtures("cache_down")
+def test_a_proxy_still_gets_its_secret_when_the_throttle_cache_is_down(
+    client, organization, make_token, caplog
+):
+    key = ProviderKeyFactory(organization=organization)
+    with caplog.at_level(logging.WARNING, logger="keyvault.api.throttling"):
+        response = client.get(f"/api/v1/keys/{key.pk}/secret", **bearer(make_token("keys:secret")))
+    assert response.status_code == 200, response.content
+    assert response.json()["secret"].startswith("sk-proj-test")
+    assert len(_throttle_warnings(caplog)) == 1
+
+
+# --- The client address: REMOTE_ADDR, or the last hop of a trusted proxy's header ----------
+
+XFF = "HTTP_X_FORWARDED_FOR"
+
+
+def _address(**meta):
+    request = RequestFactory().get("/api/v1/ping", **meta)
+    return throttling.client_address(request)
+
+
+def test_client_address_is_remote_addr_by_default(settings):
+    assert settings.KEYVAULT_CLIENT_IP_HEADER == ""
+    meta = {"REMOTE_ADDR": "192.0.2.10", XFF: "203.0.113.5", "HTTP_X_REAL_IP": "203.0.113.6"}
+    assert _address(**meta) == "192.0.2.10"
+
+
+@pytest.mark.parametrize(
+    ("forwarded", "expected"),
+    [
+        ("198.51.100.23", "198.51.100.23"),
+        ("203.0.113.5, 198.51.100.23", "198.51.100.23"),
+        ("1.1.1.1,2.2.2.2,  198.51.100.23 ", "198.51.100.23"),
+        ("203.0.113.5, 2001:DB8::0:1", "2001:db8::1"),
+    ],
+    ids=["one entry", "client and proxy", "several hops", "ipv6 normalized"],
+)
+def test_client_address_with_a_trusted_header_is_its_last_entry(settings, forwarded, expected):
+    settings.KEYVAULT_CLIENT_IP_HEADER = XFF
+    assert _address(REMOTE_ADDR="10.0.0.1", **{XFF: forwarded}) == expected
+
+
+@pytest.mark.parametrize(
+    "forwarded",
+    ["", "   ", "unknown", "198.51.100.23, garbage", "198.51.100.23,", "999.1.1.1", "10.0.0.5:80"],
+    ids=["empty", "blank", "word", "garbage last", "empty last", "out of range", "with a port"],
+)
+def test_client_address_falls_back_to_remote_addr_on_a_garbage_header(settings, forwarded):
+    settings.KEYVAULT_CLIENT_IP_HEADER = XFF
+    assert _address(REMOTE_ADDR="10.0.0.1", **{XFF: forwarded}) == "10.0.0.1"
+
+
+def test_client_address_falls_back_to_remote_addr_without_the_header(settings):
+    settings.KEYVAULT_CLIENT_IP_HEADER = XFF
+    assert _address(REMOTE_ADDR="10.0.0.1") == "10.0.0.1"
+
+
+def test_client_address_reads_the_header_the_setting_names(settings):
+    settings.KEYVAULT_CLIENT_IP_HEADER = "HTTP_X_REAL_IP"
+    meta = {"REMOTE_ADDR": "10.0.0.1", XFF: "203.0.113.5", "HTTP_X_REAL_IP": "198.51.100.7"}
+    assert _address(**meta) == "198.51.100.7"
+
+
+def _fail_from(client, **meta):
+    return client.get("/api/v1/ping", **bearer(VALID_SHAPE), **meta)
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_by_default_a_forwarded_header_cannot_pick_the_failure_bucket(client, settings, db):
+    settings.KEYVAULT_API_AUTH_FAILURES_PER_MINUTE = 2
+    assert_json_error(_fail_from(client, **{XFF: "10.9.0.1"}), 401)
+    assert_json_error(_fail_from(client, **{XFF: "10.9.0.2"}), 401)
+    # A new X-Forwarded-For per attempt does not buy a fresh count: REMOTE_ADDR decides.
+    assert_json_error(_fail_from(client, **{XFF: "10.9.0.3"}), 429)
+    assert cache.get("kv:throttle:authfail:127.0.0.1:29000000") == 3
+    assert_json_error(_fail_from(client, REMOTE_ADDR="192.0.2.44"), 401)
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_with_a_trusted_header_failures_are_counted_per_last_hop(
+    client, settings, db, cache_backend
+):
+    settings.KEYVAULT_API_AUTH_FAILURES_PER_MINUTE = 2
+    settings.KEYVAULT_CLIENT_IP_HEADER = XFF
+    assert_json_error(_fail_from(client, **{XFF: "203.0.113.1, 198.51.100.1"}), 401)
+    assert_json_error(_fail_from(client, **{XFF: "203.0.113.2, 198.51.100.1"}), 401)
+    # A forged first entry does not move the client to a fresh bucket.
+    assert_json_error(_fail_from(client, **{XFF: "203.0.113.3, 198.51.100.1"}), 429)
+    # Another last hop (another client behind the same proxy) has its own count.
+    assert_json_error(_fail_from(client, **{XFF: "203.0.113.1, 198.51.100.2"}), 401)
+    assert cache.get("kv:throttle:authfail:198.51.100.1:29000000") == 3
+    assert cache.get("kv:throttle:authfail:198.51.100.2:29000000") == 1
+    assert cache.get("kv:throttle:authfail:127.0.0.1:29000000") is None
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_a_garbage_trusted_header_counts_against_remote_addr(client, settings, db):
+    settings.KEYVAULT_API_AUTH_FAILURES_PER_MINUTE = 2
+    settings.KEYVAULT_CLIENT_IP_HEADER = XFF
+    assert_json_error(_fail_from(client, **{XFF: "garbage-1"}), 401)
+    assert_json_error(_fail_from(client, **{XFF: "198.51.100.1, garbage-2"}), 401)
+    assert_json_error(_fail_from(client, **{XFF: "garbage-3"}), 429)
+    assert cache.get("kv:throttle:authfail:127.0.0.1:29000000") == 3
+
+
+def _create_key(client, token, **meta):
+    body = {"provider": "anthropic", "name": "Audited", "secret": "sk-ant-api03-audited-secret"}
+    return client.post(
+        "/api/v1/keys",
+        data=json.dumps(body),
+        content_type="application/json",
+        **bearer(token),
+        **meta,
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("", "192.0.2.10"), (XFF, "198.51.100.23")],
+    ids=["default: REMOTE_ADDR", "trusted header: last hop"],
+)
+def test_an_api_write_records_the_client_address_in_the_audit_trail(
+    client, settings, make_token, header, expected
+):
+    settings.KEYVAULT_CLIENT_IP_HEADER = header
+    token = make_token("keys:write")
+    hops = {"REMOTE_ADDR": "192.0.2.10", XFF: "203.0.113.5, 198.51.100.23"}
+    response = _create_key(client, token, **hops)
+    assert response.status_code == 201, response.content
+    created = AuditEvent.objects.get(action=AuditAction.KEY_CREATED)
+    assert created.ip_address == expected
+
+    key_id = response.json()["id"]
+    deleted = client.delete(f"/api/v1/keys/{key_id}", **bearer(token), **hops)
+    assert deleted.status_code == 204
+    assert AuditEvent.objects.get(action=AuditAction.KEY_DELETED).ip_address == expected
+
+
+@pytest.mark.parametrize("header", ["", XFF], ids=["default", "trusted header"])
+def test_client_address_is_none_without_any_ip_address(settings, header):
+    settings.KEYVAULT_CLIENT_IP_HEADER = header
+    assert _address(REMOTE_ADDR="") is None
+    assert _address(REMOTE_ADDR="", **{XFF: "garbage"}) is None
+    assert _address(REMOTE_ADDR="not-an-address") is None
+
+
+@pytest.mark.parametrize("header", ["", XFF], ids=["default", "trusted header"])
+def test_an_api_write_without_a_client_address_is_audited_without_one(
+    client, settings, make_token, header
+):
+    """A server on a Unix socket may send an empty REMOTE_ADDR: the write still succeeds (the
+    address column takes only IP addresses: on PostgreSQL "unknown" was a 500)."""
+    settings.KEYVAULT_CLIENT_IP_HEADER = header
+    response = _create_key(client, make_token("keys:write"), REMOTE_ADDR="", **{XFF: "garbage"})
+    assert response.status_code == 201, response.content
+    assert AuditEvent.objects.get(action=AuditAction.KEY_CREATED).ip_address is None
+
+
+@pytest.mark.usefixtures("frozen_window")
+def test_failures_without_a_client_address_share_one_bucket(client, settings, db):
+    settings.KEYVAULT_API_AUTH_FAILURES_PER_MINUTE = 1
+    assert_json_error(_fail_from(client, REMOTE_ADDR=""), 401)
+    assert_json_error(_fail_from(client, REMOTE_ADDR=""), 429)
+    assert cache.get("kv:throttle:authfail:unknown:29000000") == 2

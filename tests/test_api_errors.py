@@ -1,5 +1,6 @@
 """The API's one error shape: JSON with a `detail`, `errors` on 400, `code` where it matters."""
 
+import json
 import logging
 
 import pytest
@@ -11,7 +12,7 @@ from rest_framework import exceptions
 from keyvault.api.exceptions import api_exception_handler
 from keyvault.crypto import IntegrityError
 from keyvault.errors import KeyDisabledError
-from keyvault.models import ProviderKey
+from keyvault.models import AuditEvent, ProviderKey
 from tests.factories import ProviderKeyFactory
 
 
@@ -130,6 +131,45 @@ def test_validation_error_never_echoes_the_secret(client, organization, auth):
     )
     assert response.status_code == 400
     assert "s" * 40 not in response.content.decode()
+
+
+# --- 413 ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_a_body_over_the_upload_limit_is_json_413_and_writes_nothing(
+    client, provider_key, auth, settings, caplog, method
+):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    secret = "sk-proj-" + "q" * 2048
+    body = json.dumps({"provider": "openai", "name": "Big", "secret": secret})
+    path = "/api/v1/keys" if method == "post" else f"/api/v1/keys/{provider_key.pk}"
+    keys_before, events_before = ProviderKey.objects.count(), AuditEvent.objects.count()
+    stored_before = ProviderKey.objects.get(pk=provider_key.pk).secret
+
+    with caplog.at_level(logging.INFO):
+        response = getattr(client, method)(path, body, content_type="application/json", **auth)
+
+    assert response.status_code == 413
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json() == {"detail": "The request body is too large."}
+    assert "q" * 40 not in response.content.decode()
+    assert (ProviderKey.objects.count(), AuditEvent.objects.count()) == (
+        keys_before,
+        events_before,
+    )
+    loaded = ProviderKey.objects.get(pk=provider_key.pk)
+    assert (loaded.name, loaded.secret) == (provider_key.name, stored_before)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert "q" * 40 not in caplog.text
+
+
+def test_a_body_just_under_the_upload_limit_is_served(client, organization, auth, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    body = json.dumps({"provider": "openai", "name": "Small", "secret": "sk-proj-" + "q" * 100})
+    assert len(body) < 1024
+    response = client.post("/api/v1/keys", body, content_type="application/json", **auth)
+    assert response.status_code == 201, response.content
 
 
 # --- The handler itself ---------------------------------------------------------------------

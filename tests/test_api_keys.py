@@ -13,7 +13,10 @@ from keyvault import services
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, KeyUsage, ProviderKey, ProxyToken
 from keyvault.usage import recorder
+from organizations.actors import Actor
 from tests.factories import OrganizationFactory, ProviderKeyFactory
+
+OPERATOR = Actor.system("tests")
 
 METADATA_FIELDS = {
     "id",
@@ -178,7 +181,7 @@ def test_create_returns_201_with_metadata_and_stores_the_secret_sealed(api, orga
     assert key.organization == organization
     assert key.name == "Main" and key.is_default and key.enabled
     assert key.config == {"base_url": "https://llm.example.com/v1"}
-    assert services.provider_key_reveal(key=key) == SECRET
+    assert services.provider_key_reveal(actor=OPERATOR, key=key) == SECRET
     assert SECRET not in key.secret.envelope
 
     event = AuditEvent.objects.get(action=AuditAction.KEY_CREATED)
@@ -328,7 +331,7 @@ def test_patch_secret_rotates_and_bumps_version(api, organization):
     assert body["rotated_at"] is not None
     assert body["hint"].endswith(NEW_SECRET[-4:])
     key.refresh_from_db()
-    assert services.provider_key_reveal(key=key) == NEW_SECRET
+    assert services.provider_key_reveal(actor=OPERATOR, key=key) == NEW_SECRET
 
 
 def test_empty_patch_changes_nothing(api, organization):
@@ -369,7 +372,7 @@ def test_patch_with_a_bad_body_changes_nothing(api, organization, body, fields):
     assert snapshot(key) == before
     assert AuditEvent.objects.count() == events
     key.refresh_from_db()
-    assert services.provider_key_reveal(key=key) == SECRET
+    assert services.provider_key_reveal(actor=OPERATOR, key=key) == SECRET
 
 
 def test_patch_second_default_and_duplicate_name_change_nothing(api, organization):

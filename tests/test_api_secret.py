@@ -5,11 +5,13 @@ from unittest import mock
 
 import pytest
 from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 
 from keyvault import services
 from keyvault.crypto import envelope as crypto_envelope
 from keyvault.models import ProviderKey
+from keyvault.retrieval import key_etag, retrieve_secret
 from keyvault.usage import recorder
 from organizations.actors import Actor
 from tests.factories import ProviderKeyFactory
@@ -384,3 +386,71 @@ def test_tampered_value_still_revalidates(get, key, other_key):
     etag = get(secret_url(key))["ETag"]
     _store_raw(key, other_key.secret.envelope)
     assert get(secret_url(key), HTTP_IF_NONE_MATCH=etag).status_code == 304
+
+
+# --- retrieve_secret is authorized as a reveal, even for "not modified" ---------------------
+
+IF_NONE_MATCH_FORMS = {
+    "none": lambda etag: None,
+    "current": lambda etag: etag,
+    "weak": lambda etag: f"W/{etag}",
+    "any": lambda etag: "*",
+}
+REFUSED_TOKENS = {
+    "keys:read": lambda make_token, other: make_token("keys:read"),
+    "keys:write": lambda make_token, other: make_token("keys:write"),
+    "keys:read+write": lambda make_token, other: make_token("keys:read", "keys:write"),
+    "another org's keys:secret": lambda make_token, other: make_token(
+        "keys:read", "keys:secret", "keys:write", organization=other
+    ),
+}
+
+
+@pytest.mark.parametrize("if_none_match", IF_NONE_MATCH_FORMS.values(), ids=IF_NONE_MATCH_FORMS)
+@pytest.mark.parametrize("refused", REFUSED_TOKENS.values(), ids=REFUSED_TOKENS)
+def test_retrieve_secret_refuses_a_token_that_may_not_reveal_even_when_the_etag_matches(
+    make_token, other_organization, key, opened, refused, if_none_match
+):
+    """A 304 tells the caller that the copy it holds is current: as much as the secret."""
+    token = refused(make_token, other_organization)
+    with pytest.raises(PermissionDenied):
+        retrieve_secret(
+            actor=Actor.for_token(token), key=key, if_none_match=if_none_match(key_etag(key))
+        )
+    opened.assert_not_called()
+    assert recorder.pending() == 0
+
+
+def test_retrieve_secret_refuses_before_saying_the_key_is_disabled(make_token, key, opened):
+    edit(key, enabled=False)
+    key.refresh_from_db()
+    with pytest.raises(PermissionDenied):
+        retrieve_secret(
+            actor=Actor.for_token(make_token("keys:read")), key=key, if_none_match=key_etag(key)
+        )
+    opened.assert_not_called()
+
+
+def test_retrieve_secret_serves_a_keys_secret_token_and_revalidates_it(make_token, key, opened):
+    actor = Actor.for_token(make_token("keys:secret"))
+    current = retrieve_secret(actor=actor, key=key, if_none_match=key_etag(key))
+    assert current.not_modified and current.etag == key_etag(key)
+    opened.assert_not_called()
+    fetched = retrieve_secret(actor=actor, key=key, if_none_match='"stale"')
+    assert fetched.secret == SECRET
+    assert recorder.pending() == 2
+
+
+def test_retrieve_secret_for_a_user_is_refused(organization, owner, key, opened):
+    with pytest.raises(PermissionDenied):
+        retrieve_secret(actor=Actor.for_user(owner), key=key, if_none_match=key_etag(key))
+    opened.assert_not_called()
+
+
+def test_a_read_only_token_revalidating_over_the_api_gets_403_not_304(client, make_token, key):
+    reader = make_token("keys:read")
+    response = client.get(
+        secret_url(key), HTTP_AUTHORIZATION=f"Bearer {reader.raw}", HTTP_IF_NONE_MATCH="*"
+    )
+    assert response.status_code == 403
+    assert "keys:secret" in response.json()["detail"]

@@ -1,7 +1,9 @@
 """Keyvault's system checks: no KEK with DEBUG off, malformed KEKs, stored keys whose KEK is not
-loaded; and the start-up guard that turns any of them into a refusal to serve."""
+loaded, a weak SECRET_KEY; and the start-up guard that turns any of them into a refusal to serve."""
 
 import base64
+import secrets
+from unittest import mock
 
 import pytest
 from django.core import checks
@@ -11,6 +13,7 @@ from keyvault import crypto
 from keyvault.checks import (
     TAG,
     check_keyring,
+    check_secret_key,
     check_stored_keks_loaded,
     refuse_to_start_on_errors,
 )
@@ -158,3 +161,83 @@ def test_a_silenced_check_does_not_stop_the_start(db, organization, settings):
     settings.KEYVAULT_KEKS = OTHER
     settings.SILENCED_SYSTEM_CHECKS = ["keyvault.E103"]
     refuse_to_start_on_errors()
+
+
+# --- the start-up guard closes its database connections -----------------------------------
+
+
+@pytest.fixture
+def close_all():
+    with mock.patch("keyvault.checks.connections.close_all") as spy:
+        yield spy
+
+
+def test_the_start_up_guard_closes_every_database_connection(db, close_all):
+    """gunicorn --preload forks workers after the guard ran: none may inherit its connection."""
+    refuse_to_start_on_errors()
+    close_all.assert_called_once_with()
+
+
+def test_the_start_up_guard_closes_its_connections_also_when_it_refuses(db, settings, close_all):
+    settings.KEYVAULT_KEKS = "broken"
+    with pytest.raises(ImproperlyConfigured, match=r"keyvault\.E102"):
+        refuse_to_start_on_errors()
+    close_all.assert_called_once_with()
+
+
+def test_the_start_up_guard_closes_its_connections_also_when_a_check_crashes(db, close_all):
+    with (
+        mock.patch("keyvault.checks.checks.run_checks", side_effect=RuntimeError("boom")),
+        pytest.raises(RuntimeError, match="boom"),
+    ):
+        refuse_to_start_on_errors()
+    close_all.assert_called_once_with()
+
+
+# --- SECRET_KEY (E104) ----------------------------------------------------------------------
+
+STRONG_SECRET_KEY = secrets.token_urlsafe(50)
+WEAK_SECRET_KEYS = {
+    "empty": "",
+    "49 characters": secrets.token_urlsafe(60)[:49],
+    "low variety": "abcd" * 20,
+    "django-insecure": "django-insecure-" + secrets.token_urlsafe(50),
+}
+
+
+@pytest.mark.parametrize("key", WEAK_SECRET_KEYS.values(), ids=WEAK_SECRET_KEYS.keys())
+def test_a_weak_secret_key_with_debug_off_is_e104(settings, key):
+    settings.DEBUG = False
+    settings.SECRET_KEY = key
+    errors = check_secret_key()
+    assert error_ids(errors) == ["keyvault.E104"]
+    assert "token_urlsafe" in errors[0].hint
+    if key:
+        assert key not in errors[0].msg and key not in errors[0].hint
+
+
+@pytest.mark.parametrize("key", WEAK_SECRET_KEYS.values(), ids=WEAK_SECRET_KEYS.keys())
+def test_a_weak_secret_key_with_debug_off_refuses_to_start(db, settings, key):
+    settings.DEBUG = False
+    settings.SECRET_KEY = key
+    with pytest.raises(ImproperlyConfigured, match=r"keyvault\.E104"):
+        refuse_to_start_on_errors()
+
+
+def test_a_strong_secret_key_passes(settings):
+    settings.DEBUG = False
+    settings.SECRET_KEY = STRONG_SECRET_KEY
+    assert check_secret_key() == []
+
+
+def test_a_secret_key_of_exactly_50_varied_characters_passes(settings):
+    settings.DEBUG = False
+    settings.SECRET_KEY = ("0123456789" * 5)[:50]
+    assert check_secret_key() == []
+
+
+@pytest.mark.parametrize("key", WEAK_SECRET_KEYS.values(), ids=WEAK_SECRET_KEYS.keys())
+def test_any_secret_key_passes_with_debug_on(settings, key):
+    settings.DEBUG = True
+    settings.SECRET_KEY = key
+    assert check_secret_key() == []

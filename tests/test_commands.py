@@ -27,8 +27,11 @@ from keyvault.crypto.loading import parse_kek_entries
 from keyvault.management.commands import seed_demo
 from keyvault.models import AuditEvent, ProviderKey
 from organizations import roles
+from organizations.actors import Actor
 from organizations.models import Membership, Organization
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+OPERATOR = Actor.system("tests")
 
 User = get_user_model()
 MANAGE = Path(settings.BASE_DIR) / "manage.py"
@@ -483,7 +486,7 @@ def test_seed_demo_creates_the_demo_organization_owner_and_keys():
     assert keys.count() == len(seed_demo.DEMO_KEYS)
     for spec in seed_demo.DEMO_KEYS:
         key = keys.get(provider=spec["provider"], name=spec["name"])
-        assert services.provider_key_reveal(key=key) == spec["secret"]
+        assert services.provider_key_reveal(actor=OPERATOR, key=key) == spec["secret"]
 
 
 @pytest.mark.django_db

@@ -18,8 +18,11 @@ from keyvault import crypto, services
 from keyvault.crypto import EncryptionContext, LocalKeyring
 from keyvault.fields import PendingSecret, SealedSecret, SecretField
 from keyvault.models import ProviderKey
+from organizations.actors import Actor
 from organizations.models import Organization
 from tests.factories import ProviderKeyFactory
+
+OPERATOR = Actor.system("tests")
 
 PLAINTEXT = "sk-proj-fieldtest-Zq8wPmV3xK9yT2nB7cR4"
 _TABLE = connection.ops.quote_name(ProviderKey._meta.db_table)
@@ -219,7 +222,7 @@ def test_a_loaded_secret_is_sealed_until_a_service_reveals_it(provider_key):
     assert isinstance(loaded.secret, SealedSecret)
     assert loaded.secret.envelope.startswith("kv1.test-primary.")
     assert loaded.secret.kek_id == loaded.kek_id == "test-primary"
-    assert services.provider_key_reveal(key=loaded).startswith("sk-proj-test")
+    assert services.provider_key_reveal(actor=OPERATOR, key=loaded).startswith("sk-proj-test")
 
 
 # --- no plaintext in repr, str, pickles -----------------------------------------------------
@@ -262,7 +265,7 @@ def test_a_saved_instance_pickles_sealed(organization):
     assert PLAINTEXT.encode() not in data
     restored = pickle.loads(data)  # noqa: S301  (our own bytes)
     assert isinstance(restored.secret, SealedSecret)
-    assert services.provider_key_reveal(key=restored) == PLAINTEXT
+    assert services.provider_key_reveal(actor=OPERATOR, key=restored) == PLAINTEXT
 
 
 # --- assigning and saving -------------------------------------------------------------------
@@ -282,7 +285,10 @@ def test_assigning_text_holds_it_pending_and_save_seals_it_and_records_the_kek(o
     assert stored == key.secret.envelope
     assert stored.startswith("kv1.test-primary.")
     assert PLAINTEXT not in stored
-    assert services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk)) == PLAINTEXT
+    assert (
+        services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk))
+        == PLAINTEXT
+    )
 
 
 def test_two_saves_of_one_value_store_different_ciphertexts(organization):
@@ -320,7 +326,10 @@ def test_bulk_update_with_sealed_values_is_allowed(organization):
     key = ProviderKeyFactory(organization=organization, secret=PLAINTEXT)
     loaded = ProviderKey.objects.get(pk=key.pk)
     ProviderKey.objects.bulk_update([loaded], ["secret", "name"])
-    assert services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk)) == PLAINTEXT
+    assert (
+        services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk))
+        == PLAINTEXT
+    )
 
 
 # --- lookups --------------------------------------------------------------------------------
@@ -409,7 +418,7 @@ def test_dumpdata_and_loaddata_round_trip_the_sealed_value(organization, tmp_pat
     call_command("loaddata", str(dump), verbosity=0)
     restored = ProviderKey.objects.get(pk=key.pk)
     assert raw_secret_column(restored) == envelope
-    assert services.provider_key_reveal(key=restored) == PLAINTEXT
+    assert services.provider_key_reveal(actor=OPERATOR, key=restored) == PLAINTEXT
 
 
 def test_to_python_keeps_an_envelope_sealed_and_makes_other_text_pending(provider_key):
@@ -456,7 +465,10 @@ def test_queryset_update_with_a_sealed_value_writes_its_kek_id(key_under_old_kek
     assert rewrapped.kek_id == "test-primary"
     ProviderKey.objects.filter(pk=key.pk).update(secret=rewrapped)
     assert _stored_kek_id(key) == "test-primary"
-    assert services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk)) == PLAINTEXT
+    assert (
+        services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk))
+        == PLAINTEXT
+    )
 
 
 def test_bulk_update_of_sealed_values_writes_their_kek_ids(key_under_old_kek):
@@ -464,7 +476,10 @@ def test_bulk_update_of_sealed_values_writes_their_kek_ids(key_under_old_kek):
     key.secret = ProviderKey._meta.get_field("secret").rewrap(key)
     ProviderKey.objects.bulk_update([key], ["secret"])
     assert _stored_kek_id(key) == "test-primary"
-    assert services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk)) == PLAINTEXT
+    assert (
+        services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk))
+        == PLAINTEXT
+    )
 
 
 # --- binding: a ciphertext opens only where it was sealed -----------------------------------
@@ -475,7 +490,7 @@ def test_a_ciphertext_copied_to_another_row_of_the_same_org_fails_closed(organiz
     target = ProviderKeyFactory(organization=organization, secret="sk-proj-target-0123456789abc")
     write_raw_secret_column(target, raw_secret_column(source))
     with pytest.raises(crypto.IntegrityError):
-        services.provider_key_reveal(key=ProviderKey.objects.get(pk=target.pk))
+        services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=target.pk))
 
 
 def test_a_ciphertext_copied_with_update_to_another_org_fails_closed(
@@ -487,14 +502,14 @@ def test_a_ciphertext_copied_with_update_to_another_org_fails_closed(
     ProviderKey.objects.filter(pk=target.pk).update(secret=sealed)
     assert raw_secret_column(target) == raw_secret_column(source)
     with pytest.raises(crypto.IntegrityError):
-        services.provider_key_reveal(key=ProviderKey.objects.get(pk=target.pk))
+        services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=target.pk))
 
 
 def test_a_row_moved_to_another_org_no_longer_opens(organization, other_organization):
     key = ProviderKeyFactory(organization=organization, secret=PLAINTEXT)
     ProviderKey.objects.filter(pk=key.pk).update(organization=other_organization)
     with pytest.raises(crypto.IntegrityError):
-        services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk))
+        services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk))
 
 
 @pytest.mark.parametrize(
@@ -530,7 +545,7 @@ def test_a_proxy_model_seals_and_opens_with_the_declaring_models_context(organiz
 
     through_proxy.secret = "sk-proj-sealed-through-a-proxy-0123"
     through_proxy.save()
-    assert services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk)) == (
+    assert services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk)) == (
         "sk-proj-sealed-through-a-proxy-0123"
     )
 
@@ -540,3 +555,63 @@ def test_only_a_saved_secret_can_be_opened(organization):
     unsaved = ProviderKey(organization=organization, provider="openai", name="n", secret=PLAINTEXT)
     with pytest.raises(TypeError):
         field.open(unsaved)
+
+
+# --- the context is canonical, whatever spelling the ids were assigned in -------------------
+
+ID_SPELLINGS = {
+    "upper case": lambda value: str(value).upper(),
+    "hex without hyphens": lambda value: value.hex,
+    "upper-case hex": lambda value: value.hex.upper(),
+    "braces": lambda value: "{" + str(value) + "}",
+}
+
+
+def _direct_key(**fields) -> ProviderKey:
+    key = ProviderKey(provider="openai", name="spelled", secret_hint="sk-…", **fields)
+    key.secret = PLAINTEXT
+    key.save(force_insert=True)
+    return key
+
+
+@pytest.mark.parametrize("spell", ID_SPELLINGS.values(), ids=ID_SPELLINGS.keys())
+def test_a_row_saved_with_its_id_in_another_spelling_opens_after_reloading(organization, spell):
+    row_id = uuid.uuid4()
+    key = _direct_key(id=spell(row_id), organization=organization)
+    assert key.pk != str(row_id)  # Sealed while the instance held the other spelling.
+    loaded = ProviderKey.objects.get(pk=row_id)
+    assert services.provider_key_reveal(key=loaded, actor=OPERATOR) == PLAINTEXT
+    assert services.provider_key_reveal(key=key, actor=OPERATOR) == PLAINTEXT
+
+
+@pytest.mark.parametrize("spell", ID_SPELLINGS.values(), ids=ID_SPELLINGS.keys())
+def test_a_row_saved_with_its_organization_id_in_another_spelling_opens_after_reloading(
+    organization, spell
+):
+    key = _direct_key(organization_id=spell(organization.pk))
+    loaded = ProviderKey.objects.get(pk=key.pk)
+    assert loaded.organization_id == organization.pk
+    assert services.provider_key_reveal(key=loaded, actor=OPERATOR) == PLAINTEXT
+
+
+def test_a_secret_rotated_on_an_instance_with_spelled_ids_opens_after_reloading(organization):
+    key = ProviderKeyFactory(organization=organization)
+    spelled = ProviderKey.objects.get(pk=key.pk)
+    spelled.pk = str(key.pk).upper()
+    spelled.organization_id = organization.pk.hex
+    spelled.secret = PLAINTEXT
+    spelled.save(update_fields=["secret", "kek_id"])
+    loaded = ProviderKey.objects.get(pk=key.pk)
+    assert services.provider_key_reveal(key=loaded, actor=OPERATOR) == PLAINTEXT
+
+
+def test_every_spelling_of_the_ids_gives_the_same_context(provider_key):
+    field = ProviderKey._meta.get_field("secret")
+    canonical = field.context_for(ProviderKey.objects.get(pk=provider_key.pk))
+    assert canonical.row_id == str(provider_key.pk)
+    assert canonical.organization_id == str(provider_key.organization_id)
+    for spell in ID_SPELLINGS.values():
+        spelled = ProviderKey(
+            id=spell(provider_key.pk), organization_id=spell(provider_key.organization_id)
+        )
+        assert field.context_for(spelled) == canonical

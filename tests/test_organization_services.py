@@ -3,6 +3,7 @@ under the role matrix, the last-owner rule, and the audit trail each write leave
 
 import pytest
 from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from keyvault.audit import AuditAction
@@ -11,6 +12,7 @@ from organizations import roles, services
 from organizations.actors import Actor
 from organizations.models import Membership, Organization
 from tests.factories import UserFactory
+from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
 
 pytestmark = pytest.mark.django_db
 
@@ -121,6 +123,98 @@ def test_slug_taken_by_a_concurrent_writer_is_a_validation_error(monkeypatch):
         services.organization_create(name="Late", slug="acme", owner=owner, actor=Actor.system())
     assert set(excinfo.value.message_dict) == {"slug"}
     assert _state() == before
+
+
+@pytest.mark.parametrize("name", INVISIBLE_NAMES.values(), ids=INVISIBLE_NAMES.keys())
+def test_organization_create_refuses_an_invisible_name_and_writes_nothing(name):
+    owner = UserFactory()
+    before = _state()
+    with pytest.raises(ValidationError) as excinfo:
+        services.organization_create(name=name, slug="acme", owner=owner, actor=Actor.system())
+    assert set(excinfo.value.message_dict) == {"name"}
+    assert _state() == before
+
+
+@pytest.mark.parametrize("name", VISIBLE_NAMES.values(), ids=VISIBLE_NAMES.keys())
+def test_organization_create_keeps_a_visible_name_in_any_script(name):
+    organization = services.organization_create(
+        name=name, slug="acme", owner=UserFactory(), actor=Actor.system()
+    )
+    assert Organization.objects.get(pk=organization.pk).name == name
+
+
+# --- organization_create: who may create one for whom -----------------------------------------
+
+
+def _create_org(owner, actor):
+    return services.organization_create(name="Acme", slug="acme", owner=owner, actor=actor)
+
+
+def _assert_created_for(organization, owner):
+    membership = Membership.objects.get(organization=organization)
+    assert (membership.user, membership.role) == (owner, OWNER)
+    assert AuditEvent.objects.filter(action=AuditAction.ORGANIZATION_CREATED).count() == 1
+
+
+def test_a_user_may_create_an_organization_for_themselves():
+    user = UserFactory()
+    _assert_created_for(_create_org(user, Actor.for_user(user)), user)
+
+
+@pytest.mark.parametrize("role", [None, *ROLE_IDS], ids=["no org", *ROLE_IDS])
+def test_a_user_may_not_create_an_organization_for_someone_else(organization, member_of, role):
+    user = member_of(organization, role).user if role else UserFactory()
+    victim = UserFactory()
+    before = _state()
+    with pytest.raises(PermissionDenied):
+        _create_org(victim, Actor.for_user(user))
+    assert _state() == before
+
+
+def test_an_anonymous_user_may_not_create_an_organization():
+    owner = UserFactory()
+    before = _state()
+    with pytest.raises(PermissionDenied):
+        _create_org(owner, Actor.for_user(AnonymousUser()))
+    assert _state() == before
+
+
+def test_a_token_may_not_create_an_organization(make_token):
+    token = make_token("keys:read", "keys:secret", "keys:write")
+    owner = UserFactory()
+    before = _state()
+    with pytest.raises(PermissionDenied):
+        _create_org(owner, Actor.for_token(token))
+    assert _state() == before
+
+
+def test_the_operator_may_create_an_organization_for_anyone():
+    owner = UserFactory()
+    _assert_created_for(_create_org(owner, Actor.system("tests")), owner)
+
+
+def test_an_active_superuser_may_create_an_organization_for_anyone():
+    superuser = UserFactory(is_superuser=True)
+    owner = UserFactory()
+    _assert_created_for(_create_org(owner, Actor.for_user(superuser)), owner)
+    assert not Membership.objects.filter(user=superuser).exists()
+
+
+def test_a_deactivated_superuser_may_not_create_an_organization_for_someone_else():
+    superuser = UserFactory(is_superuser=True, is_active=False)
+    owner = UserFactory()
+    before = _state()
+    with pytest.raises(PermissionDenied):
+        _create_org(owner, Actor.for_user(superuser))
+    assert _state() == before
+
+
+def test_authorization_comes_before_validation():
+    """A refused caller learns nothing about slugs in use."""
+    _create_org(UserFactory(), Actor.system())
+    user = UserFactory()
+    with pytest.raises(PermissionDenied):
+        _create_org(UserFactory(), Actor.for_user(user))
 
 
 # --- user_get_or_create ---------------------------------------------------------------------

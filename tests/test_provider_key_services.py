@@ -5,6 +5,7 @@ and property-based round trips."""
 import json
 import logging
 import sys
+from unittest import mock
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -19,6 +20,9 @@ from keyvault.fields import SealedSecret
 from keyvault.models import SECRET_MAX_BYTES, AuditEvent, ProviderKey
 from organizations import roles
 from organizations.actors import Actor
+from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
+
+OPERATOR = Actor.system("tests")
 
 SYSTEM = Actor.system("tests")
 KIB_16 = 16 * 1024
@@ -105,7 +109,8 @@ def test_create_stores_the_key_and_records_an_audit_event(organization, owner):
     assert key.secret_hint == "sk-proj-…WXYZ"
     assert key.created_by == owner
     assert (
-        services.provider_key_reveal(key=key) == "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ"
+        services.provider_key_reveal(actor=OPERATOR, key=key)
+        == "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ"
     )
 
     event = AuditEvent.objects.get()
@@ -237,12 +242,15 @@ def test_a_secret_of_exactly_16_kib_is_accepted(organization):
     for number, secret in enumerate((ascii_secret, multibyte_secret, emoji_secret)):
         assert len(secret.encode()) == SECRET_MAX_BYTES
         key = create(organization, name=f"big {number}", provider="mistral", secret=secret)
-        assert services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk)) == secret
+        assert (
+            services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk))
+            == secret
+        )
 
 
 def test_the_size_limit_applies_after_stripping(organization):
     key = create(organization, provider="mistral", secret=" " + "a" * KIB_16 + "\n")
-    assert services.provider_key_reveal(key=key) == "a" * KIB_16
+    assert services.provider_key_reveal(actor=OPERATOR, key=key) == "a" * KIB_16
 
 
 def test_duplicate_name_is_rejected_ignoring_case(organization):
@@ -287,7 +295,35 @@ def test_a_deeply_nested_json_secret_is_a_field_error_for_vertex(organization):
 def test_a_deeply_nested_json_secret_is_stored_as_is_for_other_providers(organization):
     secret = '{"a":' + "[" * 16000
     key = create(organization, provider="mistral", secret=secret)
-    assert services.provider_key_reveal(key=key) == secret
+    assert services.provider_key_reveal(actor=OPERATOR, key=key) == secret
+
+
+# --- names must be visible, one-line text -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", INVISIBLE_NAMES.values(), ids=INVISIBLE_NAMES.keys())
+def test_create_refuses_a_name_with_invisible_characters_and_writes_nothing(organization, name):
+    with pytest.raises(ValidationError) as exc_info:
+        create(organization, name=name)
+    assert set(exc_info.value.message_dict) == {"name"}
+    assert counts() == (0, 0)
+
+
+@pytest.mark.parametrize("name", VISIBLE_NAMES.values(), ids=VISIBLE_NAMES.keys())
+def test_create_keeps_a_visible_name_in_any_script(organization, name):
+    key = create(organization, name=f" {name} ")
+    assert ProviderKey.objects.get(pk=key.pk).name == name
+
+
+@pytest.mark.parametrize("name", INVISIBLE_NAMES.values(), ids=INVISIBLE_NAMES.keys())
+def test_rename_refuses_a_name_with_invisible_characters(organization, name):
+    key = create(organization, name="Production")
+    before = counts()
+    with pytest.raises(ValidationError) as exc_info:
+        services.provider_key_update(key=key, actor=SYSTEM, name=name)
+    assert set(exc_info.value.message_dict) == {"name"}
+    assert ProviderKey.objects.get(pk=key.pk).name == "Production"
+    assert counts() == before
 
 
 # --- database constraints behind the service checks -----------------------------------------
@@ -428,7 +464,10 @@ def test_rotate_replaces_the_secret_bumps_the_version_and_recomputes_the_hint(or
     assert loaded.kek_id == "test-primary"
     assert loaded.secret.envelope != envelope_before
     assert rotated.version == 2
-    assert services.provider_key_reveal(key=loaded) == "sk-proj-rotated-secret-value-BBBB"
+    assert (
+        services.provider_key_reveal(actor=OPERATOR, key=loaded)
+        == "sk-proj-rotated-secret-value-BBBB"
+    )
 
     event = AuditEvent.objects.get(action=AuditAction.KEY_ROTATED)
     assert event.metadata == {
@@ -508,9 +547,9 @@ def test_delete_removes_the_row_and_records_the_event(organization):
 def test_a_disabled_key_is_not_revealed(organization):
     key = create(organization, enabled=False)
     with pytest.raises(KeyDisabledError):
-        services.provider_key_reveal(key=key)
+        services.provider_key_reveal(actor=OPERATOR, key=key)
     enabled = services.provider_key_update(key=key, actor=SYSTEM, enabled=True)
-    assert services.provider_key_reveal(key=enabled).startswith("sk-proj-")
+    assert services.provider_key_reveal(actor=OPERATOR, key=enabled).startswith("sk-proj-")
 
 
 def test_a_tampered_secret_raises_a_typed_error_logs_the_key_id_and_changes_nothing(
@@ -528,7 +567,7 @@ def test_a_tampered_secret_raises_a_typed_error_logs_the_key_id_and_changes_noth
         caplog.at_level(logging.ERROR, logger="keyvault.services"),
         pytest.raises(crypto.IntegrityError) as exc_info,
     ):
-        services.provider_key_reveal(key=loaded)
+        services.provider_key_reveal(actor=OPERATOR, key=loaded)
     assert str(victim.pk) in caplog.text
     for text in (caplog.text, str(exc_info.value)):
         assert secret not in text
@@ -543,7 +582,86 @@ def test_a_key_whose_kek_was_removed_raises_unknown_kek(organization, settings):
     key = create(organization)
     settings.KEYVAULT_KEKS = "elsewhere:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
     with pytest.raises(crypto.UnknownKEKError):
-        services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk))
+        services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk))
+
+
+# --- reveal: who may decrypt ---------------------------------------------------------------
+
+REVEALED = "sk-proj-reveal-authorization-0123456789"
+
+
+@pytest.fixture
+def opened():
+    """Spy on the one decrypting call."""
+    with mock.patch.object(
+        services._secret_field, "open", wraps=services._secret_field.open
+    ) as spy:
+        yield spy
+
+
+def _reveal_target(organization, **overrides):
+    return ProviderKey.objects.get(pk=create(organization, secret=REVEALED, **overrides).pk)
+
+
+@pytest.mark.parametrize("role", [role.id for role in roles.ROLES])
+def test_no_user_may_reveal_a_key_whatever_their_role(organization, member_of, opened, role):
+    key = _reveal_target(organization)
+    user = member_of(organization, role).user
+    with pytest.raises(PermissionDenied):
+        services.provider_key_reveal(key=key, actor=Actor.for_user(user))
+    opened.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    "role", [role.id for role in roles.ROLES if roles.Scope.KEYS_ADD in role.scopes]
+)
+def test_not_even_the_user_who_added_the_key_may_reveal_it(organization, member_of, opened, role):
+    user = member_of(organization, role).user
+    key = _reveal_target(organization, actor=Actor.for_user(user))
+    assert key.created_by == user
+    with pytest.raises(PermissionDenied):
+        services.provider_key_reveal(key=key, actor=Actor.for_user(user))
+    opened.assert_not_called()
+
+
+def test_a_user_is_refused_before_learning_that_a_key_is_disabled(organization, owner, opened):
+    key = _reveal_target(organization, enabled=False)
+    with pytest.raises(PermissionDenied):
+        services.provider_key_reveal(key=key, actor=Actor.for_user(owner))
+    opened.assert_not_called()
+
+
+def test_a_token_with_keys_secret_of_the_keys_organization_may_reveal_it(organization, make_token):
+    key = _reveal_target(organization)
+    token = make_token("keys:secret")
+    assert services.provider_key_reveal(key=key, actor=Actor.for_token(token)) == REVEALED
+
+
+@pytest.mark.parametrize(
+    "scopes",
+    [["keys:read"], ["keys:write"], ["keys:read", "keys:write"]],
+    ids=["keys:read", "keys:write", "keys:read+write"],
+)
+def test_a_token_without_keys_secret_may_not_reveal(organization, make_token, opened, scopes):
+    key = _reveal_target(organization)
+    with pytest.raises(PermissionDenied):
+        services.provider_key_reveal(key=key, actor=Actor.for_token(make_token(*scopes)))
+    opened.assert_not_called()
+
+
+def test_a_keys_secret_token_of_another_organization_may_not_reveal(
+    organization, other_organization, make_token, opened
+):
+    key = _reveal_target(organization)
+    outsider = make_token("keys:read", "keys:secret", "keys:write", organization=other_organization)
+    with pytest.raises(PermissionDenied):
+        services.provider_key_reveal(key=key, actor=Actor.for_token(outsider))
+    opened.assert_not_called()
+
+
+def test_the_operator_may_reveal(organization):
+    key = _reveal_target(organization)
+    assert services.provider_key_reveal(key=key, actor=Actor.system()) == REVEALED
 
 
 # --- nothing in the database reveals the secret ---------------------------------------------
@@ -577,7 +695,10 @@ def test_no_column_and_no_audit_row_contains_the_plaintext(organization):
             assert needle not in audit_rows
         if secret.startswith("{"):
             assert SERVICE_ACCOUNT["private_key"][28:60] not in repr(row)
-        assert services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk)) == secret
+        assert (
+            services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk))
+            == secret
+        )
 
     for key, _secret in keys:
         services.provider_key_delete(key=key, actor=SYSTEM)
@@ -631,7 +752,7 @@ def _fits(text: str) -> bool:
 def test_any_non_blank_text_round_trips_to_its_stripped_form(organization, secret):
     key = create(organization, provider="mistral", name=_unique_name(), secret=secret)
     loaded = ProviderKey.objects.get(pk=key.pk)
-    assert services.provider_key_reveal(key=loaded) == secret.strip()
+    assert services.provider_key_reveal(actor=OPERATOR, key=loaded) == secret.strip()
     if len(secret.strip()) >= 12:
         assert secret.strip() not in raw_secret(key)
     _prefix, _, tail = loaded.secret_hint.partition("…")
@@ -667,7 +788,10 @@ def test_a_16_kib_value_round_trips_and_one_byte_more_is_rejected(organization, 
     secret = _fill_to_limit(seed)
     assert len(secret.encode()) == SECRET_MAX_BYTES
     key = create(organization, provider="mistral", name=_unique_name(), secret=secret)
-    assert services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk)) == secret
+    assert (
+        services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk))
+        == secret
+    )
 
     too_big = _fill_to_limit(seed, extra_bytes=1)
     assert len(too_big.encode()) == SECRET_MAX_BYTES + 1

@@ -13,6 +13,7 @@ from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, ProxyToken
 from organizations import roles
 from organizations.actors import Actor
+from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
 
 SYSTEM = Actor.system("tests")
 
@@ -158,6 +159,20 @@ def test_create_with_bad_name_writes_nothing(organization, counts, name):
     with pytest.raises(ValidationError):
         create(organization, name=name)
     assert_nothing_written(counts)
+
+
+@pytest.mark.parametrize("name", INVISIBLE_NAMES.values(), ids=INVISIBLE_NAMES.keys())
+def test_create_with_an_invisible_name_writes_nothing(organization, counts, name):
+    with pytest.raises(ValidationError) as excinfo:
+        create(organization, name=name)
+    assert set(excinfo.value.message_dict) == {"name"}
+    assert_nothing_written(counts)
+
+
+@pytest.mark.parametrize("name", VISIBLE_NAMES.values(), ids=VISIBLE_NAMES.keys())
+def test_create_keeps_a_visible_name_in_any_script(organization, name):
+    token, _raw = create(organization, name=name)
+    assert ProxyToken.objects.get(pk=token.pk).name == name
 
 
 def test_duplicate_active_name_is_refused_whatever_the_case(organization):

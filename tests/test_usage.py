@@ -11,9 +11,10 @@ from django.db import connection
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 
-from keyvault import usage
+from keyvault import services, usage
 from keyvault.models import KeyUsage, ProviderKey, ProxyToken
 from keyvault.usage import UsageRecorder, recorder
+from organizations.actors import Actor
 from tests.factories import ProviderKeyFactory
 
 NOON = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
@@ -338,3 +339,130 @@ def test_concurrent_recording_loses_nothing(token, key):
     assert rec.pending() == 4000
     rec.flush()
     assert counts() == {(token.pk, key.pk, NOON): 4000}
+
+
+# --- Usage outlives the key -----------------------------------------------------------------
+
+
+def test_usage_rows_survive_the_deletion_of_their_key(organization, make_token, key):
+    token, other_token = make_token("keys:secret"), make_token("keys:secret")
+    kept = ProviderKeyFactory(organization=organization, name="Kept")
+    rec = fresh_recorder()
+    for _ in range(3):
+        rec.record_secret_retrieval(token.pk, key.pk, at=NOON)
+    rec.record_secret_retrieval(other_token.pk, key.pk, at=NOON + timedelta(hours=1))
+    rec.record_secret_retrieval(token.pk, kept.pk, at=NOON)
+    assert rec.flush() == 5
+
+    services.provider_key_delete(key=key, actor=Actor.system("tests"))
+
+    assert not ProviderKey.objects.filter(pk=key.pk).exists()
+    assert counts() == {
+        (token.pk, None, NOON): 3,
+        (other_token.pk, None, NOON + timedelta(hours=1)): 1,
+        (token.pk, kept.pk, NOON): 1,
+    }
+
+
+def test_usage_of_several_deleted_keys_in_one_hour_is_kept_apart(organization, token, key):
+    """Rows whose key is gone no longer differ by key; the one-row-per-token-key-hour rule must
+    not merge or refuse them."""
+    second = ProviderKeyFactory(organization=organization, name="Second")
+    rec = fresh_recorder()
+    rec.record_secret_retrieval(token.pk, key.pk, at=NOON)
+    for _ in range(2):
+        rec.record_secret_retrieval(token.pk, second.pk, at=NOON)
+    rec.flush()
+
+    for doomed in (key, second):
+        services.provider_key_delete(key=doomed, actor=Actor.system("tests"))
+
+    rows = KeyUsage.objects.filter(token=token, hour=NOON)
+    assert sorted(rows.values_list("key", "count")) == [(None, 1), (None, 2)]
+    # Later counts for a live key still add up in their own row.
+    live = ProviderKeyFactory(organization=organization, name="Live")
+    for _ in range(2):
+        rec.record_secret_retrieval(token.pk, live.pk, at=NOON)
+        rec.flush()
+    assert KeyUsage.objects.get(key=live).count == 2
+
+
+def test_usage_survives_a_key_deleted_over_the_api(client, make_token, key):
+    token = make_token("keys:secret", "keys:write")
+    assert fetch(client, token, key).status_code == 200
+    recorder.flush()
+    response = client.delete(f"/api/v1/keys/{key.pk}", HTTP_AUTHORIZATION=f"Bearer {token.raw}")
+    assert response.status_code == 204
+    usage_row = KeyUsage.objects.get()
+    assert (usage_row.token_id, usage_row.key_id, usage_row.count) == (token.pk, None, 1)
+
+
+# --- Only a permitted request counts as the token being used --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/keys/{id}/secret"),
+        ("get", "/api/v1/resolve?provider=openai"),
+        ("post", "/api/v1/keys"),
+        ("patch", "/api/v1/keys/{id}"),
+        ("delete", "/api/v1/keys/{id}"),
+    ],
+    ids=["secret", "resolve", "create", "update", "delete"],
+)
+def test_a_request_refused_for_a_missing_scope_does_not_refresh_the_token(
+    client, make_token, key, method, path
+):
+    reader = make_token("keys:read")
+    body = {} if method == "get" else {"data": "{}", "content_type": "application/json"}
+    response = getattr(client, method)(
+        path.format(id=key.pk), HTTP_AUTHORIZATION=f"Bearer {reader.raw}", **body
+    )
+    assert response.status_code == 403
+    recorder.flush()
+    reader.refresh_from_db()
+    key.refresh_from_db()
+    assert reader.last_used_at is None
+    assert key.last_used_at is None
+    assert KeyUsage.objects.count() == 0
+
+
+def test_a_permitted_request_refreshes_the_token(client, make_token, key):
+    reader = make_token("keys:read")
+    assert client.get("/api/v1/keys", HTTP_AUTHORIZATION=f"Bearer {reader.raw}").status_code == 200
+    reader.refresh_from_db()
+    assert reader.last_used_at is None  # Not until the flush.
+    recorder.flush()
+    reader.refresh_from_db()
+    assert reader.last_used_at is not None
+
+
+# --- A full backlog wakes the flush thread --------------------------------------------------
+
+
+def test_a_full_backlog_wakes_the_flush_thread_instead_of_flushing_in_the_request():
+    calls = []
+    written = threading.Event()
+
+    def write(counts, token_last_used, key_last_used):
+        calls.append((threading.current_thread().name, sum(counts.values())))
+        written.set()
+
+    rec = UsageRecorder(flush_seconds=60, max_pending=2)
+    try:
+        with mock.patch.object(usage, "_write", side_effect=write):
+            rec.record_secret_retrieval("token", "key-1", at=NOON)
+            assert rec._thread is not None and rec._thread.is_alive()
+            assert not written.is_set()  # One pending counter: below the backlog limit.
+            rec.record_secret_retrieval("token", "key-2", at=NOON)
+            # Without the wake-up the thread would sleep its 60 seconds first.
+            assert written.wait(5), "the flush thread was not woken"
+            assert calls == [("keyvault-usage-flush", 2)]
+            assert threading.current_thread().name != "keyvault-usage-flush"
+            assert rec.pending() == 0
+    finally:
+        rec.stop()
+        if rec._thread is not None:
+            rec._thread.join(5)
+    assert not rec._thread.is_alive()

@@ -3,7 +3,7 @@
 
 import logging
 
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -41,6 +41,8 @@ def _response(status_code: int, detail: str, **extra) -> Response:
 
 
 def api_exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        return _response(413, "The request body is too large.")
     if isinstance(exc, DjangoValidationError):
         return _response(400, "Invalid input.", errors=_django_field_errors(exc))
     if isinstance(exc, exceptions.ValidationError):

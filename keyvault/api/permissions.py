@@ -3,6 +3,7 @@
 from rest_framework.permissions import BasePermission
 
 from keyvault.models import ProxyToken
+from keyvault.usage import recorder
 
 
 class TokenHasScopes(BasePermission):
@@ -24,6 +25,8 @@ class TokenHasScopes(BasePermission):
         if missing:
             self.message = f"The token lacks the scope {', '.join(sorted(missing))}."
             return False
+        # Only a permitted request counts as the token being used.
+        recorder.record_token_use(token.pk)
         return True
 
 

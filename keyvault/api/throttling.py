@@ -5,12 +5,16 @@ Redis (`SET NX EX` and `INCR` pipelined in one `MULTI`), instead of the timestam
 stock throttles rewrite on every request.
 """
 
+import ipaddress
+import logging
 import time
 
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import BaseThrottle
+
+logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
 # Counters outlive their window a little, so a late increment never revives a stale count.
@@ -45,8 +49,37 @@ def _increment(key: str) -> int:
         return backend.incr(key)
 
 
-def client_address(request) -> str:
-    return request.META.get("REMOTE_ADDR") or "unknown"
+def _counted(key: str) -> int | None:
+    """The incremented counter, or None when the cache cannot be reached.
+
+    Throttles fail open: with the cache down, proxies keep getting their keys (the throttle is
+    a guard against abuse, not the access control, which still runs in full) and the outage
+    is logged instead of turning every request into a 500.
+    """
+    try:
+        return _increment(key)
+    except Exception:
+        logger.warning(
+            "Throttle cache unavailable; request allowed without counting.", exc_info=True
+        )
+        return None
+
+
+def client_address(request) -> str | None:
+    """The client's address: `REMOTE_ADDR`, or the header named by `KEYVAULT_CLIENT_IP_HEADER`
+    (a `request.META` key such as `HTTP_X_FORWARDED_FOR`) when a trusted proxy sets it. Of a
+    list, the last entry counts: the one the nearest proxy appended, which a client cannot
+    forge. None when neither holds an IP address (a server on a Unix socket may send an empty
+    `REMOTE_ADDR`): the audit trail stores only real addresses."""
+    header = settings.KEYVAULT_CLIENT_IP_HEADER
+    value = request.META.get(header, "") if header else ""
+    forwarded = value.split(",")[-1].strip() if value else ""
+    for candidate in (forwarded, request.META.get("REMOTE_ADDR") or ""):
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
 
 
 class TokenRateThrottle(BaseThrottle):
@@ -58,7 +91,8 @@ class TokenRateThrottle(BaseThrottle):
         if not limit or token is None:
             return True
         window, self._left = _window()
-        return _increment(f"kv:throttle:token:{token.pk}:{window}") <= limit
+        count = _counted(f"kv:throttle:token:{token.pk}:{window}")
+        return count is None or count <= limit
 
     def wait(self):
         return getattr(self, "_left", WINDOW_SECONDS)
@@ -74,7 +108,9 @@ class AuthFailureThrottle:
         if not limit:
             return True
         window, self._left = _window()
-        return _increment(f"kv:throttle:authfail:{client_address(request)}:{window}") <= limit
+        address = client_address(request) or "unknown"
+        count = _counted(f"kv:throttle:authfail:{address}:{window}")
+        return count is None or count <= limit
 
     def wait_seconds(self) -> int:
         return getattr(self, "_left", WINDOW_SECONDS)

@@ -21,6 +21,7 @@ from keyvault.api.serializers import (
     ProviderKeySerializer,
     ProviderKeyUpdateSerializer,
 )
+from keyvault.api.throttling import client_address
 from keyvault.retrieval import retrieve_secret
 from keyvault.tokens import TokenScope
 from organizations.actors import Actor
@@ -44,7 +45,7 @@ ERRORS = {
 
 
 def _actor(request) -> Actor:
-    return Actor.for_token(request.auth, ip=request.META.get("REMOTE_ADDR"))
+    return Actor.for_token(request.auth, ip=client_address(request))
 
 
 def _body(request) -> dict:
@@ -157,7 +158,7 @@ class KeyDetailView(TokenAPIView):
 
 def _secret_response(request, key) -> Response:
     retrieval = retrieve_secret(
-        token=request.auth, key=key, if_none_match=request.headers.get("If-None-Match")
+        actor=_actor(request), key=key, if_none_match=request.headers.get("If-None-Match")
     )
     if retrieval.not_modified:
         response = Response(status=status.HTTP_304_NOT_MODIFIED)

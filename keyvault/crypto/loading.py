@@ -124,11 +124,14 @@ def _ensure_development_kek(path: Path) -> None:
 
 
 def keks_configured() -> bool:
-    return bool(settings.KEYVAULT_KEKS or settings.KEYVAULT_KEKS_FILE)
+    return bool(
+        settings.KEYVAULT_KEKS
+        or settings.KEYVAULT_KEKS_FILE
+        or getattr(settings, "KEYVAULT_KMS_KEYS", "")
+    )
 
 
-def build_keyring() -> Keyring:
-    """A keyring from the current settings; `KeyringConfigurationError` if there is none."""
+def _local_keyring() -> Keyring | None:
     if settings.KEYVAULT_KEKS and settings.KEYVAULT_KEKS_FILE:
         raise KeyringConfigurationError("Set KEYVAULT_KEKS or KEYVAULT_KEKS_FILE, not both.")
     if settings.KEYVAULT_KEKS:
@@ -138,13 +141,70 @@ def build_keyring() -> Keyring:
         return LocalKeyring(
             _read_kek_file(Path(settings.KEYVAULT_KEKS_FILE), source="KEYVAULT_KEKS_FILE")
         )
-    if settings.DEBUG:
+    return None
+
+
+def parse_kms_keys(text: str) -> dict[str, str]:
+    """`id:key-arn[,id:key-arn…]` (an ARN holds colons; the id is what precedes the first)."""
+    keys: dict[str, str] = {}
+    for position, entry in enumerate((e.strip() for e in text.split(",") if e.strip()), 1):
+        kek_id, sep, key_arn = entry.partition(":")
+        if not sep or not key_arn.strip():
+            raise KeyringConfigurationError(
+                f"KEYVAULT_KMS_KEYS: entry {position} is not of the form id:key-arn."
+            )
+        validate_kek_id(kek_id)
+        key_arn = key_arn.strip()
+        # A key reference is an ARN, an alias or a bare key id. Anything else with a colon is
+        # an ARN whose id was left out ("arn:aws:kms:…" read as id "arn"), which would only
+        # fail later, at the first KMS call.
+        if ":" in key_arn and not key_arn.startswith(("arn:", "alias/")):
+            raise KeyringConfigurationError(
+                f"KEYVAULT_KMS_KEYS: entry {position} is not of the form id:key-arn (is the "
+                "id missing?)."
+            )
+        if kek_id in keys:
+            raise KeyringConfigurationError(f"KEYVAULT_KMS_KEYS: KEK id {kek_id!r} appears twice.")
+        keys[kek_id] = key_arn
+    return keys
+
+
+def _kms_keyring() -> Keyring | None:
+    text = getattr(settings, "KEYVAULT_KMS_KEYS", "")
+    if not text:
+        return None
+    from keyvault.crypto.kms import AwsKmsKeyring
+
+    return AwsKmsKeyring(
+        parse_kms_keys(text),
+        region=getattr(settings, "KEYVAULT_KMS_REGION", "") or None,
+        cache_ttl_seconds=getattr(settings, "KEYVAULT_KMS_CACHE_SECONDS", 300),
+        cache_max_entries=getattr(settings, "KEYVAULT_KMS_CACHE_SIZE", 10_000),
+    )
+
+
+def build_keyring() -> Keyring:
+    """A keyring from the current settings; `KeyringConfigurationError` if there is none.
+
+    Local KEKs and KMS keys can be loaded together (to move from one to the other); the primary
+    is `KEYVAULT_PRIMARY_KEK` if set, else the first KMS key, else the first local KEK.
+    """
+    keyrings = [k for k in (_kms_keyring(), _local_keyring()) if k is not None]
+    if not keyrings:
+        if not settings.DEBUG:
+            raise KeyringConfigurationError(
+                "No key-encryption key is configured: set KEYVAULT_KEKS, KEYVAULT_KEKS_FILE "
+                "or KEYVAULT_KMS_KEYS."
+            )
         path = Path(settings.KEYVAULT_DEV_KEK_FILE)
         _ensure_development_kek(path)
-        return LocalKeyring(_read_kek_file(path, source=str(path)))
-    raise KeyringConfigurationError(
-        "No key-encryption key is configured: set KEYVAULT_KEKS or KEYVAULT_KEKS_FILE."
-    )
+        keyrings = [LocalKeyring(_read_kek_file(path, source=str(path)))]
+    primary = getattr(settings, "KEYVAULT_PRIMARY_KEK", "")
+    if len(keyrings) == 1 and not primary:
+        return keyrings[0]
+    from keyvault.crypto.kms import CompositeKeyring
+
+    return CompositeKeyring(keyrings, primary_kek_id=primary or keyrings[0].primary_kek_id)
 
 
 def get_keyring() -> Keyring:

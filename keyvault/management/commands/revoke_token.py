@@ -1,9 +1,8 @@
 from django.core.management.base import CommandError
-from django.db.models import Value
-from django.db.models.functions import Lower
 
 from keyvault import services
 from keyvault.models import ProxyToken
+from keyvault.selectors import named
 from organizations.actors import Actor
 from organizations.management.base import ProvisioningCommand
 
@@ -16,17 +15,10 @@ class Command(ProvisioningCommand):
         parser.add_argument("--name", required=True)
 
     def handle(self, *, org, name, **options):
-        # Matched as the active-name constraint folds case (LOWER), so exactly one token can
-        # match; `iexact` (UPPER on PostgreSQL) could pick another token whose name folds alike.
-        token = (
-            ProxyToken.objects.alias(name_lower=Lower("name"))
-            .filter(
-                organization__slug=org.strip().lower(),
-                name_lower=Lower(Value(name.strip())),
-                revoked_at__isnull=True,
-            )
-            .first()
+        active = ProxyToken.objects.filter(
+            organization__slug=org.strip().lower(), revoked_at__isnull=True
         )
+        token = named(active, name.strip()).first()
         if token is None:
             raise CommandError(f"No active token named {name!r} in organization {org!r}.")
         services.proxy_token_revoke(token=token, actor=Actor.system("manage.py revoke_token"))

@@ -1,0 +1,92 @@
+from datetime import timedelta
+
+from django.core.management.base import CommandError
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from keyvault.crypto import CryptoError, get_keyring
+from keyvault.management.progress import Progress
+from keyvault.models import ProviderKey
+from organizations.management.base import ProvisioningCommand
+
+UNUSED_DAYS = 90
+_secret_field = ProviderKey._meta.get_field("secret")
+
+
+class Command(ProvisioningCommand):
+    help = (
+        "Report stored secrets per KEK, which KEKs are loaded and still needed, unused and "
+        "disabled keys; with --verify, open every secret. Exits non-zero if any is unreadable."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--verify", action="store_true", help="Open every secret (lists failures by id)."
+        )
+
+    def handle(self, *, verify, **options):
+        try:
+            keyring = get_keyring()
+        except CryptoError as exc:
+            raise CommandError(str(exc)) from None
+        per_kek = dict(
+            ProviderKey.objects.order_by()
+            .values("kek_id")
+            .annotate(count=Count("id"))
+            .values_list("kek_id", "count")
+        )
+        out = self.stdout.write
+        out("KEKs loaded (first is primary): " + ", ".join(keyring.kek_ids))
+        out("Stored secrets per KEK:")
+        unreadable = 0
+        for kek_id, count in sorted(per_kek.items()):
+            if keyring.has_kek(kek_id):
+                state = "primary" if kek_id == keyring.primary_kek_id else "loaded, still needed"
+            else:
+                state = "NOT LOADED: these secrets cannot be opened"
+                unreadable += count
+            out(f"  {kek_id:<40} {count:>8}  {state}")
+        retirable = [k for k in keyring.kek_ids[1:] if not per_kek.get(k)]
+        out(
+            "KEKs that can be retired (loaded, nothing under them): "
+            + (", ".join(retirable) or "none")
+        )
+        still_needed = [k for k in keyring.kek_ids[1:] if per_kek.get(k)]
+        if still_needed:
+            out("Run rotate_kek before retiring: " + ", ".join(still_needed))
+        cutoff = timezone.now() - timedelta(days=UNUSED_DAYS)
+        unused = ProviderKey.objects.filter(
+            Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff)
+        )
+        out(f"Keys unused for {UNUSED_DAYS} days: {unused.count()}")
+        for key in unused.select_related("organization").order_by("organization__slug", "name")[
+            :50
+        ]:
+            out(f"  {key.pk}  {key.organization.slug}/{key.provider}/{key.name}")
+        disabled = ProviderKey.objects.filter(enabled=False)
+        out(f"Disabled keys: {disabled.count()}")
+        for key in disabled.select_related("organization").order_by("organization__slug", "name")[
+            :50
+        ]:
+            out(f"  {key.pk}  {key.organization.slug}/{key.provider}/{key.name}")
+        failures = self._verify(keyring) if verify else []
+        if failures:
+            out(f"Secrets that fail to open: {len(failures)}")
+            for pk, reason in failures:
+                out(f"  {pk}  {reason}")
+        if unreadable or failures:
+            raise CommandError(f"{max(unreadable, len(failures))} stored secrets cannot be opened.")
+
+    def _verify(self, keyring) -> list[tuple]:
+        keys = ProviderKey.objects.only("id", "organization_id", "secret").order_by("id")
+        progress = Progress(keys.count(), label="verify")
+        failures = []
+        for key in keys.iterator(chunk_size=2000):
+            try:
+                _secret_field.open(key, keyring)
+            except CryptoError as exc:
+                failures.append((key.pk, type(exc).__name__))
+            progress.advance(1)
+        progress.finish()
+        self.stdout.write(f"Verified {progress.done} secrets.")
+        return failures

@@ -1,0 +1,60 @@
+import uuid
+
+from django.core.management.base import CommandError
+
+from keyvault import services
+from keyvault.crypto import CryptoError
+from keyvault.management.progress import Progress
+from keyvault.models import ProviderKey
+from organizations.actors import Actor
+from organizations.management.base import ProvisioningCommand
+from organizations.models import Organization
+
+
+class Command(ProvisioningCommand):
+    help = (
+        "Give the chosen secrets a fresh data key and ciphertext (same secret, same version): "
+        "the response to a suspected exposure of stored envelopes. Without --org or --key, "
+        "every key."
+    )
+
+    def add_arguments(self, parser):
+        target = parser.add_mutually_exclusive_group()
+        target.add_argument("--org", metavar="SLUG")
+        target.add_argument("--key", metavar="ID")
+
+    def handle(self, *, org, key, **options):
+        keys = ProviderKey.objects.select_related("organization").order_by("id")
+        if org is not None:
+            organization = Organization.objects.filter(slug=org.strip().lower()).first()
+            if organization is None:
+                raise CommandError(f"No organization with slug {org!r}.")
+            keys = keys.filter(organization=organization)
+        if key is not None:
+            try:
+                keys = keys.filter(pk=uuid.UUID(key.strip()))
+            except ValueError:
+                raise CommandError(f"{key!r} is not a key id.") from None
+            if not keys.exists():
+                raise CommandError(f"No key with id {key!r}.")
+        actor = Actor.system("manage.py rekey")
+        progress = Progress(keys.count(), label="rekey")
+        rekeyed, changed, failed = 0, 0, []
+        for provider_key in keys.iterator(chunk_size=500):
+            try:
+                if services.provider_key_rekey(key=provider_key, actor=actor):
+                    rekeyed += 1
+                else:
+                    changed += 1
+            except CryptoError:
+                failed.append(provider_key.pk)
+            progress.advance(1)
+        progress.finish()
+        self.stdout.write(
+            f"Re-keyed {rekeyed} secrets; {changed} changed meanwhile (already fresh)."
+        )
+        if failed:
+            raise CommandError(
+                f"{len(failed)} secrets could not be opened and were left as they are: "
+                + ", ".join(str(pk) for pk in failed[:20])
+            )

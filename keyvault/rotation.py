@@ -1,0 +1,121 @@
+"""KEK rotation: re-wrap every data key that is not under the primary KEK, in batches.
+
+Only the wrapped data key changes; the nonce and the data ciphertext are carried over byte for
+byte, so rotation never re-encrypts a secret and cannot change one. Each batch is its own
+transaction, so the job can be interrupted anywhere and resumed by running it again: the rows
+still to do are simply those whose `kek_id` is not the primary's.
+
+Safe beside live traffic: every row is written with a compare-and-swap on the envelope it was
+read with. A user who rotates or edits the key meanwhile wins: the swap misses, the row is left
+alone, and (a user rotation seals under the primary anyway) it still ends up under the primary.
+"""
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+
+from keyvault.crypto import CryptoError, Keyring
+from keyvault.fields import SealedSecret
+from keyvault.models import ProviderKey
+
+_secret_field = ProviderKey._meta.get_field("secret")
+
+
+@dataclass
+class BatchResult:
+    rewrapped: int = 0
+    skipped_concurrent: int = 0  # changed by someone else while the batch ran
+    failed: list = field(default_factory=list)  # ids whose envelope would not open
+
+
+_SWAP_ROWS_PER_STATEMENT = 1000
+
+
+def swap_envelopes(swaps: list[tuple]) -> int:
+    """For each `(pk, old, new)`, replace the row's envelope with `new` only if it is still
+    exactly `old` (compare-and-swap), so a concurrent change by someone else is never
+    overwritten; `kek_id` moves along. Returns how many rows were swapped.
+
+    One statement per thousand rows (`UPDATE … FROM (VALUES …)`, which PostgreSQL and SQLite
+    both run) instead of one UPDATE per row: re-wrapping is bound by round trips.
+    """
+    table = connection.ops.quote_name(ProviderKey._meta.db_table)
+    pk_field = ProviderKey._meta.pk
+    swapped = 0
+    for start in range(0, len(swaps), _SWAP_ROWS_PER_STATEMENT):
+        chunk = swaps[start : start + _SWAP_ROWS_PER_STATEMENT]
+        values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+        params = []
+        for pk, old, new in chunk:
+            params += [
+                pk_field.get_db_prep_value(pk, connection),
+                old.envelope,
+                new.envelope,
+                new.kek_id,
+            ]
+        # VALUES columns are named column1… on both databases. (Not a CTE: Python's sqlite3
+        # reports no row count for a statement that does not start with UPDATE.)
+        sql = (
+            f"UPDATE {table} SET secret = swaps.column3, kek_id = swaps.column4 "  # noqa: S608
+            f"FROM (VALUES {values}) AS swaps "
+            f"WHERE {table}.id = swaps.column1 AND {table}.secret = swaps.column2"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            swapped += cursor.rowcount
+    return swapped
+
+
+def swap_envelope(pk, old: SealedSecret, new: SealedSecret) -> bool:
+    """`swap_envelopes` for one row."""
+    return swap_envelopes([(pk, old, new)]) == 1
+
+
+def pending_by_kek(keyring: Keyring) -> Counter:
+    """How many keys each non-primary KEK still wraps."""
+    rows = (
+        ProviderKey.objects.exclude(kek_id=keyring.primary_kek_id).order_by().values_list("kek_id")
+    )
+    return Counter(kek_id for (kek_id,) in rows.iterator(chunk_size=5000))
+
+
+def _to_rewrap(keyring: Keyring, after, batch_size: int) -> list[ProviderKey]:
+    keys = (
+        ProviderKey.objects.exclude(kek_id=keyring.primary_kek_id)
+        .only("id", "organization_id", "secret", "kek_id")
+        .order_by("id")
+    )
+    if after is not None:
+        keys = keys.filter(id__gt=after)
+    return list(keys[:batch_size])
+
+
+def rewrap_batch(keyring: Keyring, *, batch_size: int, after=None) -> tuple[BatchResult, object]:
+    """Re-wrap up to `batch_size` keys with ids above `after`; returns the result and the last
+    id seen, to continue from."""
+    result = BatchResult()
+    keys = _to_rewrap(keyring, after, batch_size)
+    if not keys:
+        return result, None
+    swaps = []
+    for key in keys:
+        try:
+            swaps.append((key.pk, key.secret, _secret_field.rewrap(key, keyring)))
+        except CryptoError:
+            result.failed.append(key.pk)
+    with transaction.atomic():
+        result.rewrapped = swap_envelopes(swaps)
+    result.skipped_concurrent = len(swaps) - result.rewrapped
+    return result, keys[-1].pk
+
+
+def rewrap_all(keyring: Keyring, *, batch_size: int) -> Iterator[BatchResult]:
+    """Batches until nothing is left under an old KEK (except keys that fail to open)."""
+    after = None
+    while True:
+        result, after = rewrap_batch(keyring, batch_size=batch_size, after=after)
+        if after is None:
+            return
+        yield result
