@@ -7,6 +7,7 @@ learns that the id exists.
 import uuid
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Value
 from django.db.models.functions import Lower
 
@@ -41,7 +42,32 @@ def provider_key_get(*, organization_id, key_id) -> ProviderKey:
         key_uuid = uuid.UUID(str(key_id))
     except ValueError:
         raise ProviderKey.DoesNotExist from None
-    return ProviderKey.objects.get(organization_id=organization_id, pk=key_uuid)
+    # The proxy's hottest query, written once by hand: building it through the ORM costs more
+    # than the database spends answering it. Values are parameters, prepared by the fields.
+    found = list(
+        ProviderKey.objects.raw(
+            _key_by_id_sql(),
+            [
+                _pk_field.get_db_prep_value(key_uuid, connection),
+                _org_field.get_db_prep_value(organization_id, connection),
+            ],
+        )
+    )
+    if not found:
+        raise ProviderKey.DoesNotExist
+    return found[0]
+
+
+_pk_field = ProviderKey._meta.pk
+_org_field = ProviderKey._meta.get_field("organization")
+
+
+def _key_by_id_sql() -> str:
+    quote = connection.ops.quote_name
+    return (
+        f"SELECT * FROM {quote(ProviderKey._meta.db_table)} "  # noqa: S608
+        f"WHERE {quote(_pk_field.column)} = %s AND {quote(_org_field.column)} = %s"
+    )
 
 
 def provider_key_resolve(*, organization_id, provider: str, name: str | None = None) -> ProviderKey:

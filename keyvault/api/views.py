@@ -44,6 +44,11 @@ ERRORS = {
 }
 
 
+# DRF deep-copies every declared field each time a serializer is built, which costs more than
+# decrypting; the secret path renders with one shared instance (rendering keeps no state).
+_METADATA = ProviderKeySerializer()
+
+
 def _actor(request) -> Actor:
     return Actor.for_token(request.auth, ip=client_address(request))
 
@@ -163,7 +168,7 @@ def _secret_response(request, key) -> Response:
     if retrieval.not_modified:
         response = Response(status=status.HTTP_304_NOT_MODIFIED)
     else:
-        data = ProviderKeySerializer(key).data
+        data = _METADATA.to_representation(key)
         data["secret"] = retrieval.secret
         response = Response(data)
     response["ETag"] = retrieval.etag
