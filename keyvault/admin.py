@@ -1,28 +1,72 @@
-"""Read-only admin views of keys and the audit trail.
+"""Admin for provider keys, proxy tokens and the audit trail, scoped per organization.
 
-Every change to a key goes through `keyvault.services` (validation, version bump, audit), so
-the admin shows rows without offering a way around those rules. The secret appears only as its
-masked hint.
+A key's secret appears only as its masked hint; a write-only field sets or rotates it through
+the services. A new proxy token is shown once, on the page that answers its creation, and is
+kept nowhere else: not in a message cookie, the session or the admin history.
 """
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.template.response import TemplateResponse
 
-from keyvault.models import AuditEvent, ProviderKey
+from keyvault import audit, rotation, services
+from keyvault.audit import AuditAction
+from keyvault.crypto import CryptoError, get_keyring
+from keyvault.models import AuditEvent, ProviderKey, ProxyToken
+from keyvault.tokens import SCOPE_CHOICES
+from organizations.admin import ServiceForm, TenantScopedAdmin, actor_for, is_trusted
+from organizations.admin_site import site
+from organizations.permissions import Action
+
+# --- Provider keys ---------------------------------------------------------------------------
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
+class ProviderKeyForm(ServiceForm):
+    new_secret = forms.CharField(
+        label="Secret",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Write-only. On an existing key, typing a secret rotates it (the version is "
+        "bumped); leave empty to keep the current one.",
+    )
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    class Meta:
+        model = ProviderKey
+        fields = ["organization", "provider", "name", "config", "is_default", "enabled"]
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def save_through_services(self, data):
+        if self.instance._state.adding:
+            return services.provider_key_create(
+                organization=data["organization"],
+                actor=self.actor,
+                provider=data["provider"],
+                name=data["name"],
+                secret=data["new_secret"],
+                config=data["config"],
+                is_default=data["is_default"],
+                enabled=data["enabled"],
+            )
+        changes = {
+            field: data[field]
+            for field in ("name", "config", "is_default", "enabled")
+            if field in self.changed_data
+        }
+        if data["new_secret"]:
+            changes["secret"] = data["new_secret"]
+        return services.provider_key_edit(key=self.instance, actor=self.actor, **changes)
 
 
-@admin.register(ProviderKey)
-class ProviderKeyAdmin(ReadOnlyAdmin):
+@admin.register(ProviderKey, site=site)
+class ProviderKeyAdmin(TenantScopedAdmin):
+    form = ProviderKeyForm
+    permission_actions = {
+        "view": Action.KEY_LIST,
+        "add": Action.KEY_ADD,
+        "change": Action.KEY_EDIT,
+        "delete": Action.KEY_DELETE,
+    }
     list_display = [
         "name",
         "provider",
@@ -34,15 +78,234 @@ class ProviderKeyAdmin(ReadOnlyAdmin):
         "kek_id",
         "last_used_at",
     ]
-    list_filter = ["provider", "enabled", "is_default", "kek_id"]
+    list_filter = ["provider", "organization", "enabled", "is_default", "kek_id"]
+    search_fields = ["name", "organization__name", "organization__slug", "secret_hint"]
+    list_select_related = ["organization"]
+    autocomplete_fields = ["organization"]
+    readonly_fields = [
+        "secret_hint",
+        "version",
+        "kek_id",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "rotated_at",
+        "last_used_at",
+    ]
+    actions = ["enable_keys", "disable_keys", "rewrap_under_primary"]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return [
+                "organization",
+                "provider",
+                "name",
+                "new_secret",
+                "config",
+                "is_default",
+                "enabled",
+            ]
+        return [
+            "organization",
+            "provider",
+            "name",
+            "secret_hint",
+            "new_secret",
+            "config",
+            "is_default",
+            "enabled",
+            *self.readonly_fields[1:],
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A key stays in its organization and provider: its ciphertext is bound to both.
+        fixed = ["organization", "provider"] if obj is not None else []
+        return [*fixed, *self.readonly_fields]
+
+    def delete_model(self, request, obj):
+        services.provider_key_delete(key=obj, actor=actor_for(request))
+
+    def delete_queryset(self, request, queryset):
+        for key in queryset:
+            services.provider_key_delete(key=key, actor=actor_for(request))
+
+    def _set_enabled(self, request, queryset, enabled: bool):
+        changed = 0
+        for key in queryset:
+            if key.enabled != enabled:
+                services.provider_key_update(key=key, actor=actor_for(request), enabled=enabled)
+                changed += 1
+        self.message_user(request, f"{changed} keys {'enabled' if enabled else 'disabled'}.")
+
+    @admin.action(description="Enable selected keys", permissions=["change"])
+    def enable_keys(self, request, queryset):
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description="Disable selected keys", permissions=["change"])
+    def disable_keys(self, request, queryset):
+        self._set_enabled(request, queryset, False)
+
+    @admin.action(description="Re-wrap selected keys under the primary KEK", permissions=["rewrap"])
+    def rewrap_under_primary(self, request, queryset):
+        keyring = get_keyring()
+        swaps, failed = [], 0
+        for key in queryset.exclude(kek_id=keyring.primary_kek_id):
+            try:
+                swaps.append((key.pk, key.secret, key._meta.get_field("secret").rewrap(key)))
+            except CryptoError:
+                failed += 1
+        with transaction.atomic():
+            done = rotation.swap_envelopes(swaps)
+            # Audited like `manage.py rotate_kek`: an envelope change leaves a trace.
+            audit.record(
+                action=AuditAction.KEK_ROTATION,
+                actor=actor_for(request),
+                metadata={
+                    "primary": keyring.primary_kek_id,
+                    "rewrapped": done,
+                    "changed_concurrently": len(swaps) - done,
+                    "failed": failed,
+                },
+            )
+        self.message_user(
+            request,
+            f"{done} keys re-wrapped under {keyring.primary_kek_id}"
+            + (
+                f"; {failed} could not be opened (see keyvault_status --verify)." if failed else "."
+            ),
+            messages.WARNING if failed else messages.SUCCESS,
+        )
+
+    def has_rewrap_permission(self, request):
+        return is_trusted(request)
+
+
+# --- Proxy tokens ----------------------------------------------------------------------------
+
+
+class ProxyTokenForm(ServiceForm):
+    token_scopes = forms.MultipleChoiceField(
+        label="Scopes", choices=SCOPE_CHOICES, widget=forms.CheckboxSelectMultiple
+    )
+    expires_in_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=services.MAX_TOKEN_DAYS,
+        help_text="Leave empty for a token that does not expire.",
+    )
+
+    class Meta:
+        model = ProxyToken
+        fields = ["organization", "name"]
+
+    def save_through_services(self, data):
+        token, self.raw_token = services.proxy_token_create(
+            organization=data["organization"],
+            actor=self.actor,
+            name=data["name"],
+            scopes=list(data["token_scopes"]),
+            expires_in_days=data["expires_in_days"],
+        )
+        return token
+
+
+@admin.register(ProxyToken, site=site)
+class ProxyTokenAdmin(TenantScopedAdmin):
+    form = ProxyTokenForm
+    permission_actions = {"view": Action.TOKEN_MANAGE, "add": Action.TOKEN_MANAGE}
+    superuser_may = frozenset({"view", "add"})
+    list_display = [
+        "name",
+        "organization",
+        "last_four",
+        "scopes",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = ["organization"]
     search_fields = ["name", "organization__name", "organization__slug"]
-    exclude = ["secret"]
     list_select_related = ["organization"]
+    autocomplete_fields = ["organization"]
+    actions = ["revoke_tokens"]
+    readonly_fields = [
+        "organization",
+        "name",
+        "scopes",
+        "last_four",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["organization", "name", "token_scopes", "expires_in_days"]
+        return self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # The token itself is rendered into this one response and kept nowhere else.
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Proxy token created",
+            "opts": self.opts,
+            "token": obj,
+            "raw_token": request._keyvault_raw_token,
+        }
+        return TemplateResponse(request, "admin/keyvault/proxytoken/created.html", context)
+
+    def save_model(self, request, obj, form, change):
+        request._keyvault_raw_token = form.raw_token
+
+    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
+    def revoke_tokens(self, request, queryset):
+        revoked = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            services.proxy_token_revoke(token=token, actor=actor_for(request))
+            revoked += 1
+        self.message_user(request, f"{revoked} tokens revoked.")
+
+    def has_revoke_permission(self, request):
+        return self._may(request, "view")
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "organization", "actor_label", "action", "target_label"]
-    list_filter = ["action"]
-    search_fields = ["actor_label", "target_label", "organization__slug"]
+# --- Audit trail -----------------------------------------------------------------------------
+
+
+@admin.register(AuditEvent, site=site)
+class AuditEventAdmin(TenantScopedAdmin):
+    """Read-only for everyone, superusers included: the trail is append-only."""
+
+    permission_actions = {"view": Action.AUDIT_READ}
+    superuser_may = frozenset({"view"})
+    list_display = [
+        "created_at",
+        "organization",
+        "actor_label",
+        "action",
+        "target_label",
+        "ip_address",
+    ]
+    list_filter = ["action", "organization"]
+    search_fields = ["actor_label", "target_label", "action"]
     list_select_related = ["organization"]
+    readonly_fields = [
+        "created_at",
+        "organization",
+        "actor_user",
+        "actor_token",
+        "actor_label",
+        "action",
+        "target_type",
+        "target_id",
+        "target_label",
+        "ip_address",
+        "metadata",
+    ]
+    fields = readonly_fields

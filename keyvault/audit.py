@@ -9,6 +9,8 @@ from organizations.actors import Actor
 
 class AuditAction(StrEnum):
     ORGANIZATION_CREATED = "organization.created"
+    ORGANIZATION_RENAMED = "organization.renamed"
+    ORGANIZATION_DELETED = "organization.deleted"
     MEMBER_ADDED = "member.added"
     MEMBER_ROLE_CHANGED = "member.role_changed"
     MEMBER_REMOVED = "member.removed"

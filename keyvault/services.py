@@ -268,26 +268,38 @@ def provider_key_delete(*, key: ProviderKey, actor: Actor) -> None:
 def provider_key_rekey(*, key: ProviderKey, actor: Actor) -> bool:
     """A fresh data key and a fresh ciphertext for the same secret, under the primary KEK: the
     response to a suspected exposure of an envelope or its data key. The secret, and so the
-    version, stay the same. Returns False when the key changed meanwhile (a concurrent rotation
-    already gave it a fresh data key), which is left as it is.
+    version, stay the same. Returns False only when the key is gone.
+
+    Written with a compare-and-swap; when it misses, the row is read again and rekeyed again:
+    the change that won may have been a KEK re-wrap, which keeps the old data key.
     """
     from keyvault.rotation import swap_envelope
 
     authorize(actor, Action.KEY_ROTATE, key.organization_id, key)
-    with transaction.atomic():
-        old = key.secret
-        new = _secret_field.seal(key, _secret_field.open(key))
-        if not swap_envelope(key.pk, old, new):
+    current = key
+    for _attempt in range(_REKEY_ATTEMPTS):
+        with transaction.atomic():
+            old = current.secret
+            new = _secret_field.seal(current, _secret_field.open(current))
+            if swap_envelope(current.pk, old, new):
+                audit.record(
+                    action=AuditAction.KEY_REKEYED,
+                    actor=actor,
+                    organization=key.organization,
+                    target=current,
+                    metadata={"from_kek": old.kek_id, "to_kek": new.kek_id},
+                )
+                key.secret, key.kek_id = new, new.kek_id
+                return True
+        current = ProviderKey.objects.filter(pk=key.pk).first()
+        if current is None:
             return False
-        audit.record(
-            action=AuditAction.KEY_REKEYED,
-            actor=actor,
-            organization=key.organization,
-            target=key,
-            metadata={"from_kek": old.kek_id, "to_kek": new.kek_id},
-        )
-    key.secret, key.kek_id = new, new.kek_id
-    return True
+    raise ValidationError(
+        {"secret": "The key kept changing while it was being rekeyed; run rekey again."}
+    )
+
+
+_REKEY_ATTEMPTS = 5
 
 
 # --- The decrypt path ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from collections import Counter
 from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -36,7 +37,10 @@ def _keep_latest(latest: dict, key, moment: datetime) -> None:
 
 class UsageRecorder:
     def __init__(self, *, flush_seconds: float | None, max_pending: int):
+        if flush_seconds is not None and flush_seconds <= 0:
+            raise ImproperlyConfigured("KEYVAULT_USAGE_FLUSH_SECONDS must be greater than 0.")
         self.flush_seconds = flush_seconds
+        self.last_flush_failed = False
         self.max_pending = max_pending
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -84,7 +88,7 @@ class UsageRecorder:
             self._counts.update(counts)
             for token_id, at in token_last_used.items():
                 _keep_latest(self._token_last_used, token_id, at)
-            for key_id, at in key_last_used.items():
+            for key_id, at in sorted(key_last_used.items()):
                 _keep_latest(self._key_last_used, key_id, at)
 
     def flush(self) -> int:
@@ -95,7 +99,9 @@ class UsageRecorder:
                 return 0
             try:
                 _write(counts, token_last_used, key_last_used)
+                self.last_flush_failed = False
             except Exception:
+                self.last_flush_failed = True
                 self._give_back(counts, token_last_used, key_last_used)
                 logger.exception(
                     "Usage flush failed; %d counts kept for the next flush.", sum(counts.values())
@@ -131,10 +137,9 @@ class UsageRecorder:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            before = self.pending()
-            written = self.flush()
+            self.flush()
             connection.close()
-            if before and not written:
+            if self.last_flush_failed:
                 # The database is failing: wait a full interval rather than retry at once.
                 self._stop.wait(self.flush_seconds)
 
@@ -161,14 +166,16 @@ def _write(counts: Counter, token_last_used: dict, key_last_used: dict) -> None:
                 "pk", flat=True
             )
         )
-        rows = [
+        # Every write in primary-key order, the order KEK rotation locks rows in: two flushes,
+        # or a flush and a rotation batch, then queue behind each other instead of deadlocking.
+        rows = sorted(
             (token_id, key_id, hour, count)
             for (token_id, key_id, hour), count in counts.items()
             if key_id in live_keys and token_id in live_tokens
-        ]
+        )
         if rows:
             KeyUsage.add_counts(rows)
-        for token_id, at in token_last_used.items():
+        for token_id, at in sorted(token_last_used.items()):
             ProxyToken.objects.filter(pk=token_id).filter(
                 Q(last_used_at__isnull=True) | Q(last_used_at__lt=at)
             ).update(last_used_at=at)

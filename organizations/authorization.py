@@ -22,6 +22,10 @@ def _is_trusted(actor: Actor) -> bool:
 def authorize(actor: Actor, action: Action, organization, obj=None) -> None:
     """Raise `PermissionDenied` unless the actor may do `action` in `organization` (an
     instance or its primary key)."""
+    if action == Action.KEY_REVEAL and not actor.is_system and actor.token is None:
+        # People never see a secret after typing it, superusers included: decrypting is for
+        # the proxy's tokens and the operator's commands.
+        raise permissions.PermissionDenied("Secrets are revealed to proxy tokens only.")
     if _is_trusted(actor):
         return
     if actor.token is not None:

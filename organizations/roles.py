@@ -16,6 +16,8 @@ class Scope:
     AUDIT_READ = "audit:read"
     MEMBERS_MANAGE = "members:manage"
     ORG_MANAGE = "org:manage"
+    # Entering the tenant-scoped Django admin for this organization.
+    ADMIN_SITE = "admin:site"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ _ADMIN_SCOPES = _MEMBER_SCOPES | {
     Scope.TOKENS_MANAGE,
     Scope.AUDIT_READ,
     Scope.MEMBERS_MANAGE,
+    Scope.ADMIN_SITE,
 }
 
 OWNER = Role("owner", "Owner", 400, _ADMIN_SCOPES | {Scope.ORG_MANAGE})
@@ -47,6 +50,11 @@ ROLES: tuple[Role, ...] = (OWNER, ADMIN, MEMBER, VIEWER)
 _BY_ID = {role.id: role for role in ROLES}
 
 CHOICES = [(role.id, role.name) for role in ROLES]
+
+
+def roles_with(scope: str) -> list[str]:
+    """Ids of the roles that carry `scope`."""
+    return [role.id for role in ROLES if scope in role.scopes]
 
 
 def get_role(role_id: str) -> Role:

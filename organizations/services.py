@@ -116,6 +116,40 @@ def organization_create(*, name: str, slug: str, owner, actor: Actor) -> Organiz
     return organization
 
 
+def organization_rename(*, organization: Organization, name: str, actor: Actor) -> Organization:
+    authorize(actor, Action.ORG_MANAGE, organization, organization)
+    name = _clean_org_name(name)
+    if name == organization.name:
+        return organization
+    with transaction.atomic():
+        previous = organization.name
+        organization.name = name
+        organization.save(update_fields=["name"])
+        audit.record(
+            action=AuditAction.ORGANIZATION_RENAMED,
+            actor=actor,
+            organization=organization,
+            target=organization,
+            metadata={"from": previous, "to": name},
+        )
+    return organization
+
+
+def organization_delete(*, organization: Organization, actor: Actor) -> None:
+    """Delete the organization with its keys, tokens and memberships. The audit trail stays
+    (its events keep the organization's name as text)."""
+    authorize(actor, Action.ORG_MANAGE, organization, organization)
+    with transaction.atomic():
+        audit.record(
+            action=AuditAction.ORGANIZATION_DELETED,
+            actor=actor,
+            organization=organization,
+            target=organization,
+            metadata={"slug": organization.slug, "keys": organization.provider_keys.count()},
+        )
+        organization.delete()
+
+
 def membership_add(*, organization: Organization, user, role: str, actor: Actor) -> Membership:
     authorize(actor, Action.MEMBER_MANAGE, organization)
     role = _clean_role(role)

@@ -116,3 +116,100 @@ def tamper(raw_envelope):
         return raw_envelope(key, ".".join(parts))
 
     return flip
+
+
+# --- The tenant-scoped Django admin ----------------------------------------------------------
+
+ADMIN_PASSWORD = "correct horse battery staple"  # UserFactory's password
+
+
+@pytest.fixture
+def signed_in():
+    """`signed_in(user)`: a `django.test.Client` logged in as `user` with `force_login`."""
+    from django.test import Client
+
+    def make(user):
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def tenants(db):
+    """Two organizations seen from the admin: Alpha (A) and Bravo (B), each with an owner, an
+    admin, a member, a viewer, an OpenAI key, a proxy token and audit events. Every name in B
+    contains "bravo" and nothing in A does, so a page can be searched for B's rows by text."""
+    from types import SimpleNamespace
+
+    from keyvault.models import AuditEvent
+    from organizations import services as org_services
+    from organizations.actors import Actor
+
+    def world(label):
+        org = OrganizationFactory(name=f"{label.title()} Org", slug=label)
+        people = {
+            role.id: MembershipFactory(
+                organization=org,
+                role=role.id,
+                user=UserFactory(email=f"{label}-{role.id}@example.com"),
+            )
+            for role in roles.ROLES
+        }
+        # One membership added through the service, so the organization has a member.added event.
+        joined = org_services.membership_add(
+            organization=org,
+            user=UserFactory(email=f"{label}-joined@example.com"),
+            role=roles.VIEWER.id,
+            actor=Actor.system("tests"),
+        )
+        key = ProviderKeyFactory(
+            organization=org,
+            name=f"{label}-key",
+            secret=f"sk-proj-{label}SECRETabcdefghijklmnopqrstuvwxyz0123",
+        )
+        token = ProxyTokenFactory(organization=org, name=f"{label}-token")
+        return SimpleNamespace(
+            org=org,
+            owner=people[roles.OWNER.id].user,
+            admin=people[roles.ADMIN.id].user,
+            member=people[roles.MEMBER.id].user,
+            viewer=people[roles.VIEWER.id].user,
+            memberships=[*people.values(), joined],
+            key=key,
+            token=token,
+            events=list(AuditEvent.objects.filter(organization=org)),
+        )
+
+    return SimpleNamespace(a=world("alpha"), b=world("bravo"))
+
+
+@pytest.fixture
+def superuser(db):
+    return UserFactory(email="root@example.com", is_superuser=True)
+
+
+@pytest.fixture
+def form_data():
+    """`form_data(response)`: the POST data a browser sends back for the admin add or change
+    form rendered in `response`, unchanged; update it and post it."""
+
+    def fields_of(form, data):
+        for name in form.fields:
+            value = form[name].value()
+            if value is None or value is False:
+                continue
+            data[form.add_prefix(name)] = "on" if value is True else value
+
+    def collect(response):
+        data = {}
+        fields_of(response.context["adminform"].form, data)
+        for inline in response.context["inline_admin_formsets"]:
+            formset = inline.formset
+            fields_of(formset.management_form, data)
+            for form in formset.forms:
+                fields_of(form, data)
+        return data
+
+    return collect

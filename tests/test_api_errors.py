@@ -264,3 +264,15 @@ def test_every_secret_error_is_json(client, organization, make_token):
         f"/api/v1/keys/{key.pk}/secret", HTTP_AUTHORIZATION=f"Bearer {secret.raw}"
     )
     assert disabled.status_code == 409 and disabled.json()["code"] == "key_disabled"
+
+
+def test_an_unknown_field_that_is_not_valid_text_is_named_safely_in_a_400(api_client, make_token):
+    token = make_token("keys:write")
+    before = ProviderKey.objects.count()
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.raw}")
+    response = api_client.post(
+        "/api/v1/keys", data='{"\\ud800": 1}', content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"\\ud800": ["This field is not recognised."]}
+    assert ProviderKey.objects.count() == before

@@ -369,11 +369,10 @@ def test_a_data_key_of_the_wrong_length_from_kms_is_refused(kms, key_arn):
 def test_parse_kms_keys_reads_ids_and_key_references():
     text = (
         " kms-a:arn:aws:kms:eu-west-1:123456789012:key/2247ad4b-d991-478b-9a1f-b5e82ce303d6 ,"
-        "kms_b:alias/keyvault,,kms-c:2247ad4b-d991-478b-9a1f-b5e82ce303d6"
+        ",kms-c:2247ad4b-d991-478b-9a1f-b5e82ce303d6"
     )
     assert parse_kms_keys(text) == {
         "kms-a": "arn:aws:kms:eu-west-1:123456789012:key/2247ad4b-d991-478b-9a1f-b5e82ce303d6",
-        "kms_b": "alias/keyvault",
         "kms-c": "2247ad4b-d991-478b-9a1f-b5e82ce303d6",
     }
 
@@ -391,9 +390,23 @@ ARN = "arn:aws:kms:eu-west-1:123456789012:key/2247ad4b-d991-478b-9a1f-b5e82ce303
         (f"bad id:{ARN}", "A KEK id must be"),
         (f":{ARN}", "A KEK id must be"),
         (f"{'x' * 65}:{ARN}", "A KEK id must be"),
-        (f"kms-a:{ARN},kms-a:alias/other", "KEK id 'kms-a' appears twice"),
+        (f"kms-a:{ARN},kms-a:{ARN}", "KEK id 'kms-a' appears twice"),
+        # An alias can be re-pointed to another key, after which nothing wrapped opens.
+        ("kms-a:alias/keyvault", "entry 1 names an alias"),
+        ("kms-a:arn:aws:kms:eu-west-1:123456789012:alias/keyvault", "entry 1 names an alias"),
     ],
-    ids=["no-arn", "empty-arn", "blank-arn", "no-id", "bad-id", "empty-id", "long-id", "dup"],
+    ids=[
+        "no-arn",
+        "empty-arn",
+        "blank-arn",
+        "no-id",
+        "bad-id",
+        "empty-id",
+        "long-id",
+        "dup",
+        "alias",
+        "alias-arn",
+    ],
 )
 def test_parse_kms_keys_errors(text, message):
     with pytest.raises(KeyringConfigurationError) as excinfo:

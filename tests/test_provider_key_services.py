@@ -800,3 +800,15 @@ def test_a_16_kib_value_round_trips_and_one_byte_more_is_rejected(organization, 
         create(organization, provider="mistral", name=_unique_name(), secret=too_big)
     assert_field_error(exc_info, "secret")
     assert counts() == before
+
+
+def test_not_even_a_superuser_may_reveal_a_key(provider_key):
+    superuser = ProviderKey._meta.get_field("created_by").related_model.objects.create_superuser(
+        username="root@example.com", email="root@example.com", password="x" * 20
+    )
+    with (
+        mock.patch.object(services._secret_field, "open") as opened,
+        pytest.raises(PermissionDenied),
+    ):
+        services.provider_key_reveal(key=provider_key, actor=Actor.for_user(superuser))
+    opened.assert_not_called()

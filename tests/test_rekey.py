@@ -194,7 +194,9 @@ def test_the_service_rekeys_and_updates_the_instance(provider_key, raw_envelope)
     assert services.provider_key_reveal(key=provider_key, actor=SYSTEM) == secret
 
 
-def test_the_service_leaves_a_key_rotated_meanwhile_alone(provider_key, owner, raw_envelope):
+def test_the_service_rekeys_the_users_rotation_made_meanwhile_and_keeps_it(
+    provider_key, owner, raw_envelope
+):
     stale = ProviderKey.objects.get(pk=provider_key.pk)
     rotated = services.provider_key_rotate(
         key=provider_key, actor=Actor.for_user(owner), secret="sk-proj-the-users-new-secret-01"
@@ -202,12 +204,39 @@ def test_the_service_leaves_a_key_rotated_meanwhile_alone(provider_key, owner, r
     after_rotation = raw_envelope(provider_key)
     events = AuditEvent.objects.count()
 
-    assert services.provider_key_rekey(key=stale, actor=SYSTEM) is False
+    assert services.provider_key_rekey(key=stale, actor=SYSTEM) is True
 
-    assert raw_envelope(provider_key) == after_rotation
+    # The swap on the stale envelope missed, so the current row was rekeyed: the user's new
+    # secret and version are kept, under a fresh data key.
+    assert_rekeyed(after_rotation, raw_envelope(provider_key))
     assert reveal(provider_key.pk) == "sk-proj-the-users-new-secret-01"
     assert ProviderKey.objects.get(pk=provider_key.pk).version == rotated.version == 2
-    assert AuditEvent.objects.count() == events
+    assert AuditEvent.objects.count() == events + 1
+
+
+def test_a_kek_rewrap_made_meanwhile_does_not_count_as_a_fresh_data_key(provider_key, raw_envelope):
+    """A re-wrap keeps the data key: rekey must still replace it, not report "already fresh"."""
+    from keyvault import rotation
+    from keyvault.crypto import get_keyring
+
+    stale = ProviderKey.objects.get(pk=provider_key.pk)
+    original = raw_envelope(provider_key)
+    field = ProviderKey._meta.get_field("secret")
+    assert rotation.swap_envelope(provider_key.pk, stale.secret, field.rewrap(stale, get_keyring()))
+    rewrapped = raw_envelope(provider_key)
+    assert rewrapped.split(".")[3:] == original.split(".")[3:]
+
+    assert services.provider_key_rekey(key=stale, actor=SYSTEM) is True
+
+    assert_rekeyed(original, raw_envelope(provider_key))
+    assert_rekeyed(rewrapped, raw_envelope(provider_key))
+
+
+def test_the_service_reports_a_key_deleted_meanwhile(provider_key, owner):
+    stale = ProviderKey.objects.get(pk=provider_key.pk)
+    services.provider_key_delete(key=provider_key, actor=Actor.for_user(owner))
+
+    assert services.provider_key_rekey(key=stale, actor=SYSTEM) is False
 
 
 def test_the_service_is_authorized_like_a_rotation(provider_key, organization, member_of):

@@ -191,3 +191,29 @@ def test_database_url_selects_postgresql(tmp_path):
     engine, name = loaded_settings(env)["DATABASE"]
     assert engine == "django.db.backends.postgresql"
     assert name == "keyvault"
+
+
+def test_http_client_loggers_stay_quiet_even_at_debug(tmp_path):
+    """botocore logs request bodies at DEBUG, and a KMS Encrypt body holds a data key."""
+    script = (
+        "import django, json, logging; django.setup(); "
+        "print(json.dumps({n: logging.getLogger(n).getEffectiveLevel() "
+        "for n in ('botocore', 'boto3', 'urllib3', 'keyvault')}))"
+    )
+    result = run(["-c", script], production_env(tmp_path, LOG_LEVEL="DEBUG"))
+    assert result.returncode == 0, result.stderr
+    levels = json.loads(result.stdout.strip().splitlines()[-1])
+    assert levels["botocore"] == levels["boto3"] == levels["urllib3"] == 30  # WARNING
+    assert levels["keyvault"] == 10  # DEBUG reaches the project's own loggers
+
+
+def test_sqlite_writers_wait_for_the_lock_instead_of_failing(tmp_path):
+    script = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps(s.DATABASES['default'].get('OPTIONS', {})))"
+    )
+    result = run(["-c", script], production_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    options = json.loads(result.stdout.strip().splitlines()[-1])
+    assert options["transaction_mode"] == "IMMEDIATE"
+    assert options["timeout"] >= 5

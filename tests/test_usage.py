@@ -7,6 +7,7 @@ from unittest import mock
 
 import pytest
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
@@ -466,3 +467,21 @@ def test_a_full_backlog_wakes_the_flush_thread_instead_of_flushing_in_the_reques
         if rec._thread is not None:
             rec._thread.join(5)
     assert not rec._thread.is_alive()
+
+
+@pytest.mark.parametrize("seconds", [0, -1, -0.5])
+def test_a_flush_interval_that_is_not_positive_is_refused(seconds):
+    # Zero would make the flush thread spin on the CPU.
+    with pytest.raises(ImproperlyConfigured):
+        UsageRecorder(flush_seconds=seconds, max_pending=10)
+
+
+def test_a_failed_flush_of_only_last_used_times_is_remembered_for_backing_off():
+    rec = UsageRecorder(flush_seconds=None, max_pending=10)
+    rec.record_token_use("token-id")
+    with mock.patch.object(usage, "_write", side_effect=RuntimeError("database down")):
+        rec.flush()
+    assert rec.last_flush_failed
+    with mock.patch.object(usage, "_write"):
+        rec.flush()
+    assert not rec.last_flush_failed

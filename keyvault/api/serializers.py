@@ -35,13 +35,19 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+def _printable(name) -> str:
+    """A caller's field name, safe to echo in JSON: escaped where it is not valid text (a lone
+    surrogate cannot be encoded) and cut short."""
+    return str(name)[:40].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class NoUnknownFieldsMixin:
     def to_internal_value(self, data):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError(
-                    {name: ["This field is not recognised."] for name in unknown}
+                    {_printable(name): ["This field is not recognised."] for name in unknown}
                 )
         return super().to_internal_value(data)
 

@@ -155,13 +155,19 @@ def parse_kms_keys(text: str) -> dict[str, str]:
             )
         validate_kek_id(kek_id)
         key_arn = key_arn.strip()
-        # A key reference is an ARN, an alias or a bare key id. Anything else with a colon is
+        # A key reference is an ARN or a bare key id. Anything else with a colon is
         # an ARN whose id was left out ("arn:aws:kms:…" read as id "arn"), which would only
         # fail later, at the first KMS call.
-        if ":" in key_arn and not key_arn.startswith(("arn:", "alias/")):
+        if ":" in key_arn and not key_arn.startswith("arn:"):
             raise KeyringConfigurationError(
                 f"KEYVAULT_KMS_KEYS: entry {position} is not of the form id:key-arn (is the "
                 "id missing?)."
+            )
+        if key_arn.startswith("alias/") or ":alias/" in key_arn:
+            # An alias can be re-pointed to another key (AWS's usual rotation), after which
+            # every data key wrapped under the old key would fail to open.
+            raise KeyringConfigurationError(
+                f"KEYVAULT_KMS_KEYS: entry {position} names an alias; use the key's ARN or id."
             )
         if kek_id in keys:
             raise KeyringConfigurationError(f"KEYVAULT_KMS_KEYS: KEK id {kek_id!r} appears twice.")

@@ -39,20 +39,18 @@ class Command(ProvisioningCommand):
                 raise CommandError(f"No key with id {key!r}.")
         actor = Actor.system("manage.py rekey")
         progress = Progress(keys.count(), label="rekey")
-        rekeyed, changed, failed = 0, 0, []
+        rekeyed, gone, failed = 0, 0, []
         for provider_key in keys.iterator(chunk_size=500):
             try:
                 if services.provider_key_rekey(key=provider_key, actor=actor):
                     rekeyed += 1
                 else:
-                    changed += 1
+                    gone += 1
             except CryptoError:
                 failed.append(provider_key.pk)
             progress.advance(1)
         progress.finish()
-        self.stdout.write(
-            f"Re-keyed {rekeyed} secrets; {changed} changed meanwhile (already fresh)."
-        )
+        self.stdout.write(f"Re-keyed {rekeyed} secrets; {gone} deleted meanwhile.")
         if failed:
             raise CommandError(
                 f"{len(failed)} secrets could not be opened and were left as they are: "

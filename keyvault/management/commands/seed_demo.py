@@ -55,9 +55,9 @@ class Command(ProvisioningCommand):
         with transaction.atomic():
             user, created = user_get_or_create(email=DEMO_EMAIL)
             if created:
-                # The demo owner may use the Django admin; a development convenience only.
+                # An ordinary account: as the demo organization's owner it enters the
+                # tenant-scoped admin without is_staff, as any owner would.
                 user.set_password(DEMO_PASSWORD)
-                user.is_staff = user.is_superuser = True
                 user.save()
             organization = Organization.objects.filter(slug=DEMO_SLUG).first()
             if organization is None:

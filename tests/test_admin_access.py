@@ -1,0 +1,163 @@
+"""Who enters the Django admin: superusers, and owners and admins of an organization without
+`is_staff`; members, viewers and deactivated people are turned away at the door."""
+
+import pytest
+from django.test import Client
+
+from organizations import roles
+from tests.conftest import ADMIN_PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "/admin/login/"
+
+MODEL_URLS = [
+    "/admin/keyvault/providerkey/",
+    "/admin/keyvault/providerkey/add/",
+    "/admin/keyvault/proxytoken/",
+    "/admin/keyvault/proxytoken/add/",
+    "/admin/keyvault/auditevent/",
+    "/admin/organizations/membership/",
+    "/admin/organizations/membership/add/",
+    "/admin/organizations/organization/",
+    "/admin/auth/user/",
+    "/admin/auth/group/",
+    "/admin/keyvault/",
+    "/admin/autocomplete/?app_label=keyvault&model_name=providerkey&field_name=organization",
+]
+
+
+def sign_in(user, password=ADMIN_PASSWORD):
+    client = Client()
+    response = client.post(
+        LOGIN, {"username": user.username, "password": password, "next": "/admin/"}
+    )
+    return client, response
+
+
+def is_signed_in(client) -> bool:
+    return "_auth_user_id" in client.session
+
+
+def object_urls(world):
+    return [
+        f"/admin/keyvault/providerkey/{world.key.pk}/change/",
+        f"/admin/keyvault/proxytoken/{world.token.pk}/change/",
+        f"/admin/keyvault/auditevent/{world.events[0].pk}/change/",
+        f"/admin/organizations/organization/{world.org.pk}/change/",
+        f"/admin/organizations/organization/{world.org.pk}/history/",
+        f"/admin/organizations/membership/{world.memberships[-1].pk}/delete/",
+    ]
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_owner_and_admin_without_is_staff_sign_in_and_see_the_index(tenants, role):
+    user = getattr(tenants.a, role)
+    assert not user.is_staff and not user.is_superuser
+
+    client, response = sign_in(user)
+
+    assert response.status_code == 302
+    assert response.url == "/admin/"
+    assert is_signed_in(client)
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    html = index.content.decode()
+    for model in ("providerkey", "proxytoken", "auditevent", "membership", "organization"):
+        assert f"/{model}/" in html
+    # People and groups of every tenant are for platform operators only.
+    assert "/admin/auth/user/" not in html
+    assert "/admin/auth/group/" not in html
+
+
+@pytest.mark.parametrize("role", ["member", "viewer"])
+def test_member_and_viewer_are_refused_at_login(tenants, role):
+    client, response = sign_in(getattr(tenants.a, role))
+
+    assert response.status_code == 200
+    assert response.context["form"].errors
+    assert not is_signed_in(client)
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.parametrize("role", ["member", "viewer"])
+def test_member_and_viewer_signed_in_elsewhere_are_sent_to_login_from_every_admin_url(
+    tenants, signed_in, role
+):
+    client = signed_in(getattr(tenants.a, role))
+
+    for url in ["/admin/", *MODEL_URLS, *object_urls(tenants.a)]:
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response.url.startswith(f"{LOGIN}?next="), url
+
+
+def test_member_and_viewer_cannot_post_to_the_admin_either(tenants, signed_in):
+    from keyvault.models import ProviderKey
+
+    client = signed_in(tenants.a.member)
+    response = client.post(
+        f"/admin/keyvault/providerkey/{tenants.a.key.pk}/delete/", {"post": "yes"}
+    )
+    assert response.status_code == 302
+    assert response.url.startswith(LOGIN)
+    assert ProviderKey.objects.filter(pk=tenants.a.key.pk).exists()
+
+
+def test_inactive_owner_is_refused_at_login_and_locked_out_of_a_session(tenants, signed_in):
+    owner = tenants.a.owner
+    owner.is_active = False
+    owner.save()
+
+    client, response = sign_in(owner)
+    assert response.status_code == 200
+    assert response.context["form"].errors
+    assert not is_signed_in(client)
+
+    # A session made before the deactivation opens nothing either.
+    stale = signed_in(owner)
+    assert stale.get("/admin/").status_code == 302
+    assert stale.get("/admin/keyvault/providerkey/").status_code == 302
+
+
+def test_wrong_password_is_refused(tenants):
+    client, response = sign_in(tenants.a.owner, password="not the password")
+    assert response.status_code == 200
+    assert response.context["form"].errors
+    assert not is_signed_in(client)
+
+
+def test_user_of_no_organization_is_refused(db):
+    from tests.factories import UserFactory
+
+    client, response = sign_in(UserFactory())
+    assert response.status_code == 200
+    assert not is_signed_in(client)
+
+
+def test_superuser_without_is_staff_signs_in_and_sees_everything(tenants, superuser):
+    client, response = sign_in(superuser)
+    assert response.status_code == 302
+    assert is_signed_in(client)
+
+    index = client.get("/admin/").content.decode()
+    for url in ["/admin/auth/user/", "/admin/auth/group/", "/admin/keyvault/providerkey/"]:
+        assert url in index
+    for url in [*MODEL_URLS[:-1], *object_urls(tenants.a), *object_urls(tenants.b)]:
+        assert client.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_org_admin_may_not_open_people_and_groups(tenants, signed_in, role):
+    client = signed_in(getattr(tenants.a, role))
+    for url in [
+        "/admin/auth/user/",
+        "/admin/auth/group/",
+        f"/admin/auth/user/{tenants.b.owner.pk}/change/",
+    ]:
+        assert client.get(url).status_code == 403, url
+    assert client.get("/admin/auth/").status_code in (403, 404)
+
+
+def test_the_door_admits_exactly_the_roles_with_the_admin_site_scope():
+    assert roles.roles_with(roles.Scope.ADMIN_SITE) == ["owner", "admin"]
