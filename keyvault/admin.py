@@ -23,6 +23,7 @@ from organizations.permissions import Action
 
 
 class ProviderKeyForm(ServiceForm):
+    service_fields = {"secret": "new_secret"}
     new_secret = forms.CharField(
         label="Secret",
         required=False,
@@ -184,6 +185,7 @@ class ProviderKeyAdmin(TenantScopedAdmin):
 
 
 class ProxyTokenForm(ServiceForm):
+    service_fields = {"scopes": "token_scopes", "expires_in": "expires_in_days"}
     token_scopes = forms.MultipleChoiceField(
         label="Scopes", choices=SCOPE_CHOICES, widget=forms.CheckboxSelectMultiple
     )

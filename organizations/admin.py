@@ -50,6 +50,8 @@ class ServiceForm(forms.ModelForm):
     """
 
     actor: Actor | None = None
+    # Service field names that this form calls differently: {"secret": "new_secret"}.
+    service_fields: dict = {}
 
     def save_through_services(self, data):
         raise NotImplementedError
@@ -71,6 +73,7 @@ class ServiceForm(forms.ModelForm):
             self.add_error(None, exc)
             return
         for field, errors in exc.error_dict.items():
+            field = self.service_fields.get(field, field)
             target = field if field in self.fields else None
             for error in errors:
                 message = " ".join(error.messages)

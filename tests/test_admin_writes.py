@@ -236,8 +236,8 @@ def test_secret_is_not_echoed_when_the_form_is_refused(a, admin):
     [
         ({"name": ""}, "name"),
         ({"name": "   "}, "name"),
-        ({"new_secret": "   "}, None),
-        ({"new_secret": ""}, None),
+        ({"new_secret": "   "}, "new_secret"),
+        ({"new_secret": ""}, "new_secret"),
         ({"name": "ALPHA-KEY"}, "name"),
         ({"is_default": "on"}, "is_default"),
         ({"provider": "azure_openai", "config": json.dumps({"deployment": "d"})}, "config"),
@@ -291,7 +291,7 @@ def siblings(a):
         ("key", {"name": "default KEY"}, "name"),
         ("key", {"is_default": "on"}, "is_default"),
         ("key", {"config": json.dumps({"base_url": "not a url"})}, "config"),
-        ("key", {"name": "Renamed", "new_secret": "   "}, None),
+        ("key", {"name": "Renamed", "new_secret": "   "}, "new_secret"),
         (
             "azure",
             {"config": json.dumps({"deployment": "d", "api_version": "2024-06-01"})},
