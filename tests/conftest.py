@@ -1,5 +1,7 @@
 import pytest
+from django.core.cache import cache
 
+from keyvault.usage import recorder
 from organizations import roles
 from tests.factories import (
     MembershipFactory,
@@ -8,6 +10,17 @@ from tests.factories import (
     ProxyTokenFactory,
     UserFactory,
 )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_state():
+    """Throttle counters live in the cache and usage counts in a process-wide recorder: every
+    test starts and ends with neither carrying anything over."""
+    cache.clear()
+    recorder._take()
+    yield
+    cache.clear()
+    recorder._take()
 
 
 @pytest.fixture

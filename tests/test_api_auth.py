@@ -24,13 +24,6 @@ WWW_AUTHENTICATE = 'Bearer realm="keyvault"'
 SCOPES = ["keys:read", "keys:secret", "keys:write"]
 
 
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.fixture
 def frozen_window(monkeypatch):
     """One throttle window for the whole test, 42 seconds before it ends: a test that straddles

@@ -4,7 +4,6 @@ import json
 import logging
 
 import pytest
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.test import Client
 from rest_framework import exceptions
@@ -14,13 +13,6 @@ from keyvault.crypto import IntegrityError
 from keyvault.errors import KeyDisabledError
 from keyvault.models import AuditEvent, ProviderKey
 from tests.factories import ProviderKeyFactory
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import logging
 from unittest import mock
 
 import pytest
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
@@ -15,40 +14,12 @@ from keyvault.retrieval import key_etag, retrieve_secret
 from keyvault.usage import recorder
 from organizations.actors import Actor
 from tests.factories import ProviderKeyFactory
+from tests.test_api_keys import METADATA_FIELDS
 
 SECRET = "sk-proj-Zq8wNn4VbT2yLk7RmP5sXc1dFg6hJ3tA"
 NEW_SECRET = "sk-proj-Hh2Jj4Kk6Ll8Mm0Nn1Bb3Vv5Cc7Xx9Zz"
 SIGMA, FINAL_SIGMA = "\u03c3", "\u03c2"
-SECRET_FIELDS = {
-    "id",
-    "provider",
-    "name",
-    "hint",
-    "config",
-    "is_default",
-    "enabled",
-    "version",
-    "created_at",
-    "updated_at",
-    "rotated_at",
-    "last_used_at",
-    "secret",
-}
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def _empty_recorder():
-    """The recorder is process-wide: start and end each test with nothing pending."""
-    recorder._take()
-    yield
-    recorder._take()
+SECRET_FIELDS = METADATA_FIELDS | {"secret"}
 
 
 @pytest.fixture

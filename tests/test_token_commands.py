@@ -4,7 +4,6 @@ import io
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 from django.utils import timezone
@@ -14,13 +13,6 @@ from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, ProxyToken
 
 SIGMA, FINAL_SIGMA = "\u03c3", "\u03c2"
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def run(command, **options):

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from unittest import mock
 
 import pytest
-from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.db.models import Sum
@@ -19,21 +18,6 @@ from organizations.actors import Actor
 from tests.factories import ProviderKeyFactory
 
 NOON = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(autouse=True)
-def _clear_cache():
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def _empty_recorder():
-    """The process-wide recorder: start and end each test with nothing pending."""
-    recorder._take()
-    yield
-    recorder._take()
 
 
 @pytest.fixture
