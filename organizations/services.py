@@ -48,7 +48,7 @@ def _clean_slug(slug) -> str:
     return slug
 
 
-def _clean_role(role) -> str:
+def clean_role(role) -> str:
     if not isinstance(role, str) or not roles.is_role(role):
         known = ", ".join(r.id for r in roles.ROLES)
         raise ValidationError({"role": f"Unknown role; choose one of {known}."})
@@ -152,7 +152,7 @@ def organization_delete(*, organization: Organization, actor: Actor) -> None:
 
 def membership_add(*, organization: Organization, user, role: str, actor: Actor) -> Membership:
     authorize(actor, Action.MEMBER_MANAGE, organization)
-    role = _clean_role(role)
+    role = clean_role(role)
     authorize_role_grant(actor, organization, role)
     try:
         with transaction.atomic():
@@ -198,7 +198,7 @@ def _locked_membership(membership: Membership, actor: Actor) -> Membership:
 def membership_change_role(*, membership: Membership, role: str, actor: Actor) -> Membership:
     organization = membership.organization
     authorize(actor, Action.MEMBER_MANAGE, organization, membership)
-    role = _clean_role(role)
+    role = clean_role(role)
     authorize_role_grant(actor, organization, role)
     with transaction.atomic():
         owners = _lock_owners(organization)

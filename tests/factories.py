@@ -4,9 +4,9 @@ from factory.django import DjangoModelFactory
 
 from keyvault import services
 from keyvault.models import ProviderKey, ProxyToken
-from organizations import roles
+from organizations import invitations, roles
 from organizations.actors import Actor
-from organizations.models import Membership, Organization
+from organizations.models import Invitation, Membership, Organization
 
 
 class UserFactory(DjangoModelFactory):
@@ -74,3 +74,23 @@ class ProxyTokenFactory(factory.Factory):
         token, raw = services.proxy_token_create(actor=Actor.system("tests"), **kwargs)
         token.raw = raw
         return token
+
+
+class InvitationFactory(factory.Factory):
+    """Creates invitations through the service, by the operator or by `invited_by`; the link's
+    token is on the row as `.raw` (tests only: it is never stored)."""
+
+    class Meta:
+        model = Invitation
+
+    organization = factory.SubFactory(OrganizationFactory)
+    email = factory.Sequence(lambda n: f"invitee{n}@example.com")
+    role = roles.MEMBER.id
+    invited_by = None
+
+    @classmethod
+    def _create(cls, model_class, *, invited_by=None, **kwargs):
+        actor = Actor.for_user(invited_by) if invited_by is not None else Actor.system("tests")
+        invitation, raw = invitations.invitation_create(actor=actor, **kwargs)
+        invitation.raw = raw
+        return invitation

@@ -1,0 +1,264 @@
+"""Invitations: an owner or admin invites an email address; its owner follows the link to join.
+
+The link carries `kvi_` followed by 43 base64url characters (256 random bits); only the token's
+SHA-256 digest is stored, for the reasons given in `keyvault.tokens`: with that much entropy a
+plain hash cannot be brute-forced, and a database leak then yields no usable links. The prefix
+lets secret scanners recognise a leaked link, and the format is checked before hashing.
+
+The invitation is the authority for the new membership, so acceptance re-checks everything that
+could have changed since it was sent: its state, that the person accepting is the one invited,
+and that the inviter may still grant the role.
+"""
+
+import hashlib
+import re
+import secrets
+from datetime import timedelta
+from typing import NoReturn
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from keyvault import audit
+from keyvault.audit import AuditAction
+from organizations.actors import Actor
+from organizations.authorization import authorize, authorize_role_grant
+from organizations.models import Invitation, Membership, Organization
+from organizations.permissions import Action
+from organizations.services import clean_role, normalize_email
+
+INVITATION_TOKEN_PREFIX = "kvi_"
+INVITATION_TOKEN_RANDOM_BYTES = 32
+INVITATION_TOKEN_PATTERN = re.compile(r"^kvi_[A-Za-z0-9_-]{43}$")
+
+
+def generate_invitation_token() -> str:
+    return INVITATION_TOKEN_PREFIX + secrets.token_urlsafe(INVITATION_TOKEN_RANDOM_BYTES)
+
+
+def looks_like_invitation_token(value) -> bool:
+    return isinstance(value, str) and bool(INVITATION_TOKEN_PATTERN.fullmatch(value))
+
+
+def invitation_token_digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode("ascii")).hexdigest()
+
+
+# --- Selectors --------------------------------------------------------------------------------
+
+
+def invitation_for_token(raw) -> Invitation | None:
+    """The invitation this link's token belongs to, in whatever state (pages say "expired" or
+    "already used"), or None for an unknown or malformed token."""
+    if not looks_like_invitation_token(raw):
+        return None
+    return (
+        Invitation.objects.select_related("organization", "invited_by")
+        .filter(digest=invitation_token_digest(raw))
+        .order_by()
+        .first()
+    )
+
+
+def pending_invitations(*, organization: Organization):
+    """Invitations of `organization` that can still be accepted, newest first."""
+    return (
+        Invitation.objects.filter(
+            organization=organization,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .select_related("invited_by")
+        .order_by("-created_at")
+    )
+
+
+# --- Services ---------------------------------------------------------------------------------
+
+
+def _revoke_replaced(*, organization: Organization, email: str, actor: Actor, now) -> None:
+    """Revoke the invitation still open for `email`, so that the new one can take its place:
+    re-inviting someone sends a fresh link and the old one stops working."""
+    open_ones = Invitation.objects.select_for_update().filter(
+        organization=organization,
+        email__iexact=email,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+    )
+    for old in open_ones:
+        if old.expires_at > now:
+            # Replacing is revoking: nobody may cancel an invitation to a role above their own.
+            try:
+                authorize_role_grant(actor, organization, old.role)
+            except PermissionDenied:
+                raise PermissionDenied(
+                    f"A pending invitation gives {email} a role above your own."
+                ) from None
+        old.revoked_at = now
+        old.save(update_fields=["revoked_at"])
+        audit.record(
+            action=AuditAction.INVITATION_REVOKED,
+            actor=actor,
+            organization=organization,
+            target=old,
+            target_label=email,
+            metadata={"email": email, "role": old.role, "reason": "replaced"},
+        )
+
+
+def invitation_create(
+    *, organization: Organization, email: str, role: str, actor: Actor
+) -> tuple[Invitation, str]:
+    """A new invitation: returns the row and the link's token, which is never available again.
+
+    A pending invitation for the same address is revoked and replaced by this one.
+    """
+    authorize(actor, Action.MEMBER_MANAGE, organization)
+    email = normalize_email(email)
+    role = clean_role(role)
+    authorize_role_grant(actor, organization, role)
+    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise ValidationError({"email": f"{email} is already a member of {organization.name}."})
+    raw = generate_invitation_token()
+    now = timezone.now()
+    user = actor.user if actor.user is not None and actor.user.pk else None
+    invitation = Invitation(
+        organization=organization,
+        email=email,
+        role=role,
+        digest=invitation_token_digest(raw),
+        invited_by=user,
+        invited_by_operator=actor.is_system,
+        expires_at=now + timedelta(days=settings.KEYVAULT_INVITATION_DAYS),
+    )
+    with transaction.atomic():
+        _revoke_replaced(organization=organization, email=email, actor=actor, now=now)
+        try:
+            with transaction.atomic():
+                invitation.save(force_insert=True)
+        except IntegrityError:
+            # A concurrent invitation of the same address was inserted after the lock above.
+            raise ValidationError(
+                {"email": f"{email} was invited by someone else just now; try again."}
+            ) from None
+        audit.record(
+            action=AuditAction.INVITATION_CREATED,
+            actor=actor,
+            organization=organization,
+            target=invitation,
+            target_label=email,
+            metadata={
+                "email": email,
+                "role": role,
+                "expires_at": invitation.expires_at.isoformat(),
+            },
+        )
+    return invitation, raw
+
+
+def _refuse(message: str, code: str) -> NoReturn:
+    raise ValidationError(message, code=code)
+
+
+def _check_inviter(invitation: Invitation) -> None:
+    """The invitation grants what its inviter could grant when it is accepted, not when it was
+    sent: an inviter since removed, demoted or deactivated no longer brings anyone in."""
+    if invitation.invited_by_id is None:
+        if invitation.invited_by_operator:
+            return
+        # The inviter's account was deleted.
+        _refuse("The person who invited you can no longer do so.", "inviter_lost_rights")
+    try:
+        authorize_role_grant(
+            Actor.for_user(invitation.invited_by), invitation.organization, invitation.role
+        )
+    except PermissionDenied:
+        _refuse("The person who invited you can no longer do so.", "inviter_lost_rights")
+
+
+def invitation_accept(*, invitation: Invitation, user, ip: str | None = None) -> Membership:
+    """Make `user` a member with the invitation's role; the invitation is the authority, so the
+    user needs no rights of their own, but must be the person invited."""
+    with transaction.atomic():
+        # No select_related here: FOR UPDATE cannot lock the nullable side of an outer join.
+        locked = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+        if locked is None:
+            _refuse("This invitation no longer exists.", "unknown")
+        if locked.accepted_at is not None:
+            _refuse("This invitation has already been used.", "used")
+        if locked.revoked_at is not None:
+            _refuse("This invitation has been withdrawn.", "revoked")
+        if locked.is_expired:
+            _refuse("This invitation has expired; ask for a new one.", "expired")
+        if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
+            _refuse("Sign in with an active account to accept this invitation.", "inactive")
+        # A forwarded link must not let someone else in: the invitation names one address.
+        if (user.email or "").lower() != locked.email:
+            _refuse(
+                f"This invitation is for {locked.email}; sign in with that address.", "wrong_user"
+            )
+        _check_inviter(locked)
+        organization = locked.organization
+        try:
+            with transaction.atomic():
+                membership = Membership.objects.create(
+                    user=user, organization=organization, role=locked.role
+                )
+        except IntegrityError:
+            # The unique membership constraint decides, not a prior check: someone added a
+            # moment ago by another request is caught as surely as a long-standing member.
+            _refuse(f"You are already a member of {organization.name}.", "already_member")
+        locked.accepted_at = timezone.now()
+        locked.accepted_by = user
+        locked.save(update_fields=["accepted_at", "accepted_by"])
+        actor = Actor.for_user(user, ip=ip)
+        inviter = locked.invited_by.email if locked.invited_by is not None else None
+        audit.record(
+            action=AuditAction.MEMBER_ADDED,
+            actor=actor,
+            organization=organization,
+            target=membership,
+            target_label=user.email,
+            metadata={
+                "user": user.email,
+                "role": locked.role,
+                "via": "invitation",
+                "invited_by": inviter,
+            },
+        )
+        audit.record(
+            action=AuditAction.INVITATION_ACCEPTED,
+            actor=actor,
+            organization=organization,
+            target=locked,
+            target_label=locked.email,
+            metadata={"email": locked.email, "role": locked.role, "invited_by": inviter},
+        )
+    return membership
+
+
+def invitation_revoke(*, invitation: Invitation, actor: Actor) -> Invitation:
+    """Withdraw a pending invitation by timestamp; the row stays for the record. Revoking one
+    already revoked or accepted changes nothing."""
+    organization = invitation.organization
+    authorize(actor, Action.MEMBER_MANAGE, organization)
+    with transaction.atomic():
+        locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        # Judged on the role the invitation has now, like members: none above one's own.
+        authorize_role_grant(actor, organization, locked.role)
+        if locked.revoked_at is not None or locked.accepted_at is not None:
+            return locked
+        locked.revoked_at = timezone.now()
+        locked.save(update_fields=["revoked_at"])
+        audit.record(
+            action=AuditAction.INVITATION_REVOKED,
+            actor=actor,
+            organization=organization,
+            target=locked,
+            target_label=locked.email,
+            metadata={"email": locked.email, "role": locked.role},
+        )
+    return locked
