@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "accounts",
     "organizations",
     "keyvault",
 ]
@@ -50,6 +51,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -65,6 +67,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "organizations.web.context.navigation",
             ],
         },
     },
@@ -96,6 +99,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
@@ -107,7 +111,23 @@ STORAGES = {
     },
 }
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "accounts:sign_in"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "accounts:sign_in"
+
+# Email (invitations, password resets): printed to the console in development.
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Keyvault <keyvault@localhost>")
 
 # --- Production safeguards -------------------------------------------------------------------
 # On by default whenever DEBUG is off; each can be switched off to run behind a TLS-terminating
@@ -125,6 +145,13 @@ CSRF_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Scripts, styles, images and fonts from this app's own origin only: no inline code, no CDN.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 
 # --- Keyvault --------------------------------------------------------------------------------
 # Key-encryption keys: `id:base64key[,id:base64key…]`, the first is primary (encrypts), the
@@ -142,10 +169,18 @@ KEYVAULT_KMS_CACHE_SIZE = env.int("KEYVAULT_KMS_CACHE_SIZE", default=10_000)
 KEYVAULT_PRIMARY_KEK = env.str("KEYVAULT_PRIMARY_KEK", default="")
 # Where the development KEK is generated when DEBUG is on and no KEK is configured.
 KEYVAULT_DEV_KEK_FILE = VAR_DIR / "dev-kek.txt"
+# Days an emailed invitation to join an organization stays valid.
+KEYVAULT_INVITATION_DAYS = env.int("KEYVAULT_INVITATION_DAYS", default=7)
 
 # Shared state (throttle counters) lives here so several app instances behave as one:
 # local memory by default, Redis in production (redis://127.0.0.1:6379/0).
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
+# Team pages: failed sign-ins allowed per window, per (address, account) and per address,
+# before the sign-in form refuses to try (the admin's sign-in counts too).
+KEYVAULT_SIGNIN_WINDOW_SECONDS = env.int("KEYVAULT_SIGNIN_WINDOW_SECONDS", default=900)
+KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT = env.int("KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT", default=5)
+KEYVAULT_SIGNIN_FAILURES_PER_ADDRESS = env.int("KEYVAULT_SIGNIN_FAILURES_PER_ADDRESS", default=50)
 
 # Proxy API.
 # Requests per minute per token (0 turns the throttle off).

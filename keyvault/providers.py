@@ -177,41 +177,47 @@ def validate_config(provider: Provider, config) -> dict[str, str]:
 
     Raises `ValidationError({"config": [...]})` listing every problem at once.
     """
+    cleaned, problems = check_config(provider, config)
+    if problems:
+        raise ValidationError(
+            {"config": [ValidationError(m) for messages in problems.values() for m in messages]}
+        )
+    return cleaned
+
+
+def check_config(provider: Provider, config) -> tuple[dict[str, str], dict[str | None, list]]:
+    """`(cleaned config, problems)`: problems map a setting's name to its messages (None for
+    problems that belong to no known setting), so a form can show each beside its field."""
     if config is None:
         config = {}
     if not isinstance(config, dict):
-        raise ValidationError({"config": "Config must be an object of settings."}, code="invalid")
-    problems: list[ValidationError] = []
-    invalid: set[str] = set()
+        return {}, {None: ["Config must be an object of settings."]}
+    problems: dict[str | None, list[str]] = {}
     cleaned: dict[str, str] = {}
     for key, value in config.items():
         spec = provider.config_field(key)
         if spec is None:
-            problems.append(
-                ValidationError(f"{str(key)[:40]!r} is not a setting of {provider.name}.")
+            problems.setdefault(None, []).append(
+                f"{str(key)[:40]!r} is not a setting of {provider.name}."
             )
             continue
         if value is None:
             continue
         if not isinstance(value, str):
-            problems.append(ValidationError(f"{spec.label} must be text."))
-            invalid.add(key)
+            problems.setdefault(key, []).append(f"{spec.label} must be text.")
             continue
         value = value.strip()
         if not value:
             continue
         problem = _problem_with(spec, value)
         if problem:
-            problems.append(ValidationError(problem))
-            invalid.add(key)
+            problems.setdefault(key, []).append(problem)
         else:
             cleaned[key] = value
     for spec in provider.config_fields:
-        if spec.required and spec.name not in cleaned and spec.name not in invalid:
-            problems.append(ValidationError(f"{spec.label} is required for {provider.name}."))
-    if problems:
-        raise ValidationError({"config": problems})
-    return cleaned
+        if spec.required and spec.name not in cleaned and spec.name not in problems:
+            problems[spec.name] = [f"{spec.label} is required for {provider.name}."]
+    return cleaned, problems
 
 
 def _problem_with(spec: ConfigField, value: str) -> str | None:

@@ -11,6 +11,7 @@ from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 
+from accounts.forms import ThrottledSignInMixin
 from organizations.models import Membership, Organization
 from organizations.roles import Scope, roles_with
 
@@ -47,8 +48,9 @@ def may_enter(request) -> bool:
     return user.is_superuser or bool(administered_memberships(request))
 
 
-class TenantAdminAuthenticationForm(AdminAuthenticationForm):
-    """Admin sign-in for superusers and organization owners and admins; no `is_staff`."""
+class TenantAdminAuthenticationForm(ThrottledSignInMixin, AdminAuthenticationForm):
+    """Admin sign-in for superusers and organization owners and admins; no `is_staff`. Failed
+    attempts count toward the same throttle as the team pages' sign-in."""
 
     def confirm_login_allowed(self, user):
         if not user.is_active:

@@ -74,5 +74,6 @@ class Command(ProvisioningCommand):
                     added += 1
         self.stdout.write(f"Demo organization {organization.slug!r}: {added} demo keys added.")
         self.stdout.write(
-            f"Sign in at http://127.0.0.1:8000/admin/ as {DEMO_EMAIL} with password {DEMO_PASSWORD}"
+            f"Sign in at http://127.0.0.1:8000/accounts/sign-in/ as {DEMO_EMAIL} with password "
+            f"{DEMO_PASSWORD} (the admin is at http://127.0.0.1:8000/admin/)."
         )

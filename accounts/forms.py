@@ -1,0 +1,81 @@
+"""Sign-in and sign-up forms."""
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.password_validation import password_validators_help_text_html
+from django.core.exceptions import ValidationError
+
+from accounts import throttle
+from organizations.models import Organization
+
+
+class ThrottledSignInMixin:
+    """Refuse to check a password once too many sign-ins failed; count each failure.
+
+    Mixed into the pages' sign-in form and the admin's, so both doors count the same guesses.
+    """
+
+    throttled_message = "Too many failed sign-ins. Wait {minutes} minutes and try again."
+
+    def clean(self):
+        username = (self.cleaned_data.get("username") or "").strip().lower()
+        self.cleaned_data["username"] = username
+        self.throttled = throttle.is_throttled(self.request, username)
+        if self.throttled:
+            raise ValidationError(
+                self.throttled_message.format(minutes=throttle.window_minutes()), code="throttled"
+            )
+        try:
+            cleaned = super().clean()
+        except ValidationError:
+            throttle.record_failure(self.request, username)
+            raise
+        throttle.clear(self.request, username)
+        return cleaned
+
+
+class SignInForm(ThrottledSignInMixin, AuthenticationForm):
+    username = forms.EmailField(
+        label="Email",
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "username"}),
+    )
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "That email and password do not match an account.",
+    }
+
+
+class PasswordFieldsMixin(forms.Form):
+    password1 = forms.CharField(
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=password_validators_help_text_html(),
+    )
+    password2 = forms.CharField(
+        label="Password again",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean_password2(self):
+        first, second = self.cleaned_data.get("password1"), self.cleaned_data.get("password2")
+        if first and second and first != second:
+            raise ValidationError("The two passwords differ.")
+        return second
+
+
+class SignUpForm(PasswordFieldsMixin):
+    email = forms.EmailField(
+        label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+    )
+    organization_name = forms.CharField(
+        label="Organization name",
+        max_length=Organization._meta.get_field("name").max_length,
+        help_text="Your team's name; you will be its owner. You can rename it later.",
+    )
+    field_order = ["email", "organization_name", "password1", "password2"]
+
+
+class InvitationSignUpForm(PasswordFieldsMixin):
+    """Signing up from an invitation: the email is the invitation's, not typed."""

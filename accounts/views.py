@@ -1,0 +1,61 @@
+"""Sign in, sign out and sign up; password change and reset are Django's own views."""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+
+from accounts import services
+from accounts.forms import SignInForm, SignUpForm
+from keyvault.api.throttling import client_address
+from organizations.web.forms import add_service_errors
+
+_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+class SignInView(auth_views.LoginView):
+    form_class = SignInForm
+    template_name = "accounts/sign_in.html"
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if getattr(form, "throttled", False):
+            response.status_code = 429
+        return response
+
+
+class SignOutView(auth_views.LogoutView):
+    pass
+
+
+@sensitive_post_parameters("password1", "password2")
+@csrf_protect
+@never_cache
+def sign_up(request):
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user, organization = services.account_sign_up(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password1"],
+                organization_name=form.cleaned_data["organization_name"],
+                ip=client_address(request),
+            )
+        except ValidationError as exc:
+            add_service_errors(
+                form, exc, rename={"password": "password1", "name": "organization_name"}
+            )
+        else:
+            login(request, user, backend=_BACKEND)
+            messages.success(
+                request, f"Welcome to Keyvault. {organization.name} is ready for its first key."
+            )
+            return redirect("keys:list", org_slug=organization.slug)
+    return render(request, "accounts/sign_up.html", {"form": form})

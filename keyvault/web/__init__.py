@@ -1,0 +1,1 @@
+"""The team pages of provider keys, proxy tokens and the audit log."""

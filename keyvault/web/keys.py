@@ -1,0 +1,158 @@
+"""Provider-key pages: the masked list, add, edit, rotate and delete.
+
+No page ever shows a secret: the list shows the hint computed when the secret was typed, and
+the forms that take a secret never render it back, even when they are shown again with errors.
+"""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
+
+from keyvault import providers, services
+from keyvault.models import ProviderKey
+from keyvault.web.forms import ProviderChoiceForm, ProviderKeyForm, RotateForm
+from organizations import permissions
+from organizations.permissions import Action
+from organizations.web.context import org_page
+from organizations.web.forms import add_service_errors
+from organizations.web.organizations import remember_organization
+
+KEYS_PER_PAGE = 100
+
+
+@org_page(Action.KEY_LIST)
+def key_list(request):
+    remember_organization(request)
+    organization = request.organization
+    keys = ProviderKey.objects.filter(organization=organization).select_related("created_by")
+    provider = request.GET.get("provider", "")
+    query = request.GET.get("q", "").strip()[:100]
+    if provider in dict(providers.CHOICES):
+        keys = keys.filter(provider=provider)
+    else:
+        provider = ""
+    if query:
+        keys = keys.filter(Q(name__icontains=query) | Q(secret_hint__icontains=query))
+    page = Paginator(keys.order_by("provider", "name"), KEYS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    for key in page:
+        key.may_change = permissions.can(request.membership, Action.KEY_EDIT, key)
+    in_use = set(
+        ProviderKey.objects.filter(organization=organization)
+        .values_list("provider", flat=True)
+        .distinct()
+    )
+    context = {
+        "page": page,
+        "provider": provider,
+        "query": query,
+        "provider_choices": [choice for choice in providers.CHOICES if choice[0] in in_use],
+        "has_any_key": bool(in_use),
+    }
+    return render(request, "keyvault/keys/list.html", context)
+
+
+@sensitive_post_parameters("secret")
+@org_page(Action.KEY_ADD)
+def key_add(request):
+    """First the provider (its choice decides the config fields), then the key itself."""
+    chooser = ProviderChoiceForm(request.GET if "provider" in request.GET else None)
+    if not chooser.is_valid():
+        return render(request, "keyvault/keys/choose_provider.html", {"chooser": chooser})
+    provider = providers.get_provider(chooser.cleaned_data["provider"])
+    form = ProviderKeyForm(request.POST or None, provider=provider, with_secret=True)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            key = services.provider_key_create(
+                organization=request.organization,
+                actor=request.actor,
+                provider=provider.id,
+                name=data["name"],
+                secret=data["secret"],
+                config=data["config"],
+                is_default=data["is_default"],
+                enabled=data["enabled"],
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Added {key.name} ({key.secret_hint}).")
+            return redirect("keys:list", org_slug=request.organization.slug)
+    return render(request, "keyvault/keys/form.html", {"form": form, "provider": provider})
+
+
+def _key(request, pk, action: Action) -> ProviderKey:
+    """A key of the current organization (another organization's answers 404) on which the
+    member may take `action` (403 otherwise)."""
+    key = get_object_or_404(
+        ProviderKey.objects.select_related("created_by", "organization"),
+        pk=pk,
+        organization=request.organization,
+    )
+    permissions.require(request.membership, action, key)
+    return key
+
+
+@org_page(Action.KEY_LIST)
+def key_edit(request, pk):
+    key = _key(request, pk, Action.KEY_EDIT)
+    form = ProviderKeyForm(
+        request.POST or None,
+        provider=key.provider_obj,
+        with_secret=False,
+        initial=ProviderKeyForm.initial_for(key),
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            key = services.provider_key_update(
+                key=key,
+                actor=request.actor,
+                name=data["name"],
+                config=data["config"],
+                is_default=data["is_default"],
+                enabled=data["enabled"],
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Saved {key.name}.")
+            return redirect("keys:list", org_slug=request.organization.slug)
+    return render(
+        request, "keyvault/keys/form.html", {"form": form, "provider": key.provider_obj, "key": key}
+    )
+
+
+@sensitive_post_parameters("secret")
+@org_page(Action.KEY_LIST)
+def key_rotate(request, pk):
+    key = _key(request, pk, Action.KEY_ROTATE)
+    form = RotateForm(request.POST or None, provider=key.provider_obj)
+    if request.method == "POST" and form.is_valid():
+        try:
+            key = services.provider_key_rotate(
+                key=key, actor=request.actor, secret=form.cleaned_data["secret"]
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(
+                request, f"Rotated {key.name}: now version {key.version} ({key.secret_hint})."
+            )
+            return redirect("keys:list", org_slug=request.organization.slug)
+    return render(request, "keyvault/keys/rotate.html", {"form": form, "key": key})
+
+
+@org_page(Action.KEY_LIST)
+def key_delete(request, pk):
+    key = _key(request, pk, Action.KEY_DELETE)
+    if request.method == "POST":
+        services.provider_key_delete(key=key, actor=request.actor)
+        messages.success(request, f"Deleted {key.name}. Proxies no longer receive it.")
+        return redirect("keys:list", org_slug=request.organization.slug)
+    return render(request, "keyvault/keys/delete.html", {"key": key})

@@ -1,0 +1,1 @@
+"""The team pages of organizations: the org switcher, settings, members and invitations."""

@@ -1,0 +1,80 @@
+"""Forms of the organization pages, and how a service's refusal lands on a form."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from organizations import roles
+from organizations.models import Organization
+
+NAME_MAX_LENGTH = Organization._meta.get_field("name").max_length
+SLUG_MAX_LENGTH = Organization._meta.get_field("slug").max_length
+
+
+def add_service_errors(form: forms.Form, error: ValidationError, rename=None) -> None:
+    """Put a service's `ValidationError` on `form`: beside the field it names when the form
+    has that field (`rename` maps service names to form names), above the form otherwise."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for name, errors in error.error_dict.items():
+        name = (rename or {}).get(name, name)
+        form.add_error(name if name in form.fields else None, errors)
+
+
+class OrganizationForm(forms.Form):
+    name = forms.CharField(label="Name", max_length=NAME_MAX_LENGTH)
+
+
+class OrganizationCreateForm(OrganizationForm):
+    slug = forms.SlugField(
+        label="URL name",
+        max_length=SLUG_MAX_LENGTH,
+        required=False,
+        help_text="Used in addresses (/o/<name>/). Leave empty to derive it from the name.",
+    )
+
+
+class OrganizationDeleteForm(forms.Form):
+    confirmation = forms.CharField(
+        label="Type the organization's URL name to confirm",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+
+    def clean_confirmation(self):
+        value = self.cleaned_data["confirmation"].strip()
+        if value != self.organization.slug:
+            raise ValidationError(
+                f"Type {self.organization.slug} exactly to delete this organization."
+            )
+        return value
+
+
+def grantable_role_choices(membership) -> list[tuple[str, str]]:
+    from organizations.permissions import can_grant_role
+
+    return [(role.id, role.name) for role in roles.ROLES if can_grant_role(membership, role.id)]
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Email address")
+    role = forms.ChoiceField(label="Role")
+
+    def __init__(self, *args, membership, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = grantable_role_choices(membership)
+        self.fields["role"].choices = choices
+        self.fields["role"].initial = (
+            roles.MEMBER.id if any(role_id == roles.MEMBER.id for role_id, _ in choices) else None
+        )
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(label="Role")
+
+    def __init__(self, *args, membership, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = grantable_role_choices(membership)

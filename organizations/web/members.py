@@ -1,0 +1,161 @@
+"""Members of an organization: the list with roles, invitations, role changes and removal.
+
+The role matrix and the last-owner rule are the services'; this module only shows the controls
+a role may use and turns the services' refusals into form errors.
+"""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from organizations import invitations, permissions, services
+from organizations.models import Invitation, Membership
+from organizations.permissions import Action
+from organizations.web.context import org_page
+from organizations.web.forms import InviteForm, RoleForm, add_service_errors, grantable_role_choices
+
+
+def _member_rows(request):
+    acting = request.membership
+    grantable = grantable_role_choices(acting)
+    rows = []
+    for membership in request.organization.memberships.select_related("user").order_by(
+        "user__email"
+    ):
+        manageable = permissions.can_manage_member(acting, membership)
+        rows.append(
+            {
+                "membership": membership,
+                "is_you": membership.pk == acting.pk,
+                "may_manage": manageable,
+                "role_form": RoleForm(
+                    membership=acting, initial={"role": membership.role}, prefix=f"m{membership.pk}"
+                )
+                if manageable and grantable
+                else None,
+            }
+        )
+    return rows
+
+
+@org_page()
+def member_list(request):
+    may_manage = permissions.can(request.membership, Action.MEMBER_MANAGE)
+    context = {
+        "rows": _member_rows(request),
+        "may_manage": may_manage,
+        "invite_form": InviteForm(membership=request.membership) if may_manage else None,
+        "invitations": invitations.pending_invitations(organization=request.organization)
+        if may_manage
+        else [],
+    }
+    return render(request, "organizations/members.html", context)
+
+
+@org_page(Action.MEMBER_MANAGE)
+def member_invite(request):
+    form = InviteForm(request.POST or None, membership=request.membership)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invitation, raw = invitations.invitation_create(
+                organization=request.organization,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                actor=request.actor,
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            _send_invitation(request, invitation, raw)
+            messages.success(
+                request,
+                f"Invited {invitation.email} as {invitation.get_role_display().lower()}. "
+                f"The link in their email works until {invitation.expires_at:%Y-%m-%d %H:%M} UTC.",
+            )
+            return redirect("members:list", org_slug=request.organization.slug)
+    return render(request, "organizations/invite.html", {"form": form})
+
+
+def _send_invitation(request, invitation: Invitation, raw: str) -> None:
+    link = request.build_absolute_uri(reverse("invitations:accept", args=[raw]))
+    context = {"invitation": invitation, "link": link, "inviter": request.user}
+    send_mail(
+        subject=f"You are invited to {invitation.organization.name} on Keyvault",
+        message=render_to_string("organizations/email/invitation.txt", context),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+def _target(request, pk) -> Membership:
+    """A membership of the current organization (another organization's answers 404) that the
+    acting member may manage (403 otherwise)."""
+    target = get_object_or_404(
+        Membership.objects.select_related("user", "organization"),
+        pk=pk,
+        organization=request.organization,
+    )
+    if not permissions.can_manage_member(request.membership, target):
+        raise PermissionDenied("Your role does not allow managing this member.")
+    return target
+
+
+@require_POST
+@org_page(Action.MEMBER_MANAGE)
+def member_change_role(request, pk):
+    target = _target(request, pk)
+    form = RoleForm(request.POST, membership=request.membership, prefix=f"m{target.pk}")
+    if form.is_valid():
+        try:
+            services.membership_change_role(
+                membership=target, role=form.cleaned_data["role"], actor=request.actor
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            target.refresh_from_db()
+            messages.success(
+                request, f"{target.user.email} is now {target.get_role_display().lower()}."
+            )
+            return redirect("members:list", org_slug=request.organization.slug)
+    for error in form.errors.values():
+        messages.error(request, " ".join(error))
+    return redirect("members:list", org_slug=request.organization.slug)
+
+
+@org_page(Action.MEMBER_MANAGE)
+def member_remove(request, pk):
+    target = _target(request, pk)
+    error = None
+    if request.method == "POST":
+        try:
+            services.membership_remove(membership=target, actor=request.actor)
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            if target.user_id == request.user.pk:
+                messages.success(request, f"You left {request.organization.name}.")
+                return redirect("home")
+            messages.success(
+                request, f"Removed {target.user.email} from {request.organization.name}."
+            )
+            return redirect("members:list", org_slug=request.organization.slug)
+    return render(
+        request,
+        "organizations/member_remove.html",
+        {"target": target, "error": error, "is_you": target.user_id == request.user.pk},
+        status=400 if error else 200,
+    )
+
+
+@require_POST
+@org_page(Action.MEMBER_MANAGE)
+def invitation_revoke(request, pk):
+    invitation = get_object_or_404(Invitation, pk=pk, organization=request.organization)
+    invitations.invitation_revoke(invitation=invitation, actor=request.actor)
+    messages.success(request, f"Revoked the invitation of {invitation.email}.")
+    return redirect("members:list", org_slug=request.organization.slug)

@@ -1,0 +1,107 @@
+"""The user's organizations: the list and switcher, creating one, settings and deletion."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+
+from organizations import permissions, services
+from organizations.permissions import Action
+from organizations.selectors import organizations_for
+from organizations.slugs import available_slug
+from organizations.web.context import actor_for, org_page
+from organizations.web.forms import (
+    OrganizationCreateForm,
+    OrganizationDeleteForm,
+    OrganizationForm,
+    add_service_errors,
+)
+
+_LAST_ORGANIZATION = "keyvault_last_organization"
+
+
+def home(request):
+    """Signed out: what Keyvault is. Signed in: the organization used last (or the list)."""
+    if not request.user.is_authenticated:
+        return render(request, "home.html")
+    organizations = organizations_for(user=request.user)
+    last = request.session.get(_LAST_ORGANIZATION)
+    chosen = organizations.filter(slug=last).first() if last else None
+    chosen = chosen or (organizations.first() if organizations.count() == 1 else None)
+    if chosen is not None:
+        return redirect("keys:list", org_slug=chosen.slug)
+    return redirect("orgs:list")
+
+
+def remember_organization(request) -> None:
+    request.session[_LAST_ORGANIZATION] = request.organization.slug
+
+
+@login_required
+def organization_list(request):
+    memberships = request.user.memberships.select_related("organization").order_by(
+        "organization__name"
+    )
+    return render(request, "organizations/list.html", {"memberships": memberships})
+
+
+@login_required
+def organization_create(request):
+    form = OrganizationCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        name = form.cleaned_data["name"]
+        try:
+            organization = services.organization_create(
+                name=name,
+                slug=form.cleaned_data["slug"] or available_slug(name),
+                owner=request.user,
+                actor=actor_for(request),
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Created {organization.name}. You are its owner.")
+            return redirect("keys:list", org_slug=organization.slug)
+    return render(request, "organizations/create.html", {"form": form})
+
+
+@org_page()
+def organization_settings(request):
+    """Everyone sees the organization's details; only owners get the rename and delete forms."""
+    organization = request.organization
+    may_manage = permissions.can(request.membership, Action.ORG_MANAGE, organization)
+    if request.method == "POST":
+        permissions.require(request.membership, Action.ORG_MANAGE, organization)
+    form = OrganizationForm(request.POST or None, initial={"name": organization.name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.organization_rename(
+                organization=organization, name=form.cleaned_data["name"], actor=request.actor
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Renamed the organization to {organization.name}.")
+            return redirect("settings:index", org_slug=organization.slug)
+    return render(
+        request,
+        "organizations/settings.html",
+        {"form": form if may_manage else None, "may_manage": may_manage},
+    )
+
+
+@org_page(Action.ORG_MANAGE)
+def organization_delete(request):
+    organization = request.organization
+    form = OrganizationDeleteForm(request.POST or None, organization=organization)
+    if request.method == "POST" and form.is_valid():
+        name = organization.name
+        services.organization_delete(organization=organization, actor=request.actor)
+        request.session.pop(_LAST_ORGANIZATION, None)
+        messages.success(request, f"Deleted {name} with its keys, tokens and members.")
+        return redirect("orgs:list")
+    return render(
+        request,
+        "organizations/delete.html",
+        {"form": form, "key_count": organization.provider_keys.count()},
+    )
