@@ -1,5 +1,5 @@
 from django.urls import path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from keyvault.api import views
 
@@ -12,7 +12,7 @@ urlpatterns = [
     path("keys/<str:key_id>/secret", views.KeySecretView.as_view(), name="key-secret"),
     path("resolve", views.ResolveView.as_view(), name="resolve"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("docs", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     # Anything else under the API answers a JSON 404, not the site's HTML page.
     re_path(r"^.*$", views.not_found),
 ]

@@ -34,7 +34,9 @@ def home(request):
 
 
 def remember_organization(request) -> None:
-    request.session[_LAST_ORGANIZATION] = request.organization.slug
+    # Written only on a change: assigning marks the session modified, which costs a save.
+    if request.session.get(_LAST_ORGANIZATION) != request.organization.slug:
+        request.session[_LAST_ORGANIZATION] = request.organization.slug
 
 
 @login_required
