@@ -18,7 +18,9 @@ class ThrottledSignInMixin:
     throttled_message = "Too many failed sign-ins. Wait {minutes} minutes and try again."
 
     def clean(self):
-        username = (self.cleaned_data.get("username") or "").strip().lower()
+        # Counted under the lower-cased address; authenticated with what was typed (the
+        # backend matches case-insensitively).
+        username = (self.cleaned_data.get("username") or "").strip()
         self.cleaned_data["username"] = username
         self.throttled = throttle.is_throttled(self.request, username)
         if self.throttled:

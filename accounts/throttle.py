@@ -8,6 +8,7 @@ clears the first. Like the API's throttles, a cache outage fails open: sign-in k
 """
 
 import hashlib
+import ipaddress
 import logging
 
 from django.conf import settings
@@ -18,10 +19,27 @@ from keyvault.api.throttling import client_address
 logger = logging.getLogger(__name__)
 
 
-def _keys(request, username: str) -> tuple[str, str]:
-    address = client_address(request) or "unknown"
+def _address_bucket(request) -> str:
+    """The client's address; for IPv6 its /64, which one client usually holds whole (counting
+    single addresses would let it guess from 2^64 of them)."""
+    address = client_address(request)
+    if address is None:
+        return ""
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return address
+
+
+def _keys(request, username: str) -> tuple[str, str | None]:
+    """The (address, account) counter's key and the address counter's. With no known address
+    (a server on a Unix socket, no trusted header) there is no address counter: one shared
+    bucket would let a stranger lock everybody out."""
+    address = _address_bucket(request)
     account = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
-    return f"kv:signin:{address}:{account}", f"kv:signin:{address}"
+    return f"kv:signin:{address}:{account}", (f"kv:signin:{address}" if address else None)
 
 
 def _limits() -> tuple[int, int]:
@@ -34,19 +52,20 @@ def _limits() -> tuple[int, int]:
 def is_throttled(request, username: str) -> bool:
     keys = _keys(request, username)
     try:
-        counts = cache.get_many(keys)
+        counts = cache.get_many([key for key in keys if key])
     except Exception:
         logger.warning("Sign-in throttle cache unavailable; not counting.", exc_info=True)
         return False
     return any(
-        limit and counts.get(key, 0) >= limit for key, limit in zip(keys, _limits(), strict=True)
+        key and limit and counts.get(key, 0) >= limit
+        for key, limit in zip(keys, _limits(), strict=True)
     )
 
 
 def record_failure(request, username: str) -> None:
     window = settings.KEYVAULT_SIGNIN_WINDOW_SECONDS
     try:
-        for key in _keys(request, username):
+        for key in filter(None, _keys(request, username)):
             # `add` starts the window; `incr` then counts atomically on every cache backend.
             cache.add(key, 0, timeout=window)
             try:

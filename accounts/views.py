@@ -14,13 +14,16 @@ from accounts.forms import SignInForm, SignUpForm
 from keyvault.api.throttling import client_address
 from organizations.web.forms import add_service_errors
 
-_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
 
 class SignInView(auth_views.LoginView):
     form_class = SignInForm
     template_name = "accounts/sign_in.html"
     redirect_authenticated_user = True
+
+    def get_redirect_url(self):
+        # A signed-in user sent to `?next=` this very page would otherwise loop (Django raises).
+        url = super().get_redirect_url()
+        return "" if url == self.request.path else url
 
     def form_invalid(self, form):
         response = super().form_invalid(form)
@@ -53,7 +56,7 @@ def sign_up(request):
                 form, exc, rename={"password": "password1", "name": "organization_name"}
             )
         else:
-            login(request, user, backend=_BACKEND)
+            login(request, user)
             messages.success(
                 request, f"Welcome to Keyvault. {organization.name} is ready for its first key."
             )

@@ -52,6 +52,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
+    "config.middleware.PrivatePagesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -85,6 +86,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -181,6 +184,9 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 KEYVAULT_SIGNIN_WINDOW_SECONDS = env.int("KEYVAULT_SIGNIN_WINDOW_SECONDS", default=900)
 KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT = env.int("KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT", default=5)
 KEYVAULT_SIGNIN_FAILURES_PER_ADDRESS = env.int("KEYVAULT_SIGNIN_FAILURES_PER_ADDRESS", default=50)
+
+# Invitations an organization may send per day (0: no limit).
+KEYVAULT_INVITATIONS_PER_DAY = env.int("KEYVAULT_INVITATIONS_PER_DAY", default=50)
 
 # Proxy API.
 # Requests per minute per token (0 turns the throttle off).

@@ -81,6 +81,26 @@ def check_secret_key(app_configs=None, **kwargs):
     return []
 
 
+@checks.register(TAG)
+def check_client_address_behind_proxy(app_configs=None, **kwargs):
+    """Behind a proxy (its protocol header trusted) every request arrives from the proxy's
+    address unless the header carrying the client's is named: the sign-in and API throttles
+    would then count all clients as one."""
+    if (
+        getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+        and not settings.KEYVAULT_CLIENT_IP_HEADER
+    ):
+        return [
+            checks.Warning(
+                "A proxy's X-Forwarded-Proto is trusted but KEYVAULT_CLIENT_IP_HEADER is empty.",
+                hint="Set KEYVAULT_CLIENT_IP_HEADER=HTTP_X_FORWARDED_FOR (or the header your "
+                "proxy sets), so throttles and audit addresses see each client.",
+                id="keyvault.W105",
+            )
+        ]
+    return []
+
+
 def refuse_to_start_on_errors() -> None:
     """Raise `ImproperlyConfigured` if any Keyvault check reports an error."""
     try:

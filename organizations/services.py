@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email, validate_slug
 from django.db import IntegrityError, transaction
 
+from accounts.backends import find_user
 from keyvault import audit
 from keyvault.audit import AuditAction
 from organizations import roles
@@ -74,7 +75,7 @@ def user_get_or_create(*, email: str, password: str | None = None):
     """
     email = normalize_email(email)
     User = get_user_model()
-    user = User.objects.filter(username=email).first()
+    user = find_user(email)
     if user is not None:
         if password is not None:
             raise ValidationError(
@@ -90,7 +91,12 @@ def user_get_or_create(*, email: str, password: str | None = None):
         user.set_password(password)
     else:
         user.set_unusable_password()
-    user.save()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        # Someone created the same account a moment ago.
+        raise ValidationError({"email": f"An account for {email} already exists."}) from None
     return user, True
 
 

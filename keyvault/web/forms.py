@@ -16,11 +16,21 @@ from keyvault.tokens import TokenScope
 CONFIG_PREFIX = "config_"
 
 
-def secret_input() -> forms.PasswordInput:
-    return forms.PasswordInput(
-        render_value=False,
-        attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"},
-    )
+_SECRET_ATTRS = {"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
+
+
+class SecretTextarea(forms.Textarea):
+    """A textarea for multi-line secrets (service-account JSON) that, like a password input,
+    never renders the submitted value back into the page."""
+
+    def format_value(self, value):
+        return None
+
+
+def secret_input(provider: providers.Provider) -> forms.Widget:
+    if provider.secret_is_service_account_json:
+        return SecretTextarea(attrs={**_SECRET_ATTRS, "rows": 6})
+    return forms.PasswordInput(render_value=False, attrs=_SECRET_ATTRS)
 
 
 class ProviderChoiceForm(forms.Form):
@@ -55,13 +65,9 @@ class ProviderKeyForm(forms.Form):
             self.fields["secret"] = forms.CharField(
                 label=provider.secret_label,
                 strip=False,
-                widget=secret_input(),
+                widget=secret_input(provider),
                 help_text="Stored encrypted. After saving, Keyvault shows only a masked hint.",
             )
-            if provider.secret_is_service_account_json:
-                self.fields["secret"].widget = forms.Textarea(
-                    attrs={"autocomplete": "off", "spellcheck": "false", "rows": 6}
-                )
         for spec in provider.config_fields:
             self.fields[CONFIG_PREFIX + spec.name] = forms.CharField(
                 label=spec.label,
@@ -109,15 +115,13 @@ class ProviderKeyForm(forms.Form):
 
 
 class RotateForm(forms.Form):
-    secret = forms.CharField(label="New secret", strip=False, widget=secret_input())
-
     def __init__(self, *args, provider: providers.Provider, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["secret"].label = f"New {provider.secret_label.lower()}"
-        if provider.secret_is_service_account_json:
-            self.fields["secret"].widget = forms.Textarea(
-                attrs={"autocomplete": "off", "spellcheck": "false", "rows": 6}
-            )
+        self.fields["secret"] = forms.CharField(
+            label=f"New {provider.secret_label.lower()}",
+            strip=False,
+            widget=secret_input(provider),
+        )
 
 
 class TokenCreateForm(forms.Form):

@@ -16,6 +16,7 @@ from keyvault.models import ProviderKey
 from keyvault.web.forms import ProviderChoiceForm, ProviderKeyForm, RotateForm
 from organizations import permissions
 from organizations.permissions import Action
+from organizations.text import has_control_characters
 from organizations.web.context import org_page
 from organizations.web.forms import add_service_errors
 from organizations.web.organizations import remember_organization
@@ -30,6 +31,8 @@ def key_list(request):
     keys = ProviderKey.objects.filter(organization=organization).select_related("created_by")
     provider = request.GET.get("provider", "")
     query = request.GET.get("q", "").strip()[:100]
+    if has_control_characters(query):  # PostgreSQL cannot even compare text holding NUL
+        query = ""
     if provider in dict(providers.CHOICES):
         keys = keys.filter(provider=provider)
     else:

@@ -30,7 +30,7 @@ class OrganizationCreateForm(OrganizationForm):
         label="URL name",
         max_length=SLUG_MAX_LENGTH,
         required=False,
-        help_text="Used in addresses (/o/<name>/). Leave empty to derive it from the name.",
+        help_text="Used in addresses (/o/&lt;name&gt;/). Leave empty to derive it from the name.",
     )
 
 

@@ -4,9 +4,15 @@ The role matrix and the last-owner rule are the services'; this module only show
 a role may use and turns the services' refusals into form errors.
 """
 
+import logging
+import smtplib
+
+from django.conf import settings
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -17,6 +23,8 @@ from organizations.models import Invitation, Membership
 from organizations.permissions import Action
 from organizations.web.context import org_page
 from organizations.web.forms import InviteForm, RoleForm, add_service_errors, grantable_role_choices
+
+logger = logging.getLogger(__name__)
 
 
 def _member_rows(request):
@@ -61,16 +69,29 @@ def member_invite(request):
     form = InviteForm(request.POST or None, membership=request.membership)
     if request.method == "POST" and form.is_valid():
         try:
-            invitation, raw = invitations.invitation_create(
-                organization=request.organization,
-                email=form.cleaned_data["email"],
-                role=form.cleaned_data["role"],
-                actor=request.actor,
-            )
+            if not _invitation_allowed(request.organization):
+                raise ValidationError(
+                    f"This organization has sent {settings.KEYVAULT_INVITATIONS_PER_DAY} "
+                    "invitations in the last day; try again tomorrow."
+                )
+            # The email is sent inside the transaction: if it cannot be sent, no invitation
+            # is left behind that nobody received.
+            with transaction.atomic():
+                invitation, raw = invitations.invitation_create(
+                    organization=request.organization,
+                    email=form.cleaned_data["email"],
+                    role=form.cleaned_data["role"],
+                    actor=request.actor,
+                )
+                _send_invitation(request, invitation, raw)
         except ValidationError as exc:
             add_service_errors(form, exc)
+        except (OSError, smtplib.SMTPException):
+            logger.exception(
+                "Invitation email to %s could not be sent.", form.cleaned_data["email"]
+            )
+            form.add_error(None, "The invitation email could not be sent; nothing was saved.")
         else:
-            _send_invitation(request, invitation, raw)
             messages.success(
                 request,
                 f"Invited {invitation.email} as {invitation.get_role_display().lower()}. "
@@ -80,8 +101,23 @@ def member_invite(request):
     return render(request, "organizations/invite.html", {"form": form})
 
 
+def _invitation_allowed(organization) -> bool:
+    """At most `KEYVAULT_INVITATIONS_PER_DAY` invitations per organization a day: sign-up does
+    not verify addresses, so invitations must not become a way to mail strangers at will."""
+    limit = settings.KEYVAULT_INVITATIONS_PER_DAY
+    if not limit:
+        return True
+    key = f"kv:invitations:{organization.pk}"
+    try:
+        cache.add(key, 0, timeout=24 * 3600)
+        return cache.incr(key) <= limit
+    except Exception:
+        logger.warning("Invitation limit cache unavailable; not counting.", exc_info=True)
+        return True
+
+
 def _send_invitation(request, invitation: Invitation, raw: str) -> None:
-    link = request.build_absolute_uri(reverse("invitations:accept", args=[raw]))
+    link = request.build_absolute_uri(reverse("invitations:open", args=[raw]))
     context = {"invitation": invitation, "link": link, "inviter": request.user}
     send_mail(
         subject=f"You are invited to {invitation.organization.name} on Keyvault",

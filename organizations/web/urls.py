@@ -32,6 +32,9 @@ member_patterns = (
 )
 
 invitation_patterns = (
-    [path("<str:token>/", invitations.invitation_accept, name="accept")],
+    [
+        path("accept/", invitations.invitation_accept, name="accept"),
+        path("<str:token>/", invitations.invitation_open, name="open"),
+    ],
     "invitations",
 )
