@@ -1,0 +1,262 @@
+"""Fixes from the security review of the team pages, each shown failing without its fix."""
+
+import json
+import smtplib
+from unittest import mock
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import RequestFactory
+
+from accounts import throttle
+from accounts.backends import find_user
+from keyvault.models import AuditEvent, ProviderKey
+from organizations import roles
+from organizations.models import Invitation, Membership
+from organizations.services import user_get_or_create
+from tests.factories import InvitationFactory, ProviderKeyFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+SERVICE_ACCOUNT = json.dumps(
+    {
+        "type": "service_account",
+        "client_email": "svc@proj.iam.gserviceaccount.com",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nUNIQUEPRIVATEKEYMATERIAL1234567890\n-----END",
+    }
+)
+
+
+@pytest.fixture
+def signed_in(client, organization, member_of):
+    def sign_in(role=roles.OWNER.id):
+        user = member_of(organization, role).user
+        client.force_login(user)
+        return user
+
+    return sign_in
+
+
+# --- Secrets are never echoed ---------------------------------------------------------------
+
+
+def test_service_account_json_is_not_rendered_back_when_the_add_form_has_errors(
+    client, organization, signed_in
+):
+    signed_in()
+    response = client.post(
+        f"/o/{organization.slug}/keys/add/?provider=vertex",
+        {"name": "vertex", "secret": SERVICE_ACCOUNT, "config_project": "my-project"},
+    )
+    assert response.status_code == 200  # the location is missing
+    assert b"UNIQUEPRIVATEKEYMATERIAL" not in response.content
+    assert not ProviderKey.objects.exists()
+
+
+def test_service_account_json_is_not_rendered_back_when_the_rotate_form_has_errors(
+    client, organization, signed_in
+):
+    owner = signed_in()
+    key = ProviderKeyFactory(
+        organization=organization,
+        provider="vertex",
+        secret=SERVICE_ACCOUNT,
+        config={"project": "my-project", "location": "us-central1"},
+        created_by=owner,
+    )
+    broken = SERVICE_ACCOUNT.replace('"type"', '"kind"')
+    response = client.post(f"/o/{organization.slug}/keys/{key.pk}/rotate/", {"secret": broken})
+    assert response.status_code == 200
+    assert b"UNIQUEPRIVATEKEYMATERIAL" not in response.content
+    key.refresh_from_db()
+    assert key.version == 1
+
+
+def test_a_search_holding_a_nul_byte_lists_every_key_instead_of_failing(
+    client, organization, signed_in
+):
+    signed_in(roles.VIEWER.id)
+    ProviderKeyFactory(organization=organization, name="prod")
+    response = client.get(f"/o/{organization.slug}/keys/", {"q": "a\x00b"})
+    assert response.status_code == 200
+    assert b"prod" in response.content
+
+
+# --- Signed-in pages are not cached ---------------------------------------------------------
+
+
+def test_pages_for_a_signed_in_user_are_private_and_not_stored(client, organization, signed_in):
+    signed_in()
+    for path in (f"/o/{organization.slug}/keys/", f"/o/{organization.slug}/members/", "/orgs/"):
+        cache_control = client.get(path)["Cache-Control"]
+        assert "no-store" in cache_control and "private" in cache_control
+
+
+def test_api_responses_without_a_session_are_left_alone(client, make_token):
+    token = make_token("keys:read")
+    response = client.get("/api/v1/ping", HTTP_AUTHORIZATION=f"Bearer {token.raw}")
+    assert response.status_code == 200
+    assert "private" not in response.get("Cache-Control", "")
+
+
+# --- Sign-in ----------------------------------------------------------------------------------
+
+
+def test_sign_in_matches_the_address_whatever_its_case(client):
+    user = UserFactory(email="mixed@example.com", username="Mixed@Example.com")
+    response = client.post(
+        "/accounts/sign-in/",
+        {"username": "MIXED@example.COM", "password": "correct horse battery staple"},
+    )
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"] == str(user.pk)
+
+
+def test_an_ambiguous_case_insensitive_address_matches_nobody(db):
+    UserFactory(email="a@example.com", username="Twin@example.com")
+    UserFactory(email="b@example.com", username="twin@EXAMPLE.com")
+    assert find_user("TWIN@example.com") is None
+    assert find_user("Twin@example.com").email == "a@example.com"
+
+
+def test_a_signed_in_user_sent_back_to_the_sign_in_page_is_not_stuck_in_a_loop(client, owner):
+    client.force_login(owner)
+    response = client.get("/accounts/sign-in/", {"next": "/accounts/sign-in/"})
+    assert response.status_code == 302
+    assert response["Location"] != "/accounts/sign-in/"
+
+
+def test_an_account_created_twice_at_once_is_a_field_error_not_a_crash(db):
+    user_get_or_create(email="race@example.com", password="a long enough passphrase")
+    # The second writer passed its existence check before the first one committed.
+    with (
+        mock.patch("organizations.services.find_user", return_value=None),
+        pytest.raises(ValidationError) as caught,
+    ):
+        user_get_or_create(email="race@example.com", password="a long enough passphrase")
+    assert caught.value.message_dict == {
+        "email": ["An account for race@example.com already exists."]
+    }
+    assert get_user_model().objects.filter(username="race@example.com").count() == 1
+
+
+def _request(address):
+    return RequestFactory().post("/accounts/sign-in/", REMOTE_ADDR=address)
+
+
+def test_ipv6_guesses_from_one_network_share_one_counter(settings):
+    settings.KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT = 3
+    for host in range(3):
+        throttle.record_failure(_request(f"2001:db8::{host + 1}"), "victim@example.com")
+    assert throttle.is_throttled(_request("2001:db8::ff"), "victim@example.com")
+    assert not throttle.is_throttled(_request("2001:db8:0:1::1"), "victim@example.com")
+
+
+def test_without_a_client_address_only_the_account_pair_is_counted(settings):
+    settings.KEYVAULT_SIGNIN_FAILURES_PER_ADDRESS = 2
+    for name in ("a", "b", "c"):
+        throttle.record_failure(_request(""), f"{name}@example.com")
+    # One shared "unknown address" bucket would now lock out everybody.
+    assert not throttle.is_throttled(_request(""), "someone@example.com")
+
+
+def test_a_trusted_proxy_without_a_client_address_header_is_warned_about(settings):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.KEYVAULT_CLIENT_IP_HEADER = ""
+    with pytest.raises(SystemCheckError, match=r"keyvault\.W105"):
+        call_command("check", "--fail-level", "WARNING")
+    settings.KEYVAULT_CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
+    call_command("check", "--fail-level", "WARNING")
+
+
+# --- Invitations ------------------------------------------------------------------------------
+
+
+def test_the_invitation_token_leaves_the_address_bar_at_once(client, organization):
+    invitation = InvitationFactory(organization=organization, email="new@example.com")
+    response = client.get(f"/invitations/{invitation.raw}/")
+    assert response.status_code == 302
+    assert response["Location"] == "/invitations/accept/"
+    page = client.get("/invitations/accept/")
+    assert page.status_code == 200
+    assert invitation.raw not in page.content.decode()
+    assert "new@example.com" in page.content.decode()
+
+
+def test_the_accept_page_without_an_opened_link_says_to_open_it_again(client, db):
+    response = client.get("/invitations/accept/")
+    assert response.status_code == 404
+    assert b"Open your invitation link again" in response.content
+
+
+def test_an_existing_account_is_sent_to_sign_in_without_the_token_in_next(client, organization):
+    UserFactory(email="known@example.com", username="Known@Example.com")
+    invitation = InvitationFactory(organization=organization, email="known@example.com")
+    page = client.get(f"/invitations/{invitation.raw}/", follow=True)
+    html = page.content.decode()
+    assert "/accounts/sign-in/?next=/invitations/accept/" in html
+    assert invitation.raw not in html
+    # The differently-cased account is found: no second account is offered.
+    assert "password1" not in html
+
+
+def test_an_invitation_email_that_cannot_be_sent_leaves_no_invitation(
+    client, organization, signed_in
+):
+    signed_in()
+    with mock.patch(
+        "organizations.web.members.send_mail", side_effect=smtplib.SMTPException("down")
+    ):
+        response = client.post(
+            f"/o/{organization.slug}/members/invite/", {"email": "x@example.com", "role": "member"}
+        )
+    assert response.status_code == 200
+    assert b"could not be sent" in response.content
+    assert not Invitation.objects.exists()
+    assert not AuditEvent.objects.filter(action="invitation.created").exists()
+
+
+def test_an_organization_sends_a_limited_number_of_invitations_a_day(
+    client, organization, signed_in, settings
+):
+    settings.KEYVAULT_INVITATIONS_PER_DAY = 2
+    signed_in()
+    url = f"/o/{organization.slug}/members/invite/"
+    for n in range(2):
+        assert client.post(url, {"email": f"p{n}@example.com", "role": "member"}).status_code == 302
+    refused = client.post(url, {"email": "p9@example.com", "role": "member"})
+    assert refused.status_code == 200
+    assert b"try again tomorrow" in refused.content
+    assert Invitation.objects.count() == 2
+    assert len(mail.outbox) == 2
+
+
+def test_invitation_email_text_is_not_html_escaped(client, organization, signed_in):
+    organization.name = 'Tom & Jerry "Ltd"'
+    organization.save()
+    signed_in()
+    client.post(
+        f"/o/{organization.slug}/members/invite/", {"email": "y@example.com", "role": "viewer"}
+    )
+    assert 'Tom & Jerry "Ltd"' in mail.outbox[0].body
+    assert "&amp;" not in mail.outbox[0].body
+
+
+def test_the_members_page_invites_and_the_link_joins_in_two_steps(client, organization, signed_in):
+    signed_in()
+    client.post(
+        f"/o/{organization.slug}/members/invite/", {"email": "z@example.com", "role": "viewer"}
+    )
+    link = next(line for line in mail.outbox[0].body.splitlines() if "/invitations/" in line)
+    client.logout()
+    client.get(link.replace("http://testserver", ""))
+    joined = client.post(
+        "/invitations/accept/",
+        {"password1": "a long enough passphrase", "password2": "a long enough passphrase"},
+    )
+    assert joined.status_code == 302
+    assert Membership.objects.get(user__email="z@example.com").role == roles.VIEWER.id
