@@ -32,7 +32,10 @@ class ThrottledSignInMixin:
         except ValidationError:
             throttle.record_failure(self.request, username)
             raise
-        throttle.clear(self.request, username)
+        # Only a checked password clears the count: a POST missing the password never reaches
+        # the check, and must not wipe the failures before it.
+        if self.get_user() is not None:
+            throttle.clear(self.request, username)
         return cleaned
 
 

@@ -3,6 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from accounts.backends import find_user
 from organizations import services as organization_services
 from organizations.actors import Actor
 from organizations.slugs import available_slug
@@ -12,9 +13,9 @@ _SLUG_ATTEMPTS = 3
 
 def account_create(*, email: str, password: str):
     """A new user signing in with `email`; refuses an address that already has an account."""
-    user, created = organization_services.user_get_or_create(email=email, password=password)
-    if not created:
+    if isinstance(email, str) and find_user(email) is not None:
         raise ValidationError({"email": "An account with this email already exists; sign in."})
+    user, _created = organization_services.user_get_or_create(email=email, password=password)
     return user
 
 
