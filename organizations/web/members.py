@@ -53,13 +53,17 @@ def _member_rows(request):
 @org_page()
 def member_list(request):
     may_manage = permissions.can(request.membership, Action.MEMBER_MANAGE)
+    pending = []
+    if may_manage:
+        pending = list(invitations.pending_invitations(organization=request.organization))
+        for invitation in pending:
+            # Withdrawing an invitation needs the right to grant its role (admins: not owner).
+            invitation.may_revoke = permissions.can_grant_role(request.membership, invitation.role)
     context = {
         "rows": _member_rows(request),
         "may_manage": may_manage,
         "invite_form": InviteForm(membership=request.membership) if may_manage else None,
-        "invitations": invitations.pending_invitations(organization=request.organization)
-        if may_manage
-        else [],
+        "invitations": pending,
     }
     return render(request, "organizations/members.html", context)
 
