@@ -6,7 +6,7 @@ could remove one, so two concurrent demotions cannot both succeed and leave nobo
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email, validate_slug
 from django.db import IntegrityError, transaction
 
@@ -243,3 +243,23 @@ def membership_remove(*, membership: Membership, actor: Actor) -> None:
             metadata={"user": membership.user.email, "role": membership.role},
         )
         membership.delete()
+
+
+def membership_leave(*, membership: Membership, actor: Actor) -> None:
+    """A person leaving an organization on their own: any role may, except its last owner."""
+    if actor.user is None or actor.user.pk != membership.user_id:
+        raise PermissionDenied("Only the member themself can leave; others remove them.")
+    organization = membership.organization
+    with transaction.atomic():
+        owners = _lock_owners(organization)
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        _ensure_another_owner(locked, owners)
+        audit.record(
+            action=AuditAction.MEMBER_LEFT,
+            actor=actor,
+            organization=organization,
+            target=locked,
+            target_label=actor.user.email,
+            metadata={"user": actor.user.email, "role": locked.role},
+        )
+        locked.delete()

@@ -406,6 +406,8 @@ PAGES = [
         done=lambda t, r: _fresh(t.org).name == "Renamed on the page",
     ),
     Page("settings:delete", ORG_MANAGERS),
+    # Leaving is for everyone (its POST, and the last-owner rule, in test_pages_members.py).
+    Page("settings:leave", EVERYONE),
     Page(
         "settings:delete",
         ORG_MANAGERS,

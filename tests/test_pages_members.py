@@ -443,3 +443,47 @@ def test_an_owner_with_a_second_owner_can_demote_themself(
     )
 
     assert own_membership(organization, owner).role == roles.VIEWER.id
+
+
+# --- Leaving on one's own ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [r.id for r in roles.ROLES if r.id != roles.OWNER.id])
+def test_any_role_can_leave_on_its_own(client, organization, owner, member_of, role):
+    user = member_of(organization, role).user
+    client.force_login(user)
+    assert client.get(f"/o/{organization.slug}/settings/leave/").status_code == 200
+    response = client.post(f"/o/{organization.slug}/settings/leave/")
+    assert response.status_code == 302
+    assert not Membership.objects.filter(user=user, organization=organization).exists()
+    event = AuditEvent.objects.get(action="member.left")
+    assert event.actor_user == user and event.metadata == {"user": user.email, "role": role}
+    assert client.get(f"/o/{organization.slug}/keys/").status_code == 404
+
+
+def test_the_last_owner_cannot_leave(client, organization, owner):
+    client.force_login(owner)
+    response = client.post(f"/o/{organization.slug}/settings/leave/")
+    assert response.status_code == 400
+    assert b"at least one owner" in response.content
+    assert Membership.objects.filter(user=owner, organization=organization).exists()
+    assert not AuditEvent.objects.filter(action="member.left").exists()
+
+
+def test_an_owner_can_leave_when_another_owner_stays(client, organization, owner, member_of):
+    member_of(organization, roles.OWNER.id)
+    client.force_login(owner)
+    assert client.post(f"/o/{organization.slug}/settings/leave/").status_code == 302
+    assert not Membership.objects.filter(user=owner, organization=organization).exists()
+
+
+def test_nobody_leaves_on_someone_elses_behalf(organization, owner, member_of):
+    from django.core.exceptions import PermissionDenied
+
+    from organizations.actors import Actor
+    from organizations.services import membership_leave
+
+    other = member_of(organization, roles.MEMBER.id)
+    with pytest.raises(PermissionDenied):
+        membership_leave(membership=other, actor=Actor.for_user(owner))
+    assert Membership.objects.filter(pk=other.pk).exists()

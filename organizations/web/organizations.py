@@ -92,6 +92,26 @@ def organization_settings(request):
     )
 
 
+@org_page()
+def organization_leave(request):
+    error = None
+    if request.method == "POST":
+        try:
+            services.membership_leave(membership=request.membership, actor=request.actor)
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
+            request.session.pop(_LAST_ORGANIZATION, None)
+            messages.success(request, f"You left {request.organization.name}.")
+            return redirect("home")
+    return render(
+        request,
+        "organizations/leave.html",
+        {"error": error},
+        status=400 if error else 200,
+    )
+
+
 @org_page(Action.ORG_MANAGE)
 def organization_delete(request):
     organization = request.organization

@@ -16,6 +16,7 @@ settings_patterns = (
     [
         path("", organizations.organization_settings, name="index"),
         path("delete/", organizations.organization_delete, name="delete"),
+        path("leave/", organizations.organization_leave, name="leave"),
     ],
     "settings",
 )
