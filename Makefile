@@ -37,6 +37,11 @@ bench: install
 bench-rotation: install
 	$(BIN)/python -m benchmarks.kek_rotation $(BENCH_ARGS)
 
+# PNGs of the main pages for the README, taken by the browser tests in Debian's chromium.
+.PHONY: screenshots
+screenshots: install
+	KEYVAULT_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/e2e -q
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .

@@ -260,3 +260,32 @@ def test_the_members_page_invites_and_the_link_joins_in_two_steps(client, organi
     )
     assert joined.status_code == 302
     assert Membership.objects.get(user__email="z@example.com").role == roles.VIEWER.id
+
+
+# --- Audit details read as text ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (None, "—"),
+        (True, "yes"),
+        (["keys:read", "keys:secret"], "keys:read, keys:secret"),
+        ({"name": {"from": "old", "to": "new"}}, "name old → new"),
+        ("2026-11-26T23:59:28.123456+00:00", "2026-11-26 23:59 UTC"),
+        ("2026-not-a-date-T", "2026-not-a-date-T"),
+        ("<b>", "<b>"),
+    ],
+)
+def test_audit_values_are_shown_without_python_syntax(value, shown):
+    from keyvault.templatetags.audit_display import audit_value
+
+    assert audit_value(value) == shown
+
+
+def test_audit_details_stay_escaped_on_the_page(client, organization, signed_in):
+    signed_in()
+    ProviderKeyFactory(organization=organization, name="<script>x</script>")
+    html = client.get(f"/o/{organization.slug}/audit/").content.decode()
+    assert "<script>x</script>" not in html
+    assert "&lt;script&gt;x&lt;/script&gt;" in html

@@ -117,8 +117,11 @@ class ProviderKeyForm(forms.Form):
 class RotateForm(forms.Form):
     def __init__(self, *args, provider: providers.Provider, **kwargs):
         super().__init__(*args, **kwargs)
+        label = provider.secret_label
+        if not label[:2].isupper():  # "API key" keeps its capitals; "Secret access key" not
+            label = label[0].lower() + label[1:]
         self.fields["secret"] = forms.CharField(
-            label=f"New {provider.secret_label.lower()}",
+            label=f"New {label}",
             strip=False,
             widget=secret_input(provider),
         )
