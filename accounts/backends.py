@@ -33,5 +33,12 @@ def find_user(username: str):
     exact = User._default_manager.filter(username=username).first()
     if exact is not None:
         return exact
-    matches = list(User._default_manager.filter(username__iexact=username)[:2])
+    # The database's case folding is wider than Python's lower(): PostgreSQL folds U+017F
+    # (long s) to "s", so a look-alike address would match a real one. Only a plain case
+    # difference counts.
+    matches = [
+        user
+        for user in User._default_manager.filter(username__iexact=username)[:5]
+        if user.username.lower() == username.lower()
+    ]
     return matches[0] if len(matches) == 1 else None

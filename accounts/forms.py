@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 
 from accounts import throttle
 from organizations.models import Organization
+from organizations.services import EMAIL_MAX_LENGTH
 
 
 class ThrottledSignInMixin:
@@ -72,7 +73,9 @@ class PasswordFieldsMixin(forms.Form):
 
 class SignUpForm(PasswordFieldsMixin):
     email = forms.EmailField(
-        label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+        label="Email",
+        max_length=EMAIL_MAX_LENGTH,
+        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
     )
     organization_name = forms.CharField(
         label="Organization name",

@@ -240,9 +240,11 @@ def invitation_accept(*, invitation: Invitation, user, ip: str | None = None) ->
     return membership
 
 
-def invitation_revoke(*, invitation: Invitation, actor: Actor) -> Invitation:
+def invitation_revoke(
+    *, invitation: Invitation, actor: Actor, reason: str | None = None
+) -> Invitation:
     """Withdraw a pending invitation by timestamp; the row stays for the record. Revoking one
-    already revoked or accepted changes nothing."""
+    already revoked or accepted changes nothing. `reason` is kept in the audit event."""
     organization = invitation.organization
     authorize(actor, Action.MEMBER_MANAGE, organization)
     with transaction.atomic():
@@ -259,6 +261,10 @@ def invitation_revoke(*, invitation: Invitation, actor: Actor) -> Invitation:
             organization=organization,
             target=locked,
             target_label=locked.email,
-            metadata={"email": locked.email, "role": locked.role},
+            metadata={
+                "email": locked.email,
+                "role": locked.role,
+                **({"reason": reason} if reason else {}),
+            },
         )
     return locked

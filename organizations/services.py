@@ -25,6 +25,8 @@ from organizations.permissions import Action
 from organizations.text import clean_display_name
 
 NAME_MAX_LENGTH = Organization._meta.get_field("name").max_length
+# The address is the username too, whose column is the shorter of the two.
+EMAIL_MAX_LENGTH = get_user_model()._meta.get_field("username").max_length
 SLUG_MAX_LENGTH = Organization._meta.get_field("slug").max_length
 
 
@@ -64,6 +66,10 @@ def normalize_email(email) -> str:
         validate_email(email)
     except ValidationError:
         raise ValidationError({"email": "Enter a valid email address."}) from None
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise ValidationError(
+            {"email": f"The address is longer than {EMAIL_MAX_LENGTH} characters."}
+        )
     return email
 
 
@@ -196,7 +202,9 @@ def _ensure_another_owner(membership: Membership, owners: list[Membership]) -> N
 def _locked_membership(membership: Membership, actor: Actor) -> Membership:
     """The target re-read under a lock and authorized again: the caller's copy may be stale
     (promoted to owner meanwhile), and the rank rule must judge the role it has now."""
-    locked = Membership.objects.select_for_update().get(pk=membership.pk)
+    locked = Membership.objects.select_for_update().filter(pk=membership.pk).first()
+    if locked is None:  # removed by someone else a moment ago
+        raise ValidationError("This person is no longer a member of the organization.")
     authorize(actor, Action.MEMBER_MANAGE, membership.organization, locked)
     return locked
 
@@ -252,7 +260,9 @@ def membership_leave(*, membership: Membership, actor: Actor) -> None:
     organization = membership.organization
     with transaction.atomic():
         owners = _lock_owners(organization)
-        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        locked = Membership.objects.select_for_update().filter(pk=membership.pk).first()
+        if locked is None:
+            raise ValidationError("You are no longer a member of this organization.")
         _ensure_another_owner(locked, owners)
         audit.record(
             action=AuditAction.MEMBER_LEFT,

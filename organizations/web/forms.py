@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 
 from organizations import roles
 from organizations.models import Organization
+from organizations.services import EMAIL_MAX_LENGTH
 
 NAME_MAX_LENGTH = Organization._meta.get_field("name").max_length
 SLUG_MAX_LENGTH = Organization._meta.get_field("slug").max_length
@@ -60,7 +61,7 @@ def grantable_role_choices(membership) -> list[tuple[str, str]]:
 
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(label="Email address")
+    email = forms.EmailField(label="Email address", max_length=EMAIL_MAX_LENGTH)
     role = forms.ChoiceField(label="Role")
 
     def __init__(self, *args, membership, **kwargs):

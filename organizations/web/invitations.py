@@ -1,10 +1,14 @@
 """Accepting an invitation: signed in as the invited address, join; with no account yet,
 sign up (the address is the invitation's) and join; with an account, sign in first.
 
-The emailed link carries the invitation's token. Opening it moves the token into the session
-and redirects to a token-free address, as Django's password-reset confirmation does, so the
-token stays out of access logs, browser history and the sign-in page's `next` parameter.
+The emailed link carries the invitation's token. Opening it checks the token, remembers which
+invitation it opened in the session (its id, never the token: sessions live in the database,
+where only the token's digest may be) and redirects to a token-free address, so the token stays
+out of browser history, later requests' logs and the sign-in page's `next` parameter. The
+opened invitation is forgotten after an hour, at sign-out, and once it is used.
 """
+
+import time
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -21,18 +25,33 @@ from accounts.forms import InvitationSignUpForm
 from accounts.services import account_join
 from keyvault.api.throttling import client_address
 from organizations import invitations
+from organizations.models import Invitation
 from organizations.web.forms import add_service_errors
 
 _SESSION_KEY = "keyvault_invitation"
+_OPENED_FOR_SECONDS = 3600
 
 
 @never_cache
 @require_GET
 def invitation_open(request, token):
-    if invitations.invitation_for_token(token) is None:
+    invitation = invitations.invitation_for_token(token)
+    if invitation is None:
         return _closed(request, "unknown", status=404)
-    request.session[_SESSION_KEY] = token
+    request.session[_SESSION_KEY] = {"id": str(invitation.pk), "opened": int(time.time())}
     return redirect("invitations:accept")
+
+
+def _opened_invitation(request):
+    """The invitation whose link this browser opened within the hour, or None."""
+    opened = request.session.get(_SESSION_KEY)
+    if not isinstance(opened, dict) or time.time() - opened.get("opened", 0) > _OPENED_FOR_SECONDS:
+        return None
+    return (
+        Invitation.objects.select_related("organization", "invited_by")
+        .filter(pk=opened.get("id"))
+        .first()
+    )
 
 
 def _closed(request, reason, invitation=None, status=410):
@@ -58,8 +77,7 @@ def _joined(request, invitation):
 @never_cache
 @require_http_methods(["GET", "POST"])
 def invitation_accept(request):
-    token = request.session.get(_SESSION_KEY)
-    invitation = invitations.invitation_for_token(token) if token else None
+    invitation = _opened_invitation(request)
     if invitation is None:
         return _closed(request, "missing", status=404)
     if not invitation.is_pending:

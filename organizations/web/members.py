@@ -12,7 +12,6 @@ from django.contrib import messages
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -73,51 +72,62 @@ def member_invite(request):
     form = InviteForm(request.POST or None, membership=request.membership)
     if request.method == "POST" and form.is_valid():
         try:
-            if not _invitation_allowed(request.organization):
-                raise ValidationError(
-                    f"This organization has sent {settings.KEYVAULT_INVITATIONS_PER_DAY} "
-                    "invitations in the last day; try again tomorrow."
-                )
-            # The email is sent inside the transaction: if it cannot be sent, no invitation
-            # is left behind that nobody received.
-            with transaction.atomic():
-                invitation, raw = invitations.invitation_create(
-                    organization=request.organization,
-                    email=form.cleaned_data["email"],
-                    role=form.cleaned_data["role"],
-                    actor=request.actor,
-                )
-                _send_invitation(request, invitation, raw)
+            _check_invitation_limit(request)
+            invitation, raw = invitations.invitation_create(
+                organization=request.organization,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                actor=request.actor,
+            )
         except ValidationError as exc:
             add_service_errors(form, exc)
-        except (OSError, smtplib.SMTPException):
-            logger.exception(
-                "Invitation email to %s could not be sent.", form.cleaned_data["email"]
-            )
-            form.add_error(None, "The invitation email could not be sent; nothing was saved.")
         else:
-            messages.success(
-                request,
-                f"Invited {invitation.email} as {invitation.get_role_display().lower()}. "
-                f"The link in their email works until {invitation.expires_at:%Y-%m-%d %H:%M} UTC.",
-            )
-            return redirect("members:list", org_slug=request.organization.slug)
+            # Sent after the invitation is committed (a slow mail server must not hold a
+            # transaction open); a link nobody received is withdrawn at once.
+            try:
+                _send_invitation(request, invitation, raw)
+            except (OSError, smtplib.SMTPException):
+                logger.exception("Invitation email to %s could not be sent.", invitation.email)
+                invitations.invitation_revoke(
+                    invitation=invitation, actor=request.actor, reason="email not sent"
+                )
+                form.add_error(
+                    None, "The invitation email could not be sent, so the invitation was withdrawn."
+                )
+            else:
+                messages.success(
+                    request,
+                    f"Invited {invitation.email} as {invitation.get_role_display().lower()}. "
+                    "The link in their email works until "
+                    f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC.",
+                )
+                return redirect("members:list", org_slug=request.organization.slug)
     return render(request, "organizations/invite.html", {"form": form})
 
 
-def _invitation_allowed(organization) -> bool:
-    """At most `KEYVAULT_INVITATIONS_PER_DAY` invitations per organization a day: sign-up does
+def _check_invitation_limit(request) -> None:
+    """At most `KEYVAULT_INVITATIONS_PER_DAY` invitations a day per organization and per
+    inviting person (who could otherwise open organization after organization): sign-up does
     not verify addresses, so invitations must not become a way to mail strangers at will."""
     limit = settings.KEYVAULT_INVITATIONS_PER_DAY
     if not limit:
-        return True
-    key = f"kv:invitations:{organization.pk}"
+        return
+    keys = (
+        f"kv:invitations:org:{request.organization.pk}",
+        f"kv:invitations:user:{request.user.pk}",
+    )
     try:
-        cache.add(key, 0, timeout=24 * 3600)
-        return cache.incr(key) <= limit
+        counts = []
+        for key in keys:
+            cache.add(key, 0, timeout=24 * 3600)
+            counts.append(cache.incr(key))
     except Exception:
         logger.warning("Invitation limit cache unavailable; not counting.", exc_info=True)
-        return True
+        return
+    if any(count > limit for count in counts):
+        raise ValidationError(
+            f"No more than {limit} invitations a day may be sent; try again tomorrow."
+        )
 
 
 def _send_invitation(request, invitation: Invitation, raw: str) -> None:
