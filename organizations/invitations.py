@@ -97,16 +97,25 @@ def _revoke_replaced(*, organization: Organization, email: str, actor: Actor, no
                 raise PermissionDenied(
                     f"A pending invitation gives {email} a role above your own."
                 ) from None
-        old.revoked_at = now
-        old.save(update_fields=["revoked_at"])
-        audit.record(
-            action=AuditAction.INVITATION_REVOKED,
-            actor=actor,
-            organization=organization,
-            target=old,
-            target_label=email,
-            metadata={"email": email, "role": old.role, "reason": "replaced"},
-        )
+        _mark_revoked(old, actor=actor, at=now, reason="replaced")
+
+
+def _mark_revoked(invitation: Invitation, *, actor: Actor, at, reason: str | None) -> None:
+    """Revoke a locked, open invitation and record it; `reason` goes into the audit event."""
+    invitation.revoked_at = at
+    invitation.save(update_fields=["revoked_at"])
+    audit.record(
+        action=AuditAction.INVITATION_REVOKED,
+        actor=actor,
+        organization=invitation.organization,
+        target=invitation,
+        target_label=invitation.email,
+        metadata={
+            "email": invitation.email,
+            "role": invitation.role,
+            **({"reason": reason} if reason else {}),
+        },
+    )
 
 
 def invitation_create(
@@ -253,18 +262,5 @@ def invitation_revoke(
         authorize_role_grant(actor, organization, locked.role)
         if locked.revoked_at is not None or locked.accepted_at is not None:
             return locked
-        locked.revoked_at = timezone.now()
-        locked.save(update_fields=["revoked_at"])
-        audit.record(
-            action=AuditAction.INVITATION_REVOKED,
-            actor=actor,
-            organization=organization,
-            target=locked,
-            target_label=locked.email,
-            metadata={
-                "email": locked.email,
-                "role": locked.role,
-                **({"reason": reason} if reason else {}),
-            },
-        )
+        _mark_revoked(locked, actor=actor, at=timezone.now(), reason=reason)
     return locked
