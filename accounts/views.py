@@ -9,9 +9,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
-from accounts import services
+from accounts import limits, services
 from accounts.forms import SignInForm, SignUpForm
-from keyvault.api.throttling import client_address
+from config.counters import client_address
 from organizations.web.forms import add_service_errors
 
 
@@ -45,6 +45,7 @@ def sign_up(request):
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
+            limits.check_sign_up(request)
             user, organization = services.account_sign_up(
                 email=form.cleaned_data["email"],
                 password=form.cleaned_data["password1"],

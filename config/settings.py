@@ -187,8 +187,12 @@ KEYVAULT_SIGNIN_WINDOW_SECONDS = env.int("KEYVAULT_SIGNIN_WINDOW_SECONDS", defau
 KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT = env.int("KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT", default=5)
 KEYVAULT_SIGNIN_FAILURES_PER_ADDRESS = env.int("KEYVAULT_SIGNIN_FAILURES_PER_ADDRESS", default=50)
 
-# Invitations an organization may send per day (0: no limit).
+# Sign-up does not verify addresses, so what one account can make Keyvault do is limited (0: no
+# limit): invitations per day per organization and per inviter, organizations per day per
+# person, and sign-ups per hour per client address.
 KEYVAULT_INVITATIONS_PER_DAY = env.int("KEYVAULT_INVITATIONS_PER_DAY", default=50)
+KEYVAULT_ORGANIZATIONS_PER_DAY = env.int("KEYVAULT_ORGANIZATIONS_PER_DAY", default=10)
+KEYVAULT_SIGNUPS_PER_HOUR = env.int("KEYVAULT_SIGNUPS_PER_HOUR", default=20)
 
 # Proxy API.
 # Requests per minute per token (0 turns the throttle off).

@@ -13,6 +13,7 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from config import counters
 from keyvault import services
 from keyvault.api import throttling
 from keyvault.audit import AuditAction
@@ -349,8 +350,8 @@ def test_token_rate_off_when_zero(client, settings, make_token):
 def test_redis_counter_increments_atomically_with_an_expiry():
     import redis
 
-    assert throttling._increment("kv:test:counter") == 1
-    assert throttling._increment("kv:test:counter") == 2
+    assert counters.increment("kv:test:counter", timeout=throttling.COUNTER_TIMEOUT) == 1
+    assert counters.increment("kv:test:counter", timeout=throttling.COUNTER_TIMEOUT) == 2
     raw = redis.Redis.from_url(REDIS_URL)
     [redis_key] = raw.keys("*kv:test:counter")
     assert 0 < raw.ttl(redis_key) <= throttling.COUNTER_TIMEOUT
@@ -391,7 +392,7 @@ def _throttle_warnings(caplog):
     return [
         record
         for record in caplog.records
-        if record.name == "keyvault.api.throttling" and record.levelno == logging.WARNING
+        if record.name == "config.counters" and record.levelno == logging.WARNING
     ]
 
 
@@ -401,12 +402,12 @@ def test_a_valid_token_is_served_when_the_throttle_cache_is_down(
 ):
     ProviderKeyFactory(organization=organization)
     token = make_token("keys:read")
-    with caplog.at_level(logging.WARNING, logger="keyvault.api.throttling"):
+    with caplog.at_level(logging.WARNING, logger="config.counters"):
         response = client.get("/api/v1/keys", **bearer(token))
     assert response.status_code == 200, response.content
     assert response.json()["count"] == 1
     (warning,) = _throttle_warnings(caplog)
-    assert "Throttle cache unavailable" in warning.getMessage()
+    assert "Counter cache unavailable" in warning.getMessage()
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
@@ -415,7 +416,7 @@ def test_a_valid_token_is_served_when_the_throttle_cache_is_down(
     "header", [f"Bearer {VALID_SHAPE}", "Basic dXNlcjpwYXNzd29yZA=="], ids=["unknown", "malformed"]
 )
 def test_a_bad_token_is_still_401_when_the_throttle_cache_is_down(client, db, caplog, header):
-    with caplog.at_level(logging.WARNING, logger="keyvault.api.throttling"):
+    with caplog.at_level(logging.WARNING, logger="config.counters"):
         response = client.get("/api/v1/keys", HTTP_AUTHORIZATION=header)
     assert_json_error(response, 401)
     assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
@@ -428,7 +429,7 @@ def test_a_proxy_still_gets_its_secret_when_the_throttle_cache_is_down(
     client, organization, make_token, caplog
 ):
     key = ProviderKeyFactory(organization=organization)
-    with caplog.at_level(logging.WARNING, logger="keyvault.api.throttling"):
+    with caplog.at_level(logging.WARNING, logger="config.counters"):
         response = client.get(f"/api/v1/keys/{key.pk}/secret", **bearer(make_token("keys:secret")))
     assert response.status_code == 200, response.content
     assert response.json()["secret"].startswith("sk-proj-test")
@@ -442,7 +443,7 @@ XFF = "HTTP_X_FORWARDED_FOR"
 
 def _address(**meta):
     request = RequestFactory().get("/api/v1/ping", **meta)
-    return throttling.client_address(request)
+    return counters.client_address(request)
 
 
 def test_client_address_is_remote_addr_by_default(settings):

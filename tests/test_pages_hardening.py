@@ -367,3 +367,34 @@ def test_leaving_twice_at_once_is_an_error_page_not_a_crash(client, organization
         response = client.post(f"/o/{organization.slug}/settings/leave/")
     assert response.status_code == 400
     assert b"no longer a member" in response.content
+
+
+def test_one_person_creates_a_limited_number_of_organizations_a_day(client, owner, settings):
+    from organizations.models import Organization
+
+    settings.KEYVAULT_ORGANIZATIONS_PER_DAY = 2
+    client.force_login(owner)
+    before = Organization.objects.count()
+    for n in range(3):
+        response = client.post("/orgs/new/", {"name": f"Side project {n}"})
+    assert Organization.objects.count() == before + 2
+    assert response.status_code == 200
+    assert b"try again tomorrow" in response.content
+
+
+def test_one_network_creates_a_limited_number_of_accounts_an_hour(client, db, settings):
+    settings.KEYVAULT_SIGNUPS_PER_HOUR = 2
+    for n in range(3):
+        response = client.post(
+            "/accounts/sign-up/",
+            {
+                "email": f"n{n}@example.com",
+                "organization_name": f"Org {n}",
+                "password1": "a long enough passphrase",
+                "password2": "a long enough passphrase",
+            },
+            REMOTE_ADDR="2001:db8::" + str(n + 1),  # one /64
+        )
+        client.logout()
+    assert get_user_model().objects.count() == 2
+    assert b"try again in an hour" in response.content

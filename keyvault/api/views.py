@@ -9,6 +9,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.counters import client_address
 from keyvault import selectors, services
 from keyvault.api.parsers import StrictJSONParser
 from keyvault.api.serializers import (
@@ -21,7 +22,6 @@ from keyvault.api.serializers import (
     ProviderKeySerializer,
     ProviderKeyUpdateSerializer,
 )
-from keyvault.api.throttling import client_address
 from keyvault.retrieval import retrieve_secret
 from keyvault.tokens import TokenScope
 from organizations.actors import Actor

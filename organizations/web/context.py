@@ -12,7 +12,7 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 
-from keyvault.api.throttling import client_address
+from config.counters import client_address
 from organizations import permissions
 from organizations.actors import Actor
 from organizations.models import Membership

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.backends import find_user
 from accounts.forms import InvitationSignUpForm
 from accounts.services import account_join
-from keyvault.api.throttling import client_address
+from config.counters import client_address
 from organizations import invitations
 from organizations.models import Invitation
 from organizations.web.forms import add_service_errors

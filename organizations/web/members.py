@@ -7,9 +7,7 @@ a role may use and turns the services' refusals into form errors.
 import logging
 import smtplib
 
-from django.conf import settings
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,6 +15,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts import limits
 from organizations import invitations, permissions, services
 from organizations.models import Invitation, Membership
 from organizations.permissions import Action
@@ -72,7 +71,7 @@ def member_invite(request):
     form = InviteForm(request.POST or None, membership=request.membership)
     if request.method == "POST" and form.is_valid():
         try:
-            _check_invitation_limit(request)
+            limits.check_invitation(request)
             invitation, raw = invitations.invitation_create(
                 organization=request.organization,
                 email=form.cleaned_data["email"],
@@ -103,31 +102,6 @@ def member_invite(request):
                 )
                 return redirect("members:list", org_slug=request.organization.slug)
     return render(request, "organizations/invite.html", {"form": form})
-
-
-def _check_invitation_limit(request) -> None:
-    """At most `KEYVAULT_INVITATIONS_PER_DAY` invitations a day per organization and per
-    inviting person (who could otherwise open organization after organization): sign-up does
-    not verify addresses, so invitations must not become a way to mail strangers at will."""
-    limit = settings.KEYVAULT_INVITATIONS_PER_DAY
-    if not limit:
-        return
-    keys = (
-        f"kv:invitations:org:{request.organization.pk}",
-        f"kv:invitations:user:{request.user.pk}",
-    )
-    try:
-        counts = []
-        for key in keys:
-            cache.add(key, 0, timeout=24 * 3600)
-            counts.append(cache.incr(key))
-    except Exception:
-        logger.warning("Invitation limit cache unavailable; not counting.", exc_info=True)
-        return
-    if any(count > limit for count in counts):
-        raise ValidationError(
-            f"No more than {limit} invitations a day may be sent; try again tomorrow."
-        )
 
 
 def _send_invitation(request, invitation: Invitation, raw: str) -> None:

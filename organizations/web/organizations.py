@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 
+from accounts import limits
 from organizations import permissions, services
 from organizations.permissions import Action
 from organizations.selectors import organizations_for
@@ -53,6 +54,7 @@ def organization_create(request):
     if request.method == "POST" and form.is_valid():
         name = form.cleaned_data["name"]
         try:
+            limits.check_organization_create(request)
             organization = services.organization_create(
                 name=name,
                 slug=form.cleaned_data["slug"] or available_slug(name),
