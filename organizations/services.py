@@ -240,36 +240,32 @@ def membership_remove(*, membership: Membership, actor: Actor) -> None:
     authorize(actor, Action.MEMBER_MANAGE, organization, membership)
     with transaction.atomic():
         owners = _lock_owners(organization)
-        membership = _locked_membership(membership, actor)
-        _ensure_another_owner(membership, owners)
-        audit.record(
-            action=AuditAction.MEMBER_REMOVED,
-            actor=actor,
-            organization=organization,
-            target=membership,
-            target_label=membership.user.email,
-            metadata={"user": membership.user.email, "role": membership.role},
+        _delete_membership(
+            _locked_membership(membership, actor), owners, actor, AuditAction.MEMBER_REMOVED
         )
-        membership.delete()
 
 
 def membership_leave(*, membership: Membership, actor: Actor) -> None:
     """A person leaving an organization on their own: any role may, except its last owner."""
     if actor.user is None or actor.user.pk != membership.user_id:
         raise PermissionDenied("Only the member themself can leave; others remove them.")
-    organization = membership.organization
     with transaction.atomic():
-        owners = _lock_owners(organization)
+        owners = _lock_owners(membership.organization)
         locked = Membership.objects.select_for_update().filter(pk=membership.pk).first()
         if locked is None:
             raise ValidationError("You are no longer a member of this organization.")
-        _ensure_another_owner(locked, owners)
-        audit.record(
-            action=AuditAction.MEMBER_LEFT,
-            actor=actor,
-            organization=organization,
-            target=locked,
-            target_label=actor.user.email,
-            metadata={"user": actor.user.email, "role": locked.role},
-        )
-        locked.delete()
+        _delete_membership(locked, owners, actor, AuditAction.MEMBER_LEFT)
+
+
+def _delete_membership(locked: Membership, owners, actor: Actor, action: AuditAction) -> None:
+    """Delete a locked membership, keeping the last-owner rule, and record `action`."""
+    _ensure_another_owner(locked, owners)
+    audit.record(
+        action=action,
+        actor=actor,
+        organization=locked.organization,
+        target=locked,
+        target_label=locked.user.email,
+        metadata={"user": locked.user.email, "role": locked.role},
+    )
+    locked.delete()
