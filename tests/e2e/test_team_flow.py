@@ -118,6 +118,8 @@ def test_owner_manages_a_key_that_a_proxy_and_a_new_member_use(
 
     # Adds an OpenAI key: picking the provider moves straight on to its form.
     page.get_by_role("link", name="Add a key").click()
+    # The chooser moves on by script: wait for the page's scripts before picking.
+    page.wait_for_load_state("load")
     field(page, "Provider").select_option("openai")
     expect(page.get_by_role("heading", name="Add a key: OpenAI")).to_be_visible()
     field(page, "Name").fill("gateway-prod")
@@ -129,6 +131,8 @@ def test_owner_manages_a_key_that_a_proxy_and_a_new_member_use(
 
     # And an Azure OpenAI deployment, whose form asks for its endpoint and deployment.
     page.get_by_role("link", name="Add a key").click()
+    # The chooser moves on by script: wait for the page's scripts before picking.
+    page.wait_for_load_state("load")
     field(page, "Provider").select_option("azure_openai")
     expect(page.get_by_role("heading", name="Add a key: Azure OpenAI")).to_be_visible()
     field(page, "Name").fill("azure-eastus")
