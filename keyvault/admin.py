@@ -15,7 +15,8 @@ from keyvault.audit import AuditAction
 from keyvault.crypto import CryptoError, get_keyring
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from keyvault.tokens import SCOPE_CHOICES
-from organizations.admin import ServiceForm, TenantScopedAdmin, actor_for, is_trusted
+from organizations.actors import Actor
+from organizations.admin import ServiceForm, TenantScopedAdmin, is_trusted
 from organizations.admin_site import site
 from organizations.permissions import Action
 
@@ -124,17 +125,19 @@ class ProviderKeyAdmin(TenantScopedAdmin):
         return [*fixed, *self.readonly_fields]
 
     def delete_model(self, request, obj):
-        services.provider_key_delete(key=obj, actor=actor_for(request))
+        services.provider_key_delete(key=obj, actor=Actor.for_request(request))
 
     def delete_queryset(self, request, queryset):
         for key in queryset:
-            services.provider_key_delete(key=key, actor=actor_for(request))
+            services.provider_key_delete(key=key, actor=Actor.for_request(request))
 
     def _set_enabled(self, request, queryset, enabled: bool):
         changed = 0
         for key in queryset:
             if key.enabled != enabled:
-                services.provider_key_update(key=key, actor=actor_for(request), enabled=enabled)
+                services.provider_key_update(
+                    key=key, actor=Actor.for_request(request), enabled=enabled
+                )
                 changed += 1
         self.message_user(request, f"{changed} keys {'enabled' if enabled else 'disabled'}.")
 
@@ -160,7 +163,7 @@ class ProviderKeyAdmin(TenantScopedAdmin):
             # Audited like `manage.py rotate_kek`: an envelope change leaves a trace.
             audit.record(
                 action=AuditAction.KEK_ROTATION,
-                actor=actor_for(request),
+                actor=Actor.for_request(request),
                 metadata={
                     "primary": keyring.primary_kek_id,
                     "rewrapped": done,
@@ -269,7 +272,7 @@ class ProxyTokenAdmin(TenantScopedAdmin):
     def revoke_tokens(self, request, queryset):
         revoked = 0
         for token in queryset.filter(revoked_at__isnull=True):
-            services.proxy_token_revoke(token=token, actor=actor_for(request))
+            services.proxy_token_revoke(token=token, actor=Actor.for_request(request))
             revoked += 1
         self.message_user(request, f"{revoked} tokens revoked.")
 

@@ -19,6 +19,14 @@ class Actor:
         return cls(user=user, ip=ip)
 
     @classmethod
+    def for_request(cls, request) -> "Actor":
+        """The signed-in person behind a page or admin request, with the client's address
+        (a trusted proxy's header when one is configured, as everywhere else)."""
+        from config.counters import client_address
+
+        return cls(user=request.user, ip=client_address(request))
+
+    @classmethod
     def for_token(cls, token, *, ip: str | None = None) -> "Actor":
         return cls(token=token, ip=ip)
 

@@ -38,10 +38,6 @@ def is_trusted(request) -> bool:
     return request.user.is_active and request.user.is_superuser
 
 
-def actor_for(request) -> Actor:
-    return Actor.for_user(request.user, ip=request.META.get("REMOTE_ADDR"))
-
-
 class ServiceForm(forms.ModelForm):
     """A ModelForm whose `save_through_services(cleaned_data)` performs the write.
 
@@ -224,7 +220,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
         if issubclass(form, ServiceForm):
-            form.actor = actor_for(request)
+            form.actor = Actor.for_request(request)
         return form
 
     def save_model(self, request, obj, form, change):
@@ -305,7 +301,7 @@ class OrganizationAdmin(TenantScopedAdmin):
         return deleted, counts, set(), protected
 
     def delete_model(self, request, obj):
-        services.organization_delete(organization=obj, actor=actor_for(request))
+        services.organization_delete(organization=obj, actor=Actor.for_request(request))
 
 
 # --- Memberships -----------------------------------------------------------------------------
@@ -382,4 +378,4 @@ class MembershipAdmin(TenantScopedAdmin):
         return super().formfield_for_choice_field(db_field, request, **kwargs)
 
     def delete_model(self, request, obj):
-        services.membership_remove(membership=obj, actor=actor_for(request))
+        services.membership_remove(membership=obj, actor=Actor.for_request(request))

@@ -398,3 +398,22 @@ def test_one_network_creates_a_limited_number_of_accounts_an_hour(client, db, se
         client.logout()
     assert get_user_model().objects.count() == 2
     assert b"try again in an hour" in response.content
+
+
+def test_pages_and_the_admin_record_the_address_a_trusted_proxy_reports(
+    client, organization, signed_in, settings
+):
+    from organizations.actors import Actor
+
+    settings.KEYVAULT_CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
+    user = signed_in()
+    client.post(
+        f"/o/{organization.slug}/keys/add/?provider=openai",
+        {"name": "via proxy", "secret": "sk-proj-viaproxy1234567890", "enabled": "on"},
+        HTTP_X_FORWARDED_FOR="198.51.100.7",
+    )
+    assert AuditEvent.objects.get(action="provider_key.created").ip_address == "198.51.100.7"
+    # The admin builds its actor the same way.
+    request = RequestFactory().post("/admin/", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    request.user = user
+    assert Actor.for_request(request).ip == "203.0.113.9"

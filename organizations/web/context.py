@@ -12,7 +12,6 @@ from functools import wraps
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 
-from config.counters import client_address
 from organizations import permissions
 from organizations.actors import Actor
 from organizations.models import Membership
@@ -47,7 +46,7 @@ def org_page(action: Action | None = None):
             membership = membership_for_slug(request.user, org_slug)
             request.membership = membership
             request.organization = membership.organization
-            request.actor = actor_for(request)
+            request.actor = Actor.for_request(request)
             if action is not None:
                 permissions.require(membership, action)
             return view(request, *args, **kwargs)
@@ -55,10 +54,6 @@ def org_page(action: Action | None = None):
         return wrapper
 
     return decorate
-
-
-def actor_for(request) -> Actor:
-    return Actor.for_user(request.user, ip=client_address(request))
 
 
 def navigation(request) -> dict:

@@ -7,10 +7,11 @@ from django.shortcuts import redirect, render
 
 from accounts import limits
 from organizations import permissions, services
+from organizations.actors import Actor
 from organizations.permissions import Action
 from organizations.selectors import organizations_for
 from organizations.slugs import available_slug
-from organizations.web.context import actor_for, org_page
+from organizations.web.context import org_page
 from organizations.web.forms import (
     OrganizationCreateForm,
     OrganizationDeleteForm,
@@ -59,7 +60,7 @@ def organization_create(request):
                 name=name,
                 slug=form.cleaned_data["slug"] or available_slug(name),
                 owner=request.user,
-                actor=actor_for(request),
+                actor=Actor.for_request(request),
             )
         except ValidationError as exc:
             add_service_errors(form, exc)
