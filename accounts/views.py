@@ -12,7 +12,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from accounts import limits, services
 from accounts.forms import SignInForm, SignUpForm
 from config.counters import client_address
-from organizations.web.forms import add_service_errors
+from organizations.forms import add_service_errors
 
 
 class SignInView(auth_views.LoginView):

@@ -26,6 +26,7 @@ from organizations.admin_site import (
     administered_organizations,
     site,
 )
+from organizations.forms import add_service_errors
 from organizations.models import Membership, Organization
 from organizations.permissions import Action, can
 
@@ -59,21 +60,10 @@ class ServiceForm(forms.ModelForm):
         try:
             self.instance = self.save_through_services(data)
         except ValidationError as exc:
-            self._add_service_errors(exc)
+            add_service_errors(self, exc, rename=self.service_fields)
         except PermissionDenied as exc:
             self.add_error(None, str(exc) or "Permission denied.")
         return data
-
-    def _add_service_errors(self, exc: ValidationError) -> None:
-        if not hasattr(exc, "error_dict"):
-            self.add_error(None, exc)
-            return
-        for field, errors in exc.error_dict.items():
-            field = self.service_fields.get(field, field)
-            target = field if field in self.fields else None
-            for error in errors:
-                message = " ".join(error.messages)
-                self.add_error(target, message if target else f"{field}: {message}")
 
     def _post_clean(self):
         # The services validated and saved; model-level validation would re-check a row that

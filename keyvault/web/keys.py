@@ -15,10 +15,10 @@ from keyvault import providers, services
 from keyvault.models import ProviderKey
 from keyvault.web.forms import ProviderChoiceForm, ProviderKeyForm, RotateForm
 from organizations import permissions
+from organizations.forms import add_service_errors
 from organizations.permissions import Action
 from organizations.text import has_control_characters
 from organizations.web.context import org_page
-from organizations.web.forms import add_service_errors
 from organizations.web.organizations import remember_organization
 
 KEYS_PER_PAGE = 100

@@ -9,9 +9,9 @@ from django.utils.cache import add_never_cache_headers
 from keyvault import services
 from keyvault.models import ProxyToken
 from keyvault.web.forms import TokenCreateForm
+from organizations.forms import add_service_errors
 from organizations.permissions import Action
 from organizations.web.context import org_page
-from organizations.web.forms import add_service_errors
 
 
 @org_page(Action.TOKEN_MANAGE)

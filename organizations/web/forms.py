@@ -1,25 +1,15 @@
-"""Forms of the organization pages, and how a service's refusal lands on a form."""
+"""Forms of the organization pages."""
 
 from django import forms
 from django.core.exceptions import ValidationError
 
 from organizations import roles
 from organizations.models import Organization
+from organizations.permissions import can_grant_role
 from organizations.services import EMAIL_MAX_LENGTH
 
 NAME_MAX_LENGTH = Organization._meta.get_field("name").max_length
 SLUG_MAX_LENGTH = Organization._meta.get_field("slug").max_length
-
-
-def add_service_errors(form: forms.Form, error: ValidationError, rename=None) -> None:
-    """Put a service's `ValidationError` on `form`: beside the field it names when the form
-    has that field (`rename` maps service names to form names), above the form otherwise."""
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error)
-        return
-    for name, errors in error.error_dict.items():
-        name = (rename or {}).get(name, name)
-        form.add_error(name if name in form.fields else None, errors)
 
 
 class OrganizationForm(forms.Form):
@@ -55,8 +45,6 @@ class OrganizationDeleteForm(forms.Form):
 
 
 def grantable_role_choices(membership) -> list[tuple[str, str]]:
-    from organizations.permissions import can_grant_role
-
     return [(role.id, role.name) for role in roles.ROLES if can_grant_role(membership, role.id)]
 
 

@@ -25,8 +25,8 @@ from accounts.forms import InvitationSignUpForm
 from accounts.services import account_join
 from config.counters import client_address
 from organizations import invitations
+from organizations.forms import add_service_errors
 from organizations.models import Invitation
-from organizations.web.forms import add_service_errors
 
 _SESSION_KEY = "keyvault_invitation"
 _OPENED_FOR_SECONDS = 3600

@@ -17,10 +17,11 @@ from django.views.decorators.http import require_POST
 
 from accounts import limits
 from organizations import invitations, permissions, services
+from organizations.forms import add_service_errors
 from organizations.models import Invitation, Membership
 from organizations.permissions import Action
 from organizations.web.context import org_page
-from organizations.web.forms import InviteForm, RoleForm, add_service_errors, grantable_role_choices
+from organizations.web.forms import InviteForm, RoleForm, grantable_role_choices
 
 logger = logging.getLogger(__name__)
 

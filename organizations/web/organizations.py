@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from accounts import limits
 from organizations import permissions, services
 from organizations.actors import Actor
+from organizations.forms import add_service_errors
 from organizations.permissions import Action
 from organizations.selectors import organizations_for
 from organizations.slugs import available_slug
@@ -16,7 +17,6 @@ from organizations.web.forms import (
     OrganizationCreateForm,
     OrganizationDeleteForm,
     OrganizationForm,
-    add_service_errors,
 )
 
 _LAST_ORGANIZATION = "keyvault_last_organization"
