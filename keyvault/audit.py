@@ -59,7 +59,7 @@ def record(
     _check_metadata(metadata)
     return AuditEvent.objects.create(
         organization=organization,
-        actor_user=actor.user if actor.user is not None and actor.user.pk else None,
+        actor_user=actor.stored_user,
         actor_token=actor.token,
         actor_label=actor.label[:254],
         action=str(action),

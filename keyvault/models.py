@@ -226,9 +226,6 @@ class ProxyToken(models.Model):
             self.expires_at is None or self.expires_at > timezone.now()
         )
 
-    def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes
-
 
 class KeyUsage(models.Model):
     """Secret retrievals per token, key and hour; written in batches by `keyvault.usage`."""

@@ -11,13 +11,10 @@ from dataclasses import dataclass
 
 from django.utils.http import parse_etags
 
-from keyvault.errors import KeyDisabledError
 from keyvault.models import ProviderKey
-from keyvault.services import provider_key_reveal
+from keyvault.services import provider_key_check_reveal, provider_key_reveal
 from keyvault.usage import recorder
 from organizations.actors import Actor
-from organizations.authorization import authorize
-from organizations.permissions import Action
 
 
 @dataclass(frozen=True)
@@ -52,10 +49,11 @@ def retrieve_secret(*, actor: Actor, key: ProviderKey, if_none_match: str | None
     Authorized as a reveal even when nothing is decrypted: a 304 also tells the caller what
     the current secret is (the one it holds).
     """
-    authorize(actor, Action.KEY_REVEAL, key.organization_id, key)
-    if not key.enabled:
-        raise KeyDisabledError(f"The key {key.name!r} is disabled; enable it to use it again.")
     etag = key_etag(key)
-    secret = None if _matches(if_none_match, etag) else provider_key_reveal(key=key, actor=actor)
+    if _matches(if_none_match, etag):
+        provider_key_check_reveal(key=key, actor=actor)
+        secret = None
+    else:
+        secret = provider_key_reveal(key=key, actor=actor)
     recorder.record_secret_retrieval(actor.token.pk, key.pk)
     return SecretRetrieval(key=key, etag=etag, secret=secret)

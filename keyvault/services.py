@@ -143,7 +143,7 @@ def provider_key_create(
         enabled=enabled,
         secret=secret,
         secret_hint=mask_secret(secret, key_prefixes=provider_obj.key_prefixes),
-        created_by=actor.user if actor.user is not None and actor.user.pk else None,
+        created_by=actor.stored_user,
     )
     with transaction.atomic():
         _check_unique(key)
@@ -174,7 +174,9 @@ def provider_key_update(
 ) -> ProviderKey:
     """Change a key's name, config, default flag or enabled state (not its secret)."""
     only_enabled = name is _UNSET and config is _UNSET and is_default is _UNSET
-    authorize(actor, Action.KEY_DISABLE if only_enabled else Action.KEY_EDIT, key.organization, key)
+    authorize(
+        actor, Action.KEY_DISABLE if only_enabled else Action.KEY_EDIT, key.organization_id, key
+    )
     provider_obj = key.provider_obj
     cleaned = dict(
         zip(
@@ -199,7 +201,8 @@ def provider_key_update(
                 setattr(locked, field, value)
         if not changes:
             return locked
-        _check_unique(locked)
+        if changes.keys() & {"name", "is_default"}:  # the only fields the constraints cover
+            _check_unique(locked)
         _save_checked(locked, update_fields=[*changes, "updated_at"])
         audit.record(
             action=AuditAction.KEY_UPDATED,
@@ -213,7 +216,7 @@ def provider_key_update(
 
 def provider_key_rotate(*, key: ProviderKey, actor: Actor, secret: str) -> ProviderKey:
     """Replace the secret: a fresh data key and ciphertext, a new hint, the version bumped."""
-    authorize(actor, Action.KEY_ROTATE, key.organization, key)
+    authorize(actor, Action.KEY_ROTATE, key.organization_id, key)
     secret = clean_secret(key.provider_obj, secret)
     with transaction.atomic():
         locked = _locked(key)
@@ -250,16 +253,14 @@ def provider_key_edit(*, key: ProviderKey, actor: Actor, secret=_UNSET, **change
 
 
 def provider_key_delete(*, key: ProviderKey, actor: Actor) -> None:
-    authorize(actor, Action.KEY_DELETE, key.organization, key)
+    authorize(actor, Action.KEY_DELETE, key.organization_id, key)
     with transaction.atomic():
         locked = _locked(key)
-        label = str(locked)
         audit.record(
             action=AuditAction.KEY_DELETED,
             actor=actor,
             organization=locked.organization,
             target=locked,
-            target_label=label,
             metadata={"provider": locked.provider, "name": locked.name, "hint": locked.secret_hint},
         )
         locked.delete()
@@ -305,6 +306,15 @@ _REKEY_ATTEMPTS = 5
 # --- The decrypt path ------------------------------------------------------------------------
 
 
+def provider_key_check_reveal(*, key: ProviderKey, actor: Actor) -> None:
+    """Whether `actor` may have the key's secret now: authorized to reveal, and the key
+    enabled (`KeyDisabledError` otherwise). Revalidation asks this without decrypting."""
+    # The id, not the related object: the proxy's hot path must not pay a query for it.
+    authorize(actor, Action.KEY_REVEAL, key.organization_id, key)
+    if not key.enabled:
+        raise KeyDisabledError(f"The key {key.name!r} is disabled; enable it to use it again.")
+
+
 def provider_key_reveal(*, key: ProviderKey, actor: Actor) -> str:
     """The key's plaintext secret: the only decrypting code, and authorized here (only the
     operator and tokens with keys:secret may decrypt).
@@ -313,10 +323,7 @@ def provider_key_reveal(*, key: ProviderKey, actor: Actor) -> str:
     the crypto layer's typed error after logging the key id (never the value): it is never
     returned as ciphertext and never re-saved.
     """
-    # The id, not the related object: the proxy's hot path must not pay a query for it.
-    authorize(actor, Action.KEY_REVEAL, key.organization_id, key)
-    if not key.enabled:
-        raise KeyDisabledError(f"Provider key {key.pk} is disabled.")
+    provider_key_check_reveal(key=key, actor=actor)
     try:
         return _secret_field.open(key)
     except CryptoError as exc:
@@ -368,7 +375,7 @@ def proxy_token_create(
     """A new token: returns the row and the token itself, which is never available again."""
     authorize(actor, Action.TOKEN_MANAGE, organization)
     name, scopes, days = _collect(
-        lambda: clean_name(name),
+        lambda: clean_display_name(name, max_length=TOKEN_NAME_MAX_LENGTH),
         lambda: _clean_scopes(scopes),
         lambda: _clean_expiry_days(expires_in_days),
     )
@@ -379,7 +386,7 @@ def proxy_token_create(
         scopes=scopes,
         digest=token_digest(raw),
         last_four=raw[-4:],
-        created_by=actor.user if actor.user is not None and actor.user.pk else None,
+        created_by=actor.stored_user,
         expires_at=timezone.now() + timedelta(days=days) if days else None,
     )
     duplicate = ValidationError(
@@ -411,7 +418,7 @@ def proxy_token_create(
 
 def proxy_token_revoke(*, token: ProxyToken, actor: Actor) -> ProxyToken:
     """Revoke by timestamp; the row stays for the audit trail. Revoking twice is a no-op."""
-    authorize(actor, Action.TOKEN_MANAGE, token.organization)
+    authorize(actor, Action.TOKEN_MANAGE, token.organization_id)
     with transaction.atomic():
         locked = ProxyToken.objects.select_for_update().get(pk=token.pk)
         if locked.revoked_at is not None:

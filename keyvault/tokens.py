@@ -14,7 +14,15 @@ from enum import StrEnum
 
 TOKEN_PREFIX = "kvp_"
 TOKEN_RANDOM_BYTES = 32
-TOKEN_PATTERN = re.compile(r"^kvp_[A-Za-z0-9_-]{43}$")
+
+
+def token_pattern(prefix: str) -> re.Pattern:
+    """The shape of a token `generate_token(prefix)` makes: the prefix and 43 base64url
+    characters."""
+    return re.compile(rf"^{re.escape(prefix)}[A-Za-z0-9_-]{{43}}$")
+
+
+TOKEN_PATTERN = token_pattern(TOKEN_PREFIX)
 
 
 class TokenScope(StrEnum):
@@ -26,8 +34,8 @@ class TokenScope(StrEnum):
 SCOPE_CHOICES = [(scope.value, scope.value) for scope in TokenScope]
 
 
-def generate_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_RANDOM_BYTES)
+def generate_token(prefix: str = TOKEN_PREFIX) -> str:
+    return prefix + secrets.token_urlsafe(TOKEN_RANDOM_BYTES)
 
 
 def looks_like_token(value: str) -> bool:

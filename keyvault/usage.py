@@ -88,7 +88,7 @@ class UsageRecorder:
             self._counts.update(counts)
             for token_id, at in token_last_used.items():
                 _keep_latest(self._token_last_used, token_id, at)
-            for key_id, at in sorted(key_last_used.items()):
+            for key_id, at in key_last_used.items():
                 _keep_latest(self._key_last_used, key_id, at)
 
     def flush(self) -> int:
@@ -179,7 +179,7 @@ def _write(counts: Counter, token_last_used: dict, key_last_used: dict) -> None:
             ProxyToken.objects.filter(pk=token_id).filter(
                 Q(last_used_at__isnull=True) | Q(last_used_at__lt=at)
             ).update(last_used_at=at)
-        for key_id, at in key_last_used.items():
+        for key_id, at in sorted(key_last_used.items()):
             ProviderKey.objects.filter(pk=key_id).filter(
                 Q(last_used_at__isnull=True) | Q(last_used_at__lt=at)
             ).update(last_used_at=at)

@@ -36,6 +36,12 @@ class Actor:
         return cls(system_label=label)
 
     @property
+    def stored_user(self):
+        """The user to record as author or actor: None for tokens, the operator and users
+        not saved (an unsaved user has no row to point at)."""
+        return self.user if self.user is not None and self.user.pk else None
+
+    @property
     def is_system(self) -> bool:
         return self.system_label is not None
 

@@ -10,9 +10,6 @@ could have changed since it was sent: its state, that the person accepting is th
 and that the inviter may still grant the role.
 """
 
-import hashlib
-import re
-import secrets
 from datetime import timedelta
 from typing import NoReturn
 
@@ -23,27 +20,26 @@ from django.utils import timezone
 
 from keyvault import audit
 from keyvault.audit import AuditAction
+from keyvault.tokens import generate_token, token_digest, token_pattern
 from organizations.actors import Actor
 from organizations.authorization import authorize, authorize_role_grant
 from organizations.models import Invitation, Membership, Organization
 from organizations.permissions import Action
 from organizations.services import clean_role, normalize_email
 
+# Made like proxy tokens (keyvault.tokens): 256 random bits behind a recognisable prefix, of
+# which only the SHA-256 digest is stored.
 INVITATION_TOKEN_PREFIX = "kvi_"
-INVITATION_TOKEN_RANDOM_BYTES = 32
-INVITATION_TOKEN_PATTERN = re.compile(r"^kvi_[A-Za-z0-9_-]{43}$")
+INVITATION_TOKEN_PATTERN = token_pattern(INVITATION_TOKEN_PREFIX)
+invitation_token_digest = token_digest
 
 
 def generate_invitation_token() -> str:
-    return INVITATION_TOKEN_PREFIX + secrets.token_urlsafe(INVITATION_TOKEN_RANDOM_BYTES)
+    return generate_token(INVITATION_TOKEN_PREFIX)
 
 
 def looks_like_invitation_token(value) -> bool:
     return isinstance(value, str) and bool(INVITATION_TOKEN_PATTERN.fullmatch(value))
-
-
-def invitation_token_digest(raw: str) -> str:
-    return hashlib.sha256(raw.encode("ascii")).hexdigest()
 
 
 # --- Selectors --------------------------------------------------------------------------------
@@ -133,7 +129,7 @@ def invitation_create(
         raise ValidationError({"email": f"{email} is already a member of {organization.name}."})
     raw = generate_invitation_token()
     now = timezone.now()
-    user = actor.user if actor.user is not None and actor.user.pk else None
+    user = actor.stored_user
     invitation = Invitation(
         organization=organization,
         email=email,

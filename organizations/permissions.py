@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from django.core.exceptions import PermissionDenied
 
+from keyvault.tokens import TokenScope
 from organizations import roles
 from organizations.models import Organization
 from organizations.roles import Scope
@@ -80,10 +81,10 @@ def _organization_id_of(obj):
 
 # What a proxy token's scopes let it do through the services; anything else is refused.
 _TOKEN_SCOPE_FOR_ACTION = {
-    Action.KEY_LIST: "keys:read",
-    Action.KEY_ADD: "keys:write",
-    Action.KEY_REVEAL: "keys:secret",
-    **{action: "keys:write" for action in KEY_CHANGE_ACTIONS},
+    Action.KEY_LIST: TokenScope.KEYS_READ,
+    Action.KEY_ADD: TokenScope.KEYS_WRITE,
+    Action.KEY_REVEAL: TokenScope.KEYS_SECRET,
+    **{action: TokenScope.KEYS_WRITE for action in KEY_CHANGE_ACTIONS},
 }
 
 
