@@ -10,6 +10,8 @@ worker_class = "sync"
 keepalive = 30
 graceful_timeout = 30
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# Invitation and password-reset tokens in request paths are masked in that log.
+logger_class = "config.gunicorn_logging.RedactingLogger"
 
 
 def worker_exit(server, worker):
