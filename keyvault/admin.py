@@ -12,7 +12,7 @@ from django.template.response import TemplateResponse
 
 from keyvault import audit, rotation, services
 from keyvault.audit import AuditAction
-from keyvault.crypto import CryptoError, get_keyring
+from keyvault.crypto import get_keyring
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from keyvault.tokens import SCOPE_CHOICES
 from organizations.actors import Actor
@@ -152,14 +152,9 @@ class ProviderKeyAdmin(TenantScopedAdmin):
     @admin.action(description="Re-wrap selected keys under the primary KEK", permissions=["rewrap"])
     def rewrap_under_primary(self, request, queryset):
         keyring = get_keyring()
-        swaps, failed = [], 0
-        for key in queryset.exclude(kek_id=keyring.primary_kek_id):
-            try:
-                swaps.append((key.pk, key.secret, key._meta.get_field("secret").rewrap(key)))
-            except CryptoError:
-                failed += 1
         with transaction.atomic():
-            done = rotation.swap_envelopes(swaps)
+            result = rotation.rewrap_keys(queryset.exclude(kek_id=keyring.primary_kek_id), keyring)
+            done, failed = result.rewrapped, len(result.failed)
             # Audited like `manage.py rotate_kek`: an envelope change leaves a trace.
             audit.record(
                 action=AuditAction.KEK_ROTATION,
@@ -167,7 +162,7 @@ class ProviderKeyAdmin(TenantScopedAdmin):
                 metadata={
                     "primary": keyring.primary_kek_id,
                     "rewrapped": done,
-                    "changed_concurrently": len(swaps) - done,
+                    "changed_concurrently": result.skipped_concurrent,
                     "failed": failed,
                 },
             )

@@ -10,11 +10,11 @@ read with. A user who rotates or edits the key meanwhile wins: the swap misses, 
 alone, and (a user rotation seals under the primary anyway) it still ends up under the primary.
 """
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
+from django.db.models import Count
 
 from keyvault.crypto import CryptoError, Keyring
 from keyvault.fields import SealedSecret
@@ -73,12 +73,17 @@ def swap_envelope(pk, old: SealedSecret, new: SealedSecret) -> bool:
     return swap_envelopes([(pk, old, new)]) == 1
 
 
-def pending_by_kek(keyring: Keyring) -> Counter:
-    """How many keys each non-primary KEK still wraps."""
-    rows = (
-        ProviderKey.objects.exclude(kek_id=keyring.primary_kek_id).order_by().values_list("kek_id")
+def keys_per_kek(keys=None) -> dict[str, int]:
+    """How many of `keys` (all keys by default) each KEK wraps, counted by the database."""
+    keys = ProviderKey.objects.all() if keys is None else keys
+    return dict(
+        keys.order_by().values("kek_id").annotate(count=Count("id")).values_list("kek_id", "count")
     )
-    return Counter(kek_id for (kek_id,) in rows.iterator(chunk_size=5000))
+
+
+def pending_by_kek(keyring: Keyring) -> dict[str, int]:
+    """How many keys each non-primary KEK still wraps."""
+    return keys_per_kek(ProviderKey.objects.exclude(kek_id=keyring.primary_kek_id))
 
 
 def _to_rewrap(keyring: Keyring, after, batch_size: int) -> list[ProviderKey]:
@@ -95,20 +100,27 @@ def _to_rewrap(keyring: Keyring, after, batch_size: int) -> list[ProviderKey]:
 def rewrap_batch(keyring: Keyring, *, batch_size: int, after=None) -> tuple[BatchResult, object]:
     """Re-wrap up to `batch_size` keys with ids above `after`; returns the result and the last
     id seen, to continue from."""
-    result = BatchResult()
     keys = _to_rewrap(keyring, after, batch_size)
     if not keys:
-        return result, None
+        return BatchResult(), None
+    with transaction.atomic():
+        result = rewrap_keys(keys, keyring)
+    return result, keys[-1].pk
+
+
+def rewrap_keys(keys, keyring: Keyring) -> BatchResult:
+    """Re-wrap `keys` under the keyring's primary KEK with one compare-and-swap pass; a key
+    that will not open is listed as failed and left as it is."""
+    result = BatchResult()
     swaps = []
     for key in keys:
         try:
             swaps.append((key.pk, key.secret, _secret_field.rewrap(key, keyring)))
         except CryptoError:
             result.failed.append(key.pk)
-    with transaction.atomic():
-        result.rewrapped = swap_envelopes(swaps)
+    result.rewrapped = swap_envelopes(swaps)
     result.skipped_concurrent = len(swaps) - result.rewrapped
-    return result, keys[-1].pk
+    return result
 
 
 def rewrap_all(keyring: Keyring, *, batch_size: int) -> Iterator[BatchResult]:

@@ -1,12 +1,13 @@
 from datetime import timedelta
 
 from django.core.management.base import CommandError
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from keyvault.crypto import CryptoError, get_keyring
 from keyvault.management.progress import Progress
 from keyvault.models import ProviderKey
+from keyvault.rotation import keys_per_kek
 from organizations.management.base import ProvisioningCommand
 
 UNUSED_DAYS = 90
@@ -33,12 +34,7 @@ class Command(ProvisioningCommand):
             keyring = get_keyring()
         except CryptoError as exc:
             raise CommandError(str(exc)) from None
-        per_kek = dict(
-            ProviderKey.objects.order_by()
-            .values("kek_id")
-            .annotate(count=Count("id"))
-            .values_list("kek_id", "count")
-        )
+        per_kek = keys_per_kek()
         out = self.stdout.write
         out("KEKs loaded (first is primary): " + ", ".join(keyring.kek_ids))
         out("Stored secrets per KEK:")
