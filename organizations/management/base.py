@@ -8,6 +8,8 @@ are shortened to one line too, so scripts can show the message as it is.
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from organizations.models import Organization
+
 
 class OneLineParser(CommandParser):
     def error(self, message):
@@ -31,6 +33,14 @@ class ProvisioningCommand(BaseCommand):
         # Same parser, one-line errors: Django builds it, so its class is swapped afterwards.
         parser.__class__ = OneLineParser
         return parser
+
+    @staticmethod
+    def organization(slug: str) -> Organization:
+        """The organization named by a `--org` slug, or a one-line error."""
+        organization = Organization.objects.filter(slug=slug.strip().lower()).first()
+        if organization is None:
+            raise CommandError(f"No organization with slug {slug!r}.")
+        return organization
 
     def execute(self, *args, **options):
         try:

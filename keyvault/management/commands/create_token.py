@@ -1,9 +1,6 @@
-from django.core.management.base import CommandError
-
 from keyvault import services
 from organizations.actors import Actor
 from organizations.management.base import ProvisioningCommand
-from organizations.models import Organization
 
 
 class Command(ProvisioningCommand):
@@ -18,9 +15,7 @@ class Command(ProvisioningCommand):
         parser.add_argument("--expires-in", type=int, metavar="DAYS", dest="expires_in")
 
     def handle(self, *, org, name, scopes, expires_in, **options):
-        organization = Organization.objects.filter(slug=org.strip().lower()).first()
-        if organization is None:
-            raise CommandError(f"No organization with slug {org!r}.")
+        organization = self.organization(org)
         _token, raw = services.proxy_token_create(
             organization=organization,
             actor=Actor.system("manage.py create_token"),

@@ -8,7 +8,6 @@ from keyvault.management.progress import Progress
 from keyvault.models import ProviderKey
 from organizations.actors import Actor
 from organizations.management.base import ProvisioningCommand
-from organizations.models import Organization
 
 
 class Command(ProvisioningCommand):
@@ -26,10 +25,7 @@ class Command(ProvisioningCommand):
     def handle(self, *, org, key, **options):
         keys = ProviderKey.objects.select_related("organization").order_by("id")
         if org is not None:
-            organization = Organization.objects.filter(slug=org.strip().lower()).first()
-            if organization is None:
-                raise CommandError(f"No organization with slug {org!r}.")
-            keys = keys.filter(organization=organization)
+            keys = keys.filter(organization=self.organization(org))
         if key is not None:
             try:
                 keys = keys.filter(pk=uuid.UUID(key.strip()))

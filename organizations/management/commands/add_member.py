@@ -1,10 +1,8 @@
-from django.core.management.base import CommandError
 from django.db import transaction
 
 from organizations import roles
 from organizations.actors import Actor
 from organizations.management.base import ProvisioningCommand
-from organizations.models import Organization
 from organizations.services import membership_add, user_get_or_create
 
 
@@ -20,9 +18,7 @@ class Command(ProvisioningCommand):
         )
 
     def handle(self, *, org, email, role, password, **options):
-        organization = Organization.objects.filter(slug=org.strip().lower()).first()
-        if organization is None:
-            raise CommandError(f"No organization with slug {org!r}.")
+        organization = self.organization(org)
         with transaction.atomic():
             user, created = user_get_or_create(email=email, password=password)
             membership_add(
