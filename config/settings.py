@@ -174,6 +174,12 @@ KEYVAULT_KMS_CACHE_SIZE = env.int("KEYVAULT_KMS_CACHE_SIZE", default=10_000)
 KEYVAULT_PRIMARY_KEK = env.str("KEYVAULT_PRIMARY_KEK", default="")
 # Where the development KEK is generated when DEBUG is on and no KEK is configured.
 KEYVAULT_DEV_KEK_FILE = VAR_DIR / "dev-kek.txt"
+# Where a key's secret may be sent (keyvault/endpoints.py): hosts added to a setting's own list
+# (Azure's endpoint hosts), and whether private, loopback and link-local addresses are allowed
+# (self-hosted servers on an internal network); the same switch governs Keyvault's own calls.
+KEYVAULT_ALLOWED_ENDPOINT_HOSTS = env.list("KEYVAULT_ALLOWED_ENDPOINT_HOSTS", default=[])
+KEYVAULT_ALLOW_PRIVATE_ENDPOINTS = env.bool("KEYVAULT_ALLOW_PRIVATE_ENDPOINTS", default=False)
+
 # Days an emailed invitation to join an organization stays valid.
 KEYVAULT_INVITATION_DAYS = env.int("KEYVAULT_INVITATION_DAYS", default=7)
 

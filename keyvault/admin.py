@@ -57,7 +57,7 @@ class ProviderKeyForm(ServiceForm):
         }
         if data["new_secret"]:
             changes["secret"] = data["new_secret"]
-        return services.provider_key_edit(key=self.instance, actor=self.actor, **changes)
+        return services.provider_key_update(key=self.instance, actor=self.actor, **changes)
 
 
 @admin.register(ProviderKey, site=site)

@@ -21,11 +21,13 @@ class AuditAction(StrEnum):
     KEY_CREATED = "provider_key.created"
     KEY_UPDATED = "provider_key.updated"
     KEY_ROTATED = "provider_key.rotated"
+    KEY_ENDPOINT_CHANGED = "provider_key.endpoint_changed"
     KEY_DELETED = "provider_key.deleted"
     TOKEN_CREATED = "proxy_token.created"
     TOKEN_REVOKED = "proxy_token.revoked"
     KEY_REKEYED = "provider_key.rekeyed"
     KEK_ROTATION = "kek.rotation"
+    ENVELOPES_UPGRADED = "kek.envelopes_upgraded"
 
 
 # Metadata is free-form, so it is checked: a key name that suggests secret material, or a value

@@ -101,6 +101,32 @@ def check_client_address_behind_proxy(app_configs=None, **kwargs):
     return []
 
 
+# Not under TAG: it scans every envelope, which a server start should not wait for.
+@checks.register("keyvault_envelopes")
+def check_legacy_envelopes(app_configs=None, **kwargs):
+    """Secrets still in the format written before envelopes were bound to their endpoint: a
+    database writer could point them at another host without breaking them."""
+    from keyvault.envelope_upgrade import legacy_keys
+    from keyvault.models import ProviderKey
+
+    try:
+        if ProviderKey._meta.db_table not in connection.introspection.table_names():
+            return []
+        legacy = legacy_keys().count()
+    except DatabaseError:
+        return []
+    if legacy:
+        return [
+            checks.Warning(
+                f"{legacy} stored secrets are in the legacy envelope format, not bound to their "
+                "endpoint.",
+                hint="Run python manage.py upgrade_envelopes (resumable, safe beside traffic).",
+                id="keyvault.W106",
+            )
+        ]
+    return []
+
+
 def refuse_to_start_on_errors() -> None:
     """Raise `ImproperlyConfigured` if any Keyvault check reports an error."""
     try:

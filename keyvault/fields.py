@@ -1,7 +1,8 @@
 """`SecretField`: a model field that stores a secret as an encrypted envelope.
 
 Reading a row decrypts nothing: the attribute holds a `SealedSecret`, which only the field can
-open, with the row's own context (model, field, organization, primary key). Assigning a string
+open, with the row's own context (model, field, organization, primary key, and the binding its
+model names: the settings that decide where the secret is sent). Assigning a string
 holds it as a `PendingSecret` until `save()` seals it. Neither object ever shows plaintext in
 `repr` or `str`, and a plaintext can never reach the database through `update()` or a lookup.
 """
@@ -101,9 +102,20 @@ class SecretField(models.TextField):
     description = "An envelope-encrypted secret"
     descriptor_class = SecretDescriptor
 
-    def __init__(self, *args, organization_field="organization", kek_id_field=None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        organization_field="organization",
+        kek_id_field=None,
+        binding_method=None,
+        **kwargs,
+    ):
         self.organization_field = organization_field
         self.kek_id_field = kek_id_field
+        # The name of a model method returning the text the secret is bound to (see
+        # `keyvault.crypto.context`): changing what it returns makes the stored value unopenable
+        # until the secret is sealed again, which is the point.
+        self.binding_method = binding_method
         super().__init__(*args, **kwargs)
 
     # --- Django's field protocol -------------------------------------------------------------
@@ -114,6 +126,7 @@ class SecretField(models.TextField):
             *self._check_options(),
             *self._check_organization_field(),
             *self._check_kek_id_field(),
+            *self._check_binding_method(),
             *self._check_primary_key_default(),
         ]
 
@@ -174,6 +187,18 @@ class SecretField(models.TextField):
             ]
         return []
 
+    def _check_binding_method(self):
+        if self.binding_method is None or callable(getattr(self.model, self.binding_method, None)):
+            return []
+        return [
+            checks.Error(
+                f"binding_method {self.binding_method!r} must name a method of the model: it "
+                "gives the text each secret is bound to.",
+                obj=self,
+                id="keyvault.E006",
+            )
+        ]
+
     def _check_primary_key_default(self):
         if not self.model._meta.pk.has_default():
             return [
@@ -192,6 +217,8 @@ class SecretField(models.TextField):
             kwargs["organization_field"] = self.organization_field
         if self.kek_id_field is not None:
             kwargs["kek_id_field"] = self.kek_id_field
+        if self.binding_method is not None:
+            kwargs["binding_method"] = self.binding_method
         return name, path, args, kwargs
 
     def get_default(self):
@@ -278,6 +305,7 @@ class SecretField(models.TextField):
             # without hyphens for a UUID): the same row must always give the same context.
             organization_id=str(organization_field.target_field.to_python(organization_id)),
             row_id=str(self.model._meta.pk.to_python(instance.pk)),
+            binding=getattr(instance, self.binding_method)() if self.binding_method else "",
         )
 
     def seal(self, instance, plaintext: str, keyring: Keyring | None = None) -> SealedSecret:

@@ -9,6 +9,9 @@ from keyvault.fields import SealedSecret, SecretField
 from organizations.models import Organization
 
 SECRET_MAX_BYTES = 16 * 1024
+# What a `ProviderKey` must have loaded for its secret to be sealed or opened: the associated
+# data binds the row, its organization and its routing settings (which need the provider).
+SECRET_CONTEXT_FIELDS = ("id", "organization_id", "provider", "config", "secret", "kek_id")
 
 
 class ProviderKeyQuerySet(models.QuerySet):
@@ -53,7 +56,9 @@ class ProviderKey(models.Model):
     )
     provider = models.CharField(max_length=32, choices=providers.CHOICES)
     name = models.CharField(max_length=100)
-    secret = SecretField(kek_id_field="kek_id")
+    # Bound to the routing settings of `config` (see `secret_binding`): pointing the key at
+    # another host in the database makes it unopenable instead of sending it there.
+    secret = SecretField(kek_id_field="kek_id", binding_method="secret_binding")
     # Which KEK wraps the data key, kept beside the envelope so that status checks and KEK
     # rotation find rows by KEK without reading every secret.
     kek_id = models.CharField(max_length=64, db_index=True, editable=False)
@@ -108,6 +113,10 @@ class ProviderKey(models.Model):
     @property
     def provider_obj(self) -> providers.Provider:
         return providers.get_provider(self.provider)
+
+    def secret_binding(self) -> str:
+        """What the secret's envelope is bound to: where the secret is sent."""
+        return providers.secret_binding(self.provider_obj, self.config)
 
 
 class AuditEventQuerySet(models.QuerySet):

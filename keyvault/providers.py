@@ -4,13 +4,15 @@ Each provider names its display name, its config schema (validated on every writ
 secret is called, and the public prefixes its keys start with (used only for the masked hint).
 """
 
+import datetime
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 
+from keyvault.endpoints import endpoint_problem
 from organizations.text import has_control_characters
 
 
@@ -19,11 +21,19 @@ class ConfigField:
     name: str
     label: str
     required: bool = False
-    kind: str = "text"  # "text" or "url"
+    kind: str = "text"  # "text", "url" (where the secret is sent) or "date_version"
     pattern: str | None = None
     pattern_hint: str = ""
     help_text: str = ""
     max_length: int = 300
+    # For a URL: the hosts it may name (`*.suffix` patterns); empty means any public host.
+    allowed_hosts: tuple[str, ...] = ()
+
+    @property
+    def routes_secret(self) -> bool:
+        """Whether this setting decides where the secret is sent: changing it needs the secret
+        itself, and the envelope is bound to its value."""
+        return self.kind == "url"
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,9 @@ class Provider:
     secret_label: str = "API key"
     key_prefixes: tuple[str, ...] = ()
     secret_is_service_account_json: bool = False
+    # Multi-line credentials (a service-account JSON file, a PEM key) may hold line breaks and
+    # tabs; every other secret travels in an HTTP header, where they would inject headers.
+    secret_is_multiline: bool = False
     docs_hint: str = ""
 
     def config_field(self, name: str) -> ConfigField | None:
@@ -81,6 +94,7 @@ PROVIDERS: tuple[Provider, ...] = (
                 required=True,
                 kind="url",
                 help_text="https://<resource>.openai.azure.com",
+                allowed_hosts=("*.openai.azure.com", "*.cognitiveservices.azure.com"),
             ),
             ConfigField(
                 "deployment",
@@ -93,6 +107,7 @@ PROVIDERS: tuple[Provider, ...] = (
                 "api_version",
                 "API version",
                 required=True,
+                kind="date_version",
                 pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$",
                 pattern_hint="YYYY-MM-DD or YYYY-MM-DD-preview",
             ),
@@ -140,6 +155,7 @@ PROVIDERS: tuple[Provider, ...] = (
         ),
         secret_label="Service account key (JSON)",
         secret_is_service_account_json=True,
+        secret_is_multiline=True,
     ),
     Provider("gemini", "Google Gemini", _OPTIONAL_BASE_URL, key_prefixes=("AIza",)),
     Provider("mistral", "Mistral", _OPTIONAL_BASE_URL),
@@ -159,7 +175,6 @@ PROVIDERS: tuple[Provider, ...] = (
 
 _BY_ID = {provider.id: provider for provider in PROVIDERS}
 CHOICES = [(provider.id, provider.name) for provider in PROVIDERS]
-_url_validator = URLValidator(schemes=["https", "http"])
 
 
 def get_provider(provider_id: str) -> Provider:
@@ -226,23 +241,67 @@ def _problem_with(spec: ConfigField, value: str) -> str | None:
     # URLValidator lets NUL through in a path, and PostgreSQL's jsonb cannot store it.
     if has_control_characters(value):
         return f"{spec.label} cannot contain control characters."
-    if spec.kind == "url" and not _is_url(value):
-        return f"{spec.label} must be an http(s) URL."
+    if spec.kind == "url":
+        return endpoint_problem(value, label=spec.label, allowed_hosts=spec.allowed_hosts)
     if spec.pattern and not re.fullmatch(spec.pattern, value):
         return f"{spec.label} does not look right (expected {spec.pattern_hint})."
+    if spec.kind == "date_version" and not _is_date(value[:10]):
+        return f"{spec.label} is not a real date (expected {spec.pattern_hint})."
     return None
 
 
-def _is_url(value: str) -> bool:
+def _is_date(text: str) -> bool:
     try:
-        _url_validator(value)
-    except ValidationError:
+        datetime.date.fromisoformat(text)
+    except ValueError:
         return False
     return True
 
 
+def routing_config(provider: Provider, config: dict) -> dict[str, str]:
+    """The settings of `config` that decide where the secret is sent."""
+    return {
+        spec.name: config[spec.name]
+        for spec in provider.config_fields
+        if spec.routes_secret and spec.name in config
+    }
+
+
+def secret_binding(provider: Provider, config: dict) -> str:
+    """The canonical text a key's envelope is bound to: its routing settings as compact JSON
+    with sorted keys (`{}` when it has none), so the same settings always give the same text."""
+    return json.dumps(
+        routing_config(provider, config or {}),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+# Line breaks, tabs and the other control characters of a header value; U+2028/U+2029 end a
+# line for some parsers too.
+_HEADER_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+_MULTILINE_WHITESPACE = frozenset("\n\r\t")
+
+
+def secret_control_problem(provider: Provider, secret: str) -> str | None:
+    """Why `secret` holds characters it may not (never quoting the secret); None if it holds
+    none. Proxies put most secrets into an `Authorization` header: a line break there injects
+    headers of the attacker's choosing."""
+    allowed = _MULTILINE_WHITESPACE if provider.secret_is_multiline else frozenset()
+    for char in secret:
+        if char not in allowed and unicodedata.category(char) in _HEADER_BREAKING_CATEGORIES:
+            if provider.secret_is_multiline:
+                return "The secret cannot contain control characters other than line breaks."
+            return "The secret cannot contain control characters or line breaks."
+    return None
+
+
 def validate_secret_format(provider: Provider, secret: str) -> None:
     """Provider-specific checks of the secret's shape (never echoing the secret)."""
+    problem = secret_control_problem(provider, secret)
+    if problem:
+        raise ValidationError({"secret": problem}, code="invalid")
     if not provider.secret_is_service_account_json:
         return
     try:

@@ -18,7 +18,7 @@ from django.db.models import Count
 
 from keyvault.crypto import CryptoError, Keyring
 from keyvault.fields import SealedSecret
-from keyvault.models import ProviderKey
+from keyvault.models import SECRET_CONTEXT_FIELDS, ProviderKey
 
 _secret_field = ProviderKey._meta.get_field("secret")
 
@@ -89,7 +89,7 @@ def pending_by_kek(keyring: Keyring) -> dict[str, int]:
 def _to_rewrap(keyring: Keyring, after, batch_size: int) -> list[ProviderKey]:
     keys = (
         ProviderKey.objects.exclude(kek_id=keyring.primary_kek_id)
-        .only("id", "organization_id", "secret", "kek_id")
+        .only(*SECRET_CONTEXT_FIELDS)
         .order_by("id")
     )
     if after is not None:

@@ -5,6 +5,7 @@ transaction: a failure leaves neither a half-written row nor an orphan event. Pa
 the API and commands all call these functions, so no rule is written twice.
 """
 
+import hmac
 import logging
 from datetime import timedelta
 
@@ -170,17 +171,33 @@ def _locked(key: ProviderKey) -> ProviderKey:
 
 
 def provider_key_update(
-    *, key: ProviderKey, actor: Actor, name=_UNSET, config=_UNSET, is_default=_UNSET, enabled=_UNSET
+    *,
+    key: ProviderKey,
+    actor: Actor,
+    name=_UNSET,
+    config=_UNSET,
+    is_default=_UNSET,
+    enabled=_UNSET,
+    secret=_UNSET,
 ) -> ProviderKey:
-    """Change a key's name, config, default flag or enabled state (not its secret)."""
-    only_enabled = name is _UNSET and config is _UNSET and is_default is _UNSET
-    authorize(
-        actor, Action.KEY_DISABLE if only_enabled else Action.KEY_EDIT, key.organization_id, key
-    )
+    """Change a key's name, config, default flag or enabled state, and with `secret` its secret
+    too, in one transaction: if any part is refused, nothing changes.
+
+    Changing where the secret is sent (an endpoint or base URL) needs the secret in the same
+    call: whoever may edit a key must not be able to send its secret to a host of their choice
+    without knowing it. The new envelope is then bound to the new endpoint.
+    """
+    edits_settings = not (name is _UNSET and config is _UNSET and is_default is _UNSET)
+    if secret is not _UNSET:
+        authorize(actor, Action.KEY_ROTATE, key.organization_id, key)
+    if edits_settings:
+        authorize(actor, Action.KEY_EDIT, key.organization_id, key)
+    elif enabled is not _UNSET or secret is _UNSET:
+        authorize(actor, Action.KEY_DISABLE, key.organization_id, key)
     provider_obj = key.provider_obj
     cleaned = dict(
         zip(
-            ("name", "config", "is_default", "enabled"),
+            ("name", "config", "is_default", "enabled", "secret"),
             _collect(
                 lambda: _UNSET if name is _UNSET else clean_name(name),
                 lambda: (
@@ -188,30 +205,99 @@ def provider_key_update(
                 ),
                 lambda: _UNSET if is_default is _UNSET else _clean_flag(is_default, "is_default"),
                 lambda: _UNSET if enabled is _UNSET else _clean_flag(enabled, "enabled"),
+                lambda: _UNSET if secret is _UNSET else clean_secret(provider_obj, secret),
             ),
             strict=True,
         )
     )
+    new_secret = cleaned.pop("secret")
     with transaction.atomic():
         locked = _locked(key)
+        old_routing = providers.routing_config(provider_obj, locked.config)
         changes = {}
         for field, value in cleaned.items():
             if value is not _UNSET and getattr(locked, field) != value:
                 changes[field] = {"from": getattr(locked, field), "to": value}
                 setattr(locked, field, value)
-        if not changes:
+        new_routing = providers.routing_config(provider_obj, locked.config)
+        if new_routing != old_routing and new_secret is _UNSET:
+            raise ValidationError(
+                {
+                    "secret": "Changing where the secret is sent (the endpoint or base URL) "
+                    "needs the secret itself: enter it again with the change."
+                },
+                code="required",
+            )
+        rotated = new_secret is not _UNSET and not _is_current_secret(locked, new_secret)
+        if not changes and not rotated:
             return locked
         if changes.keys() & {"name", "is_default"}:  # the only fields the constraints cover
             _check_unique(locked)
-        _save_checked(locked, update_fields=[*changes, "updated_at"])
+        update_fields = [*changes, "updated_at"]
+        previous_hint = locked.secret_hint
+        if rotated:
+            locked.secret_hint = mask_secret(new_secret, key_prefixes=provider_obj.key_prefixes)
+            locked.version += 1
+            locked.rotated_at = timezone.now()
+            update_fields += ["secret_hint", "version", "rotated_at"]
+        if rotated or new_routing != old_routing:
+            # Sealed again at save, bound to the settings the row now has.
+            locked.secret = new_secret
+            update_fields += ["secret", "kek_id"]
+        _save_checked(locked, update_fields=update_fields)
+        _record_update(locked, actor, changes, old_routing, new_routing)
+        if rotated:
+            audit.record(
+                action=AuditAction.KEY_ROTATED,
+                actor=actor,
+                organization=locked.organization,
+                target=locked,
+                metadata={
+                    "previous_hint": previous_hint,
+                    "hint": locked.secret_hint,
+                    "version": locked.version,
+                },
+            )
+    return locked
+
+
+def _is_current_secret(key: ProviderKey, secret: str) -> bool:
+    """Whether `secret` is what the key already holds: re-entering it to confirm an endpoint
+    change is not a rotation. A stored value that does not open is never "the same"."""
+    try:
+        current = _secret_field.open(key)
+    except CryptoError:
+        return False
+    return hmac.compare_digest(current.encode("utf-8"), secret.encode("utf-8"))
+
+
+def _record_update(key: ProviderKey, actor: Actor, changes: dict, old_routing, new_routing):
+    """A change of where the secret is sent is its own event (so it stands out in the log and
+    can be alerted on); every other change is one `updated` event."""
+    if new_routing != old_routing:
+        audit.record(
+            action=AuditAction.KEY_ENDPOINT_CHANGED,
+            actor=actor,
+            organization=key.organization,
+            target=key,
+            metadata={"from": old_routing, "to": new_routing},
+        )
+    if "config" in changes:
+        before, after = (
+            {k: v for k, v in changes["config"][side].items() if k not in old_routing | new_routing}
+            for side in ("from", "to")
+        )
+        changes = {field: change for field, change in changes.items() if field != "config"}
+        if before != after:
+            changes["config"] = {"from": before, "to": after}
+    if changes:
         audit.record(
             action=AuditAction.KEY_UPDATED,
             actor=actor,
-            organization=locked.organization,
-            target=locked,
+            organization=key.organization,
+            target=key,
             metadata={"changes": changes},
         )
-    return locked
 
 
 def provider_key_rotate(*, key: ProviderKey, actor: Actor, secret: str) -> ProviderKey:
@@ -240,16 +326,6 @@ def provider_key_rotate(*, key: ProviderKey, actor: Actor, secret: str) -> Provi
             },
         )
     return locked
-
-
-def provider_key_edit(*, key: ProviderKey, actor: Actor, secret=_UNSET, **changes) -> ProviderKey:
-    """Update and rotate in one transaction: if either is refused, neither happens."""
-    with transaction.atomic():
-        if changes:
-            key = provider_key_update(key=key, actor=actor, **changes)
-        if secret is not _UNSET:
-            key = provider_key_rotate(key=key, actor=actor, secret=secret)
-    return key
 
 
 def provider_key_delete(*, key: ProviderKey, actor: Actor) -> None:

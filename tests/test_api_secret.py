@@ -54,7 +54,7 @@ def secret_url(key) -> str:
 
 
 def edit(key, **changes):
-    return services.provider_key_edit(key=key, actor=Actor.system("tests"), **changes)
+    return services.provider_key_update(key=key, actor=Actor.system("tests"), **changes)
 
 
 def assert_secret_response(response, key, secret):

@@ -25,17 +25,26 @@ from keyvault.crypto import (
     MalformedEnvelopeError,
     UnknownKEKError,
     open_sealed,
+    reseal,
     rewrap,
     seal,
 )
 from keyvault.crypto.context import encode_components
 from keyvault.crypto.envelope import b64url_decode, b64url_encode
 
-GOLDEN = json.loads((Path(__file__).parent / "data" / "golden_envelopes.json").read_text("utf-8"))
+DATA = Path(__file__).parent / "data"
+GOLDEN = json.loads((DATA / "golden_envelopes.json").read_text("utf-8"))
+# Format 1, written before envelopes were bound to their endpoint: frozen, still opened.
+GOLDEN_V1 = json.loads((DATA / "golden_envelopes_v1.json").read_text("utf-8"))
 GOLDEN_KEKS = {kek_id: base64.b64decode(b64) for kek_id, b64 in GOLDEN["keks_b64"].items()}
 VECTORS = {vector["name"]: vector for vector in GOLDEN["vectors"]}
+VECTORS_V1 = {vector["name"]: vector for vector in GOLDEN_V1["vectors"]}
+ALL_VECTORS = {
+    **{f"v2-{name}": (2, vector) for name, vector in VECTORS.items()},
+    **{f"v1-{name}": (1, vector) for name, vector in VECTORS_V1.items()},
+}
 
-# Segment positions in `kv1.<kek id>.<wrapped DEK>.<nonce>.<ciphertext+tag>`.
+# Segment positions in `kv2.<kek id>.<wrapped DEK>.<nonce>.<ciphertext+tag>`.
 PREFIX, KEK_ID, WRAPPED, NONCE, CIPHERTEXT = range(5)
 TYPED_ERRORS = (MalformedEnvelopeError, UnknownKEKError, IntegrityError)
 
@@ -107,19 +116,52 @@ def sealed() -> str:
 # --- Golden vectors ----------------------------------------------------------------------------
 
 
-def test_golden_file_covers_the_required_cases():
-    sizes = {len(plaintext_of(vector)) for vector in GOLDEN["vectors"]}
-    assert GOLDEN["format_version"] == FORMAT_VERSION == 1
+@pytest.mark.parametrize(("golden", "version"), [(GOLDEN, 2), (GOLDEN_V1, 1)])
+def test_golden_file_covers_the_required_cases(golden, version):
+    sizes = {len(plaintext_of(vector)) for vector in golden["vectors"]}
+    assert golden["format_version"] == version
     assert 0 in sizes
     assert max(sizes) >= 16 * 1024
-    assert any(not vector.get("plaintext", "").isascii() for vector in GOLDEN["vectors"])
+    assert any(not vector.get("plaintext", "").isascii() for vector in golden["vectors"])
+
+
+def test_the_current_format_is_2_and_binds_an_endpoint():
+    assert FORMAT_VERSION == 2
+    assert any(vector["context"]["binding"] != "{}" for vector in GOLDEN["vectors"])
+
+
+@pytest.mark.parametrize("name", sorted(ALL_VECTORS))
+def test_golden_envelope_opens_to_its_plaintext(name):
+    _version, vector = ALL_VECTORS[name]
+    opened = open_sealed(vector["envelope"], context_of(vector), golden_keyring())
+    assert opened == plaintext_of(vector)
+
+
+@pytest.mark.parametrize("name", sorted(VECTORS_V1))
+def test_a_format_1_envelope_opens_whatever_the_binding_it_is_asked_with(name):
+    # Format 1 carries no binding; its rows are re-sealed by upgrade_envelopes to gain one.
+    vector = VECTORS_V1[name]
+    context = dataclasses.replace(context_of(vector), binding='{"base_url":"https://x.example"}')
+    assert open_sealed(vector["envelope"], context, golden_keyring()) == plaintext_of(vector)
 
 
 @pytest.mark.parametrize("name", sorted(VECTORS))
-def test_golden_envelope_opens_to_its_plaintext(name):
+def test_a_format_2_envelope_does_not_open_under_another_binding(name):
     vector = VECTORS[name]
-    opened = open_sealed(vector["envelope"], context_of(vector), golden_keyring())
-    assert opened == plaintext_of(vector)
+    for binding in ("", '{"endpoint":"https://collector.evil.example"}', " {}"):
+        if binding == vector["context"]["binding"]:
+            continue
+        context = dataclasses.replace(context_of(vector), binding=binding)
+        with pytest.raises(IntegrityError):
+            open_sealed(vector["envelope"], context, golden_keyring())
+
+
+@pytest.mark.parametrize("name", sorted(VECTORS))
+def test_relabelling_a_format_2_envelope_as_format_1_does_not_strip_its_binding(name):
+    vector = VECTORS[name]
+    downgraded = with_segment(vector["envelope"], PREFIX, "kv1")
+    with pytest.raises(IntegrityError):
+        open_sealed(downgraded, context_of(vector), golden_keyring())
 
 
 @pytest.mark.parametrize("name", sorted(VECTORS))
@@ -136,22 +178,30 @@ def test_deterministic_seal_reproduces_the_golden_envelope_exactly(name):
     assert data_random.remaining == [] and wrap_random.remaining == []
 
 
-@pytest.mark.parametrize("name", sorted(VECTORS))
+@pytest.mark.parametrize("name", sorted(ALL_VECTORS))
 def test_golden_associated_data_encoding_is_pinned(name):
-    vector = VECTORS[name]
+    version, vector = ALL_VECTORS[name]
     context = context_of(vector)
-    assert context.data_aad(FORMAT_VERSION).hex() == vector["data_aad_hex"]
-    assert context.wrap_aad(FORMAT_VERSION, vector["kek_id"]).hex() == vector["wrap_aad_hex"]
+    assert context.data_aad(version).hex() == vector["data_aad_hex"]
+    assert context.wrap_aad(version, vector["kek_id"]).hex() == vector["wrap_aad_hex"]
 
 
-@pytest.mark.parametrize("name", sorted(VECTORS))
+def test_format_2_associated_data_ends_with_the_binding():
+    vector = VECTORS["bound-to-endpoint"]
+    binding = vector["context"]["binding"].encode()
+    data_aad = bytes.fromhex(vector["data_aad_hex"])
+    assert data_aad.endswith(len(binding).to_bytes(4, "big") + binding)
+    assert bytes.fromhex(vector["wrap_aad_hex"]).endswith(binding)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_VECTORS))
 def test_golden_envelope_layout_matches_the_documented_segments(name):
-    vector = VECTORS[name]
+    version, vector = ALL_VECTORS[name]
     text = vector["envelope"]
     prefix, kek_id, wrapped, nonce, _ciphertext = segments(text)
     envelope = Envelope.decode(text)
 
-    assert prefix == "kv1"
+    assert prefix == f"kv{version}" and envelope.version == version
     assert kek_id == envelope.kek_id == vector["kek_id"]
     assert len(envelope.wrapped_key.blob) == LocalKeyring.WRAPPED_BYTES == 60
     assert envelope.wrapped_key.blob[:12].hex() == vector["wrap_nonce_hex"]
@@ -162,9 +212,13 @@ def test_golden_envelope_layout_matches_the_documented_segments(name):
     assert envelope.encode() == text
 
 
-@pytest.mark.parametrize("rewrapped", GOLDEN["rewraps"], ids=lambda r: r["name"])
-def test_deterministic_rewrap_reproduces_the_golden_envelope_exactly(rewrapped):
-    source = VECTORS[rewrapped["from"]]
+@pytest.mark.parametrize(
+    ("vectors", "rewrapped"),
+    [(VECTORS, r) for r in GOLDEN["rewraps"]] + [(VECTORS_V1, r) for r in GOLDEN_V1["rewraps"]],
+    ids=lambda r: r.get("name", ""),
+)
+def test_deterministic_rewrap_reproduces_the_golden_envelope_exactly(vectors, rewrapped):
+    source = vectors[rewrapped["from"]]
     wrap_random = replay(bytes.fromhex(rewrapped["wrap_nonce_hex"]))
     ring = LocalKeyring({k: GOLDEN_KEKS[k] for k in rewrapped["keyring"]}, randbytes=wrap_random)
 
@@ -177,7 +231,7 @@ def test_deterministic_rewrap_reproduces_the_golden_envelope_exactly(rewrapped):
 # --- Corruption: every segment, every character, every length ----------------------------------
 
 
-@pytest.mark.parametrize("prefix", ["kv2", "kv0", "KV1", "kv", "kv1x", "v1", "", "kv01"])
+@pytest.mark.parametrize("prefix", ["kv3", "kv0", "KV2", "kv", "kv2x", "v2", "", "kv02"])
 def test_changed_version_prefix_is_malformed(sealed, prefix):
     with pytest.raises(MalformedEnvelopeError):
         open_sealed(with_segment(sealed, PREFIX, prefix), CONTEXT, keyring(("kek-new", KEK_NEW)))
@@ -542,3 +596,30 @@ def test_errors_name_what_failed_and_never_carry_secrets_or_the_envelope(sealed)
         for shown in (str(excinfo.value), repr(excinfo.value)):
             for secret in hidden:
                 assert secret not in shown
+
+
+# --- Re-sealing format 1 into the current format -----------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(VECTORS_V1))
+def test_reseal_turns_a_format_1_envelope_into_a_bound_format_2_one(name):
+    vector = VECTORS_V1[name]
+    bound = dataclasses.replace(context_of(vector), binding='{"base_url":"https://a.example"}')
+
+    text = reseal(vector["envelope"], bound, golden_keyring())
+
+    assert Envelope.decode(text).version == FORMAT_VERSION == 2
+    assert open_sealed(text, bound, golden_keyring()) == plaintext_of(vector)
+    elsewhere = dataclasses.replace(bound, binding='{"base_url":"https://b.example"}')
+    with pytest.raises(IntegrityError):
+        open_sealed(text, elsewhere, golden_keyring())
+
+
+def test_reseal_gives_a_fresh_data_key_and_refuses_what_does_not_open(sealed):
+    ring = keyring(("kek-new", KEK_NEW))
+    again = reseal(sealed, CONTEXT, ring)
+    assert segments(again)[NONCE] != segments(sealed)[NONCE]
+    assert segments(again)[WRAPPED] != segments(sealed)[WRAPPED]
+    assert open_sealed(again, CONTEXT, ring) == SECRET
+    with pytest.raises(IntegrityError):
+        reseal(with_byte_flipped(sealed, CIPHERTEXT, 0), CONTEXT, ring)

@@ -220,7 +220,7 @@ def test_listing_fifty_keys_decrypts_nothing(organization):
 def test_a_loaded_secret_is_sealed_until_a_service_reveals_it(provider_key):
     loaded = ProviderKey.objects.get(pk=provider_key.pk)
     assert isinstance(loaded.secret, SealedSecret)
-    assert loaded.secret.envelope.startswith("kv1.test-primary.")
+    assert loaded.secret.envelope.startswith("kv2.test-primary.")
     assert loaded.secret.kek_id == loaded.kek_id == "test-primary"
     assert services.provider_key_reveal(actor=OPERATOR, key=loaded).startswith("sk-proj-test")
 
@@ -283,7 +283,7 @@ def test_assigning_text_holds_it_pending_and_save_seals_it_and_records_the_kek(o
     assert key.kek_id == "test-primary"
     stored = raw_secret_column(key)
     assert stored == key.secret.envelope
-    assert stored.startswith("kv1.test-primary.")
+    assert stored.startswith("kv2.test-primary.")
     assert PLAINTEXT not in stored
     assert (
         services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk))
@@ -401,7 +401,7 @@ def test_a_model_form_never_renders_the_stored_secret(organization):
     html = str(form_class(instance=ProviderKey.objects.get(pk=key.pk)))
     assert 'type="password"' in html
     assert PLAINTEXT not in html
-    assert "kv1." not in html
+    assert "kv2." not in html
     assert "SealedSecret" not in html
 
 
@@ -456,7 +456,7 @@ def test_save_with_update_fields_secret_writes_kek_id_too(key_under_old_kek):
     key.secret = PLAINTEXT
     key.save(update_fields=["secret"])
     assert _stored_kek_id(key) == "test-primary"
-    assert raw_secret_column(key).startswith("kv1.test-primary.")
+    assert raw_secret_column(key).startswith("kv2.test-primary.")
 
 
 def test_queryset_update_with_a_sealed_value_writes_its_kek_id(key_under_old_kek):
@@ -612,6 +612,9 @@ def test_every_spelling_of_the_ids_gives_the_same_context(provider_key):
     assert canonical.organization_id == str(provider_key.organization_id)
     for spell in ID_SPELLINGS.values():
         spelled = ProviderKey(
-            id=spell(provider_key.pk), organization_id=spell(provider_key.organization_id)
+            id=spell(provider_key.pk),
+            organization_id=spell(provider_key.organization_id),
+            provider=provider_key.provider,
+            config=provider_key.config,
         )
         assert field.context_for(spelled) == canonical

@@ -2,6 +2,7 @@
 cache, error handling, configuration, and the migration from local KEKs to KMS."""
 
 import copy
+import dataclasses
 import pickle
 import uuid
 from io import StringIO
@@ -100,7 +101,7 @@ def test_seal_and_open_round_trip(kms, key_arn):
 def test_the_kms_encryption_context_is_the_associated_data_and_the_kek_id(kms, key_arn):
     ring = keyring(kms, key_arn)
     expected = {
-        "keyvault_version": "1",
+        "keyvault_version": "2",
         "model": "keyvault.providerkey",
         "field": "secret",
         "organization": "5d1f6a4e-2c3b-4f7a-9e8d-0b1c2d3e4f50",
@@ -110,6 +111,13 @@ def test_the_kms_encryption_context_is_the_associated_data_and_the_kek_id(kms, k
     with spy(kms, "encrypt") as encrypt:
         envelope = seal(PLAINTEXT, context(), ring)
     assert encrypt.call_args.kwargs["EncryptionContext"] == expected
+
+    bound = dataclasses.replace(context(), binding='{"endpoint":"https://a.openai.azure.com"}')
+    with spy(kms, "encrypt") as encrypt:
+        bound_envelope = seal(PLAINTEXT, bound, ring)
+    assert encrypt.call_args.kwargs["EncryptionContext"] == {**expected, "binding": bound.binding}
+    with pytest.raises(IntegrityError):
+        open_sealed(bound_envelope, context(), ring)
     assert encrypt.call_args.kwargs["KeyId"] == key_arn
 
     fresh = keyring(kms, key_arn)

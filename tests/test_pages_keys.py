@@ -209,7 +209,7 @@ ERROR_CASES = {
         "azure_openai",
         {**AZURE, "config_endpoint": "not a url"},
         "config_endpoint",
-        "Endpoint must be an http(s) URL.",
+        "Endpoint must be an https:// URL.",
     ),
     "missing deployment": (
         "azure_openai",
@@ -472,7 +472,10 @@ def test_edit_form_shows_the_current_values_and_no_secret_field(organization, ow
     assert tags.named("config_project")[0]["value"] == "proj_abc"
     assert "checked" in tags.named("enabled")[0]
     assert "checked" not in tags.named("is_default")[0]
-    assert not tags.named("secret")
+    # Only to confirm a change of the base URL: optional, and never filled in.
+    (secret_box,) = tags.named("secret")
+    assert secret_box["type"] == "password" and not secret_box.get("value")
+    assert "required" not in secret_box
 
 
 def test_edit_changes_name_config_default_and_enabled(organization, owner, owner_client, key):
@@ -480,7 +483,6 @@ def test_edit_changes_name_config_default_and_enabled(organization, owner, owner
         url("keys:edit", organization, pk=key.pk),
         {
             "name": "Production",
-            "config_base_url": "https://gateway.example.com/v1",
             "config_organization": "org-acme",
             "is_default": "on",
         },
@@ -491,7 +493,7 @@ def test_edit_changes_name_config_default_and_enabled(organization, owner, owner
     assert response["Location"] == url("keys:list", organization)
     key.refresh_from_db()
     assert key.name == "Production"
-    assert key.config == {"base_url": "https://gateway.example.com/v1", "organization": "org-acme"}
+    assert key.config == {"organization": "org-acme"}
     assert (key.is_default, key.enabled, key.version) == (True, False, 1)
     event = AuditEvent.objects.get(action=AuditAction.KEY_UPDATED)
     assert (event.actor_user, event.ip_address) == (owner, CLIENT_IP)
@@ -502,7 +504,7 @@ def test_edit_changes_name_config_default_and_enabled(organization, owner, owner
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"name": "Other", "config_base_url": "ftp://nope"}, "config_base_url", "http(s) URL"),
+        ({"name": "Other", "config_base_url": "ftp://nope"}, "config_base_url", "https:// URL"),
         ({"name": "prod"}, "name", "already has a OpenAI key named"),
         ({"name": "Other", "is_default": "on"}, "is_default", "is already the default"),
     ],

@@ -13,7 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from keyvault import crypto, services
+from keyvault import crypto, providers, services
 from keyvault.audit import AuditAction
 from keyvault.errors import KeyDisabledError
 from keyvault.fields import SealedSecret
@@ -686,10 +686,10 @@ def test_no_column_and_no_audit_row_contains_the_plaintext(organization):
         keys.append((services.provider_key_rotate(key=key, actor=SYSTEM, secret=secret), secret))
 
     audit_rows = repr(raw_audit_rows())
-    assert "kv1." not in audit_rows
+    assert "kv2." not in audit_rows
     for key, secret in keys:
         row = raw_row(key)
-        assert raw_secret(key).startswith("kv1.test-primary.")
+        assert raw_secret(key).startswith("kv2.test-primary.")
         for needle in (secret, secret[:12], secret[-12:], json.dumps(secret)[1:-1]):
             assert needle not in repr(row)
             assert needle not in audit_rows
@@ -739,15 +739,21 @@ def _unique_name() -> str:
 
 
 def _fits(text: str) -> bool:
-    return bool(text.strip()) and len(text.strip().encode("utf-8")) <= SECRET_MAX_BYTES
+    """Storable as a single-line provider's secret: not blank, not too large, and free of the
+    control characters that are refused inside a secret (tests/test_secret_safety.py)."""
+    stripped = text.strip()
+    return (
+        bool(stripped)
+        and len(stripped.encode("utf-8")) <= SECRET_MAX_BYTES
+        and providers.secret_control_problem(providers.get_provider("mistral"), stripped) is None
+    )
 
 
 @PROPERTY_SETTINGS
 @given(secret=st.text(min_size=1, max_size=300).filter(_fits))
 @example(secret="🔑")
 @example(secret="  sk-with-padding-0123456789 \n")
-@example(secret="\x00nul\x00inside\x00and-at-the-end\x00\x00\x00\x00")
-@example(secret="\u2028line separators\u2029")
+@example(secret="\t\nline breaks only at the ends\r\n")
 @example(secret="e\u0301 combining, 👩‍👩‍👧 zwj, 🇫🇷 flags, RTL \u202eabc")
 def test_any_non_blank_text_round_trips_to_its_stripped_form(organization, secret):
     key = create(organization, provider="mistral", name=_unique_name(), secret=secret)
@@ -783,7 +789,7 @@ def _fill_to_limit(seed: str, extra_bytes: int = 0) -> str:
 
 
 @PROPERTY_SETTINGS
-@given(seed=st.text(min_size=1, max_size=20))
+@given(seed=st.text(min_size=1, max_size=20).filter(_fits))
 def test_a_16_kib_value_round_trips_and_one_byte_more_is_rejected(organization, seed):
     secret = _fill_to_limit(seed)
     assert len(secret.encode()) == SECRET_MAX_BYTES

@@ -84,8 +84,8 @@ def test_openai_compatible_requires_a_base_url():
     config_errors("openai_compatible", {"base_url": "   "})
     config_errors("openai_compatible", {"base_url": "llm.example.com"})
     provider = providers.get_provider("openai_compatible")
-    assert providers.validate_config(provider, {"base_url": "http://localhost:8080/v1"}) == {
-        "base_url": "http://localhost:8080/v1"
+    assert providers.validate_config(provider, {"base_url": "https://llm.example.com/v1"}) == {
+        "base_url": "https://llm.example.com/v1"
     }
 
 

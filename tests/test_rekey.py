@@ -33,7 +33,7 @@ def snapshot(raw_envelope, keys) -> dict:
 
 def assert_rekeyed(before: str, after: str):
     old, new = before.split("."), after.split(".")
-    assert new[0] == "kv1"
+    assert new[0] == "kv2"
     assert new[1] == "test-primary"
     assert new[2] != old[2], "the wrapped data key"
     assert new[3] != old[3], "the nonce"

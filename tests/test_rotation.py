@@ -93,7 +93,7 @@ def test_rotate_kek_rewraps_every_key_and_keeps_nonce_and_ciphertext_byte_identi
         after = segments(raw_envelope(key))
         old = before[key.pk]
         assert kek_of(key.pk) == PRIMARY_ID
-        assert after[0] == old[0] == "kv1"
+        assert after[0] == old[0] == "kv2"
         assert (old[1], after[1]) == (OLD_ID, PRIMARY_ID)
         assert after[2] != old[2]  # the wrapped data key
         assert after[3] == old[3]  # the nonce

@@ -150,7 +150,7 @@ class KeyDetailView(TokenAPIView):
         key = self._key(request, key_id)
         serializer = ProviderKeyUpdateSerializer(data=_body(request))
         serializer.is_valid(raise_exception=True)
-        key = services.provider_key_edit(
+        key = services.provider_key_update(
             key=key, actor=_actor(request), **serializer.validated_data
         )
         return Response(ProviderKeySerializer(key).data)

@@ -1,7 +1,15 @@
 """Envelope encryption for stored secrets. See docs/encryption.md."""
 
 from keyvault.crypto.context import EncryptionContext
-from keyvault.crypto.envelope import FORMAT_VERSION, Envelope, open_sealed, rewrap, seal
+from keyvault.crypto.envelope import (
+    FORMAT_VERSION,
+    Envelope,
+    open_sealed,
+    reseal,
+    rewrap,
+    seal,
+    version_of,
+)
 from keyvault.crypto.errors import (
     CryptoError,
     IntegrityError,
@@ -26,7 +34,9 @@ __all__ = [
     "WrappedKey",
     "get_keyring",
     "open_sealed",
+    "reseal",
     "reset_keyring",
     "rewrap",
     "seal",
+    "version_of",
 ]

@@ -1,9 +1,12 @@
-"""Associated data: what binds a ciphertext to the place it lives.
+"""Associated data: what binds a ciphertext to the place it lives and where it may be sent.
 
 A ciphertext authenticates only under the exact context it was sealed with — format version,
-model, field, organization and row — so a value copied to another row, org or field fails to
-open. The DEK wrap is bound to the same context plus the KEK id, under a distinct label, so a
-wrapped DEK cannot be replayed as data or under another KEK.
+model, field, organization, row and (from format 2 on) its binding — so a value copied to
+another row, org or field fails to open. The binding is the canonical text of the settings that
+decide where the secret is sent (an endpoint or base URL): a database writer who points a key
+at another host breaks its decryption instead of redirecting it. The DEK wrap is bound to the
+same context plus the KEK id, under a distinct label, so a wrapped DEK cannot be replayed as
+data or under another KEK.
 
 Encoding (documented in docs/encryption.md): each component as a 4-byte big-endian length
 followed by its UTF-8 bytes, concatenated. Length prefixes make the encoding unambiguous: no two
@@ -25,12 +28,17 @@ def encode_components(*components: str) -> bytes:
     return bytes(out)
 
 
+# Format 1 predates the binding: its associated data ends with the row id.
+_UNBOUND_VERSIONS = frozenset({1})
+
+
 @dataclass(frozen=True)
 class EncryptionContext:
     model: str
     field: str
     organization_id: str
     row_id: str
+    binding: str = ""
 
     def __post_init__(self):
         # A UUID or an int would otherwise fail only at seal time, deep in the encoder; and
@@ -40,21 +48,26 @@ class EncryptionContext:
             if not isinstance(value, str):
                 raise TypeError(f"EncryptionContext.{field.name} must be str, not {type(value)}.")
 
-    def components(self) -> tuple[str, str, str, str]:
-        return (self.model, self.field, self.organization_id, self.row_id)
+    def components(self, version: int) -> tuple[str, ...]:
+        place = (self.model, self.field, self.organization_id, self.row_id)
+        return place if version in _UNBOUND_VERSIONS else (*place, self.binding)
 
     def data_aad(self, version: int) -> bytes:
-        return encode_components(DATA_LABEL, str(version), *self.components())
+        return encode_components(DATA_LABEL, str(version), *self.components(version))
 
     def wrap_aad(self, version: int, kek_id: str) -> bytes:
-        return encode_components(WRAP_LABEL, str(version), kek_id, *self.components())
+        return encode_components(WRAP_LABEL, str(version), kek_id, *self.components(version))
 
     def as_dict(self, version: int) -> dict[str, str]:
         """The context as a string map, for keyrings (such as KMS) that take one."""
-        return {
+        mapping = {
             "keyvault_version": str(version),
             "model": self.model,
             "field": self.field,
             "organization": self.organization_id,
             "row": self.row_id,
         }
+        # KMS refuses empty values; an empty binding is the same as none.
+        if version not in _UNBOUND_VERSIONS and self.binding:
+            mapping["binding"] = self.binding
+        return mapping

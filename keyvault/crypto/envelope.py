@@ -2,7 +2,10 @@
 
 Stored text, documented byte by byte in docs/encryption.md:
 
-    kv1.<kek id>.<wrapped DEK>.<nonce>.<ciphertext and tag>
+    kv2.<kek id>.<wrapped DEK>.<nonce>.<ciphertext and tag>
+
+Format 2 binds the secret to where it is sent (see `context`); format 1 envelopes, written
+before that, still open and are re-wrapped as format 1, until `upgrade_envelopes` re-seals them.
 
 Binary segments are unpadded base64url. Decoding is strict (only the alphabet, canonical
 encoding, exact lengths) so that no two texts decode to the same envelope: a flipped character
@@ -29,8 +32,12 @@ from keyvault.crypto.keyring import (
     WrappedKey,
 )
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Every version that opens; `seal` writes only FORMAT_VERSION.
+READABLE_VERSIONS = frozenset({1, 2})
+LEGACY_VERSIONS = READABLE_VERSIONS - {FORMAT_VERSION}
 PREFIX = f"kv{FORMAT_VERSION}"
+_PREFIXES = {f"kv{version}": version for version in READABLE_VERSIONS}
 SEPARATOR = "."
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -81,12 +88,13 @@ class Envelope:
         if len(parts) != 5:
             raise MalformedEnvelopeError("An envelope has exactly five segments.")
         prefix, kek_id, wrapped, nonce, ciphertext = parts
-        if prefix != PREFIX:
+        version = _PREFIXES.get(prefix)
+        if version is None:
             raise MalformedEnvelopeError("Unknown envelope format version.")
         if not KEK_ID_PATTERN.fullmatch(kek_id):
             raise MalformedEnvelopeError("The KEK id segment is malformed.")
         envelope = cls(
-            version=FORMAT_VERSION,
+            version=version,
             wrapped_key=WrappedKey(kek_id=kek_id, blob=b64url_decode(wrapped, "wrapped key")),
             nonce=b64url_decode(nonce, "nonce"),
             ciphertext=b64url_decode(ciphertext, "ciphertext"),
@@ -141,13 +149,28 @@ def open_sealed(text: str, context: EncryptionContext, keyring: Keyring) -> byte
     return plaintext
 
 
+def version_of(text: str) -> int:
+    """The format version of an envelope text (a `MalformedEnvelopeError` if it is none)."""
+    return Envelope.decode(text).version
+
+
 def rewrap(text: str, context: EncryptionContext, keyring: Keyring) -> str:
     """The same secret with its DEK re-wrapped under the primary KEK.
 
-    The nonce and ciphertext are carried over byte for byte. The whole envelope is opened first,
-    so a value that does not authenticate is refused rather than re-wrapped.
+    The nonce and ciphertext are carried over byte for byte, and so is the format version: the
+    data's associated data cannot change without re-encrypting it (that is `reseal`). The whole
+    envelope is opened first, so a value that does not authenticate is refused rather than
+    re-wrapped.
     """
     envelope = Envelope.decode(text)
     dek, _plaintext = _unwrap_and_open(envelope, context, keyring)
     rewrapped = keyring.wrap(dek, context, envelope.version)
     return Envelope(envelope.version, rewrapped, envelope.nonce, envelope.ciphertext).encode()
+
+
+def reseal(text: str, context: EncryptionContext, keyring: Keyring) -> str:
+    """The secret sealed in `text`, sealed again in the current format with a fresh data key:
+    how format 1 envelopes gain their binding (a format 1 envelope opens under the same context,
+    whose binding its associated data does not include). Opening comes first, so a value that
+    does not authenticate is refused, never carried over."""
+    return seal(open_sealed(text, context, keyring), context, keyring)

@@ -68,6 +68,16 @@ class ProviderKeyForm(forms.Form):
                 widget=secret_input(provider),
                 help_text="Stored encrypted. After saving, Keyvault shows only a masked hint.",
             )
+        elif any(spec.routes_secret for spec in provider.config_fields):
+            # Editing where the secret is sent needs the secret itself (the service insists).
+            self.fields["secret"] = forms.CharField(
+                label=provider.secret_label,
+                required=False,
+                strip=False,
+                widget=secret_input(provider),
+                help_text="Needed only to change the endpoint or base URL: enter the key's "
+                "secret again (a different one rotates the key).",
+            )
         for spec in provider.config_fields:
             self.fields[CONFIG_PREFIX + spec.name] = forms.CharField(
                 label=spec.label,

@@ -101,6 +101,7 @@ def _key(request, pk, action: Action) -> ProviderKey:
     return key
 
 
+@sensitive_post_parameters("secret")
 @org_page(Action.KEY_LIST)
 def key_edit(request, pk):
     key = _key(request, pk, Action.KEY_EDIT)
@@ -112,6 +113,8 @@ def key_edit(request, pk):
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        # An empty box keeps the secret; only a typed one is passed on.
+        secret = {"secret": data["secret"]} if data.get("secret") else {}
         try:
             key = services.provider_key_update(
                 key=key,
@@ -120,6 +123,7 @@ def key_edit(request, pk):
                 config=data["config"],
                 is_default=data["is_default"],
                 enabled=data["enabled"],
+                **secret,
             )
         except ValidationError as exc:
             add_service_errors(form, exc)

@@ -1,8 +1,10 @@
-"""Regenerate the golden envelopes.
+"""Regenerate the golden envelopes of the current format.
 
     python -m tests.data.make_golden > tests/data/golden_envelopes.json
 
-The committed JSON is the source of truth; this script only records how it was made. Every
+The committed JSON is the source of truth; this script only records how it was made. The
+format 1 vectors (tests/data/golden_envelopes_v1.json) were made by this script's format 1
+version and are frozen: format 1 is no longer written, only opened and re-wrapped. Every
 random input (data key, nonces) is derived from the vector's name, so running it again gives
 the same file byte for byte unless the envelope format changed, and a format change is exactly
 what the golden tests exist to catch: regenerate only for a deliberate new format version.
@@ -26,15 +28,25 @@ CONTEXT = {
     "field": "secret",
     "organization_id": "5d1f6a4e-2c3b-4f7a-9e8d-0b1c2d3e4f50",
     "row_id": "0f9e8d7c-6b5a-4e3d-8c2b-1a0f9e8d7c6b",
+    "binding": "{}",
 }
+BOUND = {**CONTEXT, "binding": '{"endpoint":"https://golden.openai.azure.com"}'}
 
-# name, KEK that seals it, plaintext, whether the plaintext is UTF-8 text (for readability)
+# name, KEK that seals it, plaintext, whether the plaintext is UTF-8 text (for readability),
+# context
 VECTORS = [
-    ("short-ascii", "golden-a", b"sk-proj-golden-0123456789abcdef", True),
-    ("unicode", "golden-a", "clé-🔑-ключ-密钥".encode(), True),
-    ("empty", "golden-a", b"", False),
-    ("binary-16kib", "golden-a", hashlib.shake_256(b"keyvault golden 16KiB").digest(16384), False),
-    ("under-old-kek", "golden-b", b"sk-ant-golden-sealed-under-the-old-kek", True),
+    ("short-ascii", "golden-a", b"sk-proj-golden-0123456789abcdef", True, CONTEXT),
+    ("unicode", "golden-a", "clé-🔑-ключ-密钥".encode(), True, CONTEXT),
+    ("empty", "golden-a", b"", False, CONTEXT),
+    (
+        "binary-16kib",
+        "golden-a",
+        hashlib.shake_256(b"keyvault golden 16KiB").digest(16384),
+        False,
+        CONTEXT,
+    ),
+    ("under-old-kek", "golden-b", b"sk-ant-golden-sealed-under-the-old-kek", True, CONTEXT),
+    ("bound-to-endpoint", "golden-a", b"azure-golden-0123456789abcdef0123", True, BOUND),
 ]
 
 # name, vector it rewraps, keyring order (primary first)
@@ -63,17 +75,17 @@ def b64(raw: bytes) -> str:
 
 
 def build() -> dict:
-    context = EncryptionContext(**CONTEXT)
     vectors = []
     envelopes = {}
-    for name, kek_id, plaintext, is_text in VECTORS:
+    for name, kek_id, plaintext, is_text, context_fields in VECTORS:
+        context = EncryptionContext(**context_fields)
         dek = derived("dek", name, 32)
         nonce = derived("nonce", name, 12)
         wrap_nonce = derived("wrap-nonce", name, 12)
         keyring = LocalKeyring({kek_id: KEKS[kek_id]}, randbytes=replay(wrap_nonce))
         envelope = seal(plaintext, context, keyring, randbytes=replay(dek, nonce))
         envelopes[name] = envelope
-        vector = {"name": name, "kek_id": kek_id, "context": CONTEXT}
+        vector = {"name": name, "kek_id": kek_id, "context": context_fields}
         if is_text:
             vector["plaintext"] = plaintext.decode("utf-8")
         else:
@@ -88,6 +100,7 @@ def build() -> dict:
         }
         vectors.append(vector)
     rewraps = []
+    context = EncryptionContext(**CONTEXT)
     for name, source, order in REWRAPS:
         wrap_nonce = derived("wrap-nonce", name, 12)
         keyring = LocalKeyring({k: KEKS[k] for k in order}, randbytes=replay(wrap_nonce))
@@ -102,7 +115,8 @@ def build() -> dict:
         )
     return {
         "about": (
-            "Golden envelopes for keyvault.crypto, format version 1. Test data only: the KEKs "
+            f"Golden envelopes for keyvault.crypto, format version {FORMAT_VERSION}. Test data "
+            "only: the KEKs "
             "below protect nothing. See docs/encryption.md and tests/test_crypto_envelope.py."
         ),
         "format_version": FORMAT_VERSION,

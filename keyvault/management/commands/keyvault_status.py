@@ -5,8 +5,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from keyvault.crypto import CryptoError, get_keyring
+from keyvault.envelope_upgrade import legacy_keys
 from keyvault.management.progress import Progress
-from keyvault.models import ProviderKey
+from keyvault.models import SECRET_CONTEXT_FIELDS, ProviderKey
 from keyvault.rotation import keys_per_kek
 from organizations.management.base import ProvisioningCommand
 
@@ -54,6 +55,10 @@ class Command(ProvisioningCommand):
         still_needed = [k for k in keyring.kek_ids[1:] if per_kek.get(k)]
         if still_needed:
             out("Run rotate_kek before retiring: " + ", ".join(still_needed))
+        legacy = legacy_keys().count()
+        out(f"Secrets in the legacy format, not bound to their endpoint: {legacy}")
+        if legacy:
+            out("Run upgrade_envelopes to bind them.")
         cutoff = timezone.now() - timedelta(days=UNUSED_DAYS)
         unused = ProviderKey.objects.filter(
             Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, created_at__lt=cutoff)
@@ -78,7 +83,7 @@ class Command(ProvisioningCommand):
             raise CommandError(f"{max(unreadable, len(failures))} stored secrets cannot be opened.")
 
     def _verify(self, keyring) -> list[tuple]:
-        keys = ProviderKey.objects.only("id", "organization_id", "secret").order_by("id")
+        keys = ProviderKey.objects.only(*SECRET_CONTEXT_FIELDS).order_by("id")
         progress = Progress(keys.count(), label="verify")
         failures = []
         for key in keys.iterator(chunk_size=2000):

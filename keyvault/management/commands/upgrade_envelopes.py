@@ -1,0 +1,99 @@
+from django.core.management.base import CommandError
+from django.db import DatabaseError
+
+from keyvault import audit
+from keyvault.audit import AuditAction
+from keyvault.crypto import CryptoError, get_keyring
+from keyvault.envelope_upgrade import legacy_keys, upgrade_all
+from keyvault.management.interrupts import interrupt_on_sigterm
+from keyvault.management.progress import Progress
+from organizations.actors import Actor
+from organizations.management.base import ProvisioningCommand
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _ids(ids: list) -> str:
+    return ", ".join(str(pk) for pk in ids[:20]) + (" …" if len(ids) > 20 else "")
+
+
+class Command(ProvisioningCommand):
+    help = (
+        "Seal every secret still in the legacy envelope format (not bound to its endpoint) "
+        "again in the current format, under a fresh data key and the primary KEK. Resumable: "
+        "interrupt it at any point and run it again."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--batch-size", type=int, default=500, dest="batch_size")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Only report how many would be re-sealed."
+        )
+
+    def handle(self, *, batch_size, dry_run, **options):
+        if not 1 <= batch_size <= 50_000:
+            raise CommandError("--batch-size must be between 1 and 50000.")
+        try:
+            keyring = get_keyring()
+            total = legacy_keys().count()
+        except CryptoError as exc:
+            raise CommandError(str(exc)) from None
+        except DatabaseError as exc:
+            raise CommandError(f"The database refused: {_first_line(exc)}") from None
+        if dry_run or not total:
+            self.stdout.write(
+                f"{total} keys would be re-sealed (dry run)." if dry_run else "Nothing to do."
+            )
+            return
+        progress = Progress(total, label="re-seal")
+        resealed = skipped = 0
+        failed: list = []
+        refused: list = []
+        interrupted = False
+        try:
+            with interrupt_on_sigterm():
+                for batch, refused_in_batch in upgrade_all(keyring, batch_size=batch_size):
+                    resealed += batch.rewrapped
+                    skipped += batch.skipped_concurrent
+                    failed += batch.failed
+                    refused += refused_in_batch
+                    progress.advance(batch.rewrapped + batch.skipped_concurrent + len(batch.failed))
+        except KeyboardInterrupt:
+            interrupted = True
+        except DatabaseError as exc:
+            raise CommandError(
+                f"The database refused after {resealed} keys ({_first_line(exc)}); "
+                "run upgrade_envelopes again to continue."
+            ) from None
+        finally:
+            progress.finish()
+        audit.record(
+            action=AuditAction.ENVELOPES_UPGRADED,
+            actor=Actor.system("manage.py upgrade_envelopes"),
+            metadata={
+                "resealed": resealed,
+                "changed_concurrently": skipped,
+                "failed": len(failed),
+                "interrupted": interrupted,
+            },
+        )
+        self.stdout.write(
+            f"Re-sealed {resealed} keys in the current format in {progress.elapsed:.1f}s; "
+            f"{skipped} changed by users meanwhile (already in the current format)."
+        )
+        if refused:
+            self.stdout.write(
+                f"{len(refused)} keys have an endpoint the current rules refuse; check them "
+                f"(changing it needs the secret): {_ids(refused)}"
+            )
+        if interrupted:
+            raise CommandError(
+                f"Interrupted after {resealed} keys; run upgrade_envelopes again to finish."
+            )
+        if failed:
+            raise CommandError(
+                f"{len(failed)} keys could not be opened and were left as they are: "
+                f"{_ids(failed)} (see keyvault_status --verify)."
+            )
