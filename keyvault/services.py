@@ -214,6 +214,8 @@ def provider_key_update(
     with transaction.atomic():
         locked = _locked(key)
         old_routing = providers.routing_config(provider_obj, locked.config)
+        # Compared while the row still has the settings its envelope is bound to.
+        rotated = new_secret is not _UNSET and not _is_current_secret(locked, new_secret)
         changes = {}
         for field, value in cleaned.items():
             if value is not _UNSET and getattr(locked, field) != value:
@@ -228,7 +230,6 @@ def provider_key_update(
                 },
                 code="required",
             )
-        rotated = new_secret is not _UNSET and not _is_current_secret(locked, new_secret)
         if not changes and not rotated:
             return locked
         if changes.keys() & {"name", "is_default"}:  # the only fields the constraints cover
