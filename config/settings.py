@@ -179,6 +179,10 @@ KEYVAULT_DEV_KEK_FILE = VAR_DIR / "dev-kek.txt"
 # (self-hosted servers on an internal network); the same switch governs Keyvault's own calls.
 KEYVAULT_ALLOWED_ENDPOINT_HOSTS = env.list("KEYVAULT_ALLOWED_ENDPOINT_HOSTS", default=[])
 KEYVAULT_ALLOW_PRIVATE_ENDPOINTS = env.bool("KEYVAULT_ALLOW_PRIVATE_ENDPOINTS", default=False)
+# Open envelopes of the legacy format 1 (not bound to their endpoint): on only while
+# `upgrade_envelopes` brings them to the current format; off, an old envelope put back from a
+# backup cannot undo the binding.
+KEYVAULT_OPEN_LEGACY_ENVELOPES = env.bool("KEYVAULT_OPEN_LEGACY_ENVELOPES", default=False)
 
 # Days an emailed invitation to join an organization stays valid.
 KEYVAULT_INVITATION_DAYS = env.int("KEYVAULT_INVITATION_DAYS", default=7)

@@ -104,8 +104,8 @@ def check_client_address_behind_proxy(app_configs=None, **kwargs):
 # Not under TAG: it scans every envelope, which a server start should not wait for.
 @checks.register("keyvault_envelopes")
 def check_legacy_envelopes(app_configs=None, **kwargs):
-    """Secrets still in the format written before envelopes were bound to their endpoint: a
-    database writer could point them at another host without breaking them."""
+    """Secrets still in the format written before envelopes were bound to their endpoint, and
+    whether this process opens that format at all."""
     from keyvault.envelope_upgrade import legacy_keys
     from keyvault.models import ProviderKey
 
@@ -115,13 +115,34 @@ def check_legacy_envelopes(app_configs=None, **kwargs):
         legacy = legacy_keys().count()
     except DatabaseError:
         return []
+    opens_legacy = settings.KEYVAULT_OPEN_LEGACY_ENVELOPES
+    if legacy and not opens_legacy:
+        return [
+            checks.Error(
+                f"{legacy} stored secrets are in the legacy envelope format, which this process "
+                "does not open.",
+                hint="Run python manage.py upgrade_envelopes (resumable, safe beside traffic); "
+                "until it has finished, set KEYVAULT_OPEN_LEGACY_ENVELOPES=true to serve them.",
+                id="keyvault.E106",
+            )
+        ]
     if legacy:
         return [
             checks.Warning(
                 f"{legacy} stored secrets are in the legacy envelope format, not bound to their "
                 "endpoint.",
-                hint="Run python manage.py upgrade_envelopes (resumable, safe beside traffic).",
+                hint="Run python manage.py upgrade_envelopes, then switch "
+                "KEYVAULT_OPEN_LEGACY_ENVELOPES off.",
                 id="keyvault.W106",
+            )
+        ]
+    if opens_legacy:
+        return [
+            checks.Warning(
+                "KEYVAULT_OPEN_LEGACY_ENVELOPES is on, but no secret needs it.",
+                hint="Switch it off: while it is on, an old envelope restored into a row would "
+                "open without its endpoint binding.",
+                id="keyvault.W107",
             )
         ]
     return []

@@ -49,11 +49,20 @@ def host_matches(host: str, pattern: str) -> bool:
     return host == pattern
 
 
+# IPv6 forms that carry an IPv4 address in their last 32 bits and reach it: IPv4-compatible
+# (deprecated, ::/96) and NAT64 (RFC 6052 and RFC 8215).
+_IPV4_CARRYING = tuple(
+    ipaddress.ip_network(net) for net in ("::/96", "64:ff9b::/96", "64:ff9b:1::/48")
+)
+
+
 def is_private_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Anything but a globally routable unicast address: private, loopback, link-local,
     shared (CGNAT), reserved, multicast, unspecified, and IPv4 addresses inside IPv6 forms."""
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour
+        if embedded is None and any(address in net for net in _IPV4_CARRYING):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return is_private_address(embedded)
     return not address.is_global or address.is_multicast
@@ -72,6 +81,11 @@ def endpoint_problem(value: str, *, label: str, allowed_hosts: tuple[str, ...] =
     `allowed_hosts` restricts the host to those patterns (plus the operator's additions); an
     empty tuple allows any public host.
     """
+    # Checked as a proxy would read it: clients fold full-width digits, soft hyphens and other
+    # Unicode in host names into ASCII (full-width 169.254… is 169.254…), so only ASCII is accepted
+    # (international names in their punycode form) and what is checked is what is contacted.
+    if not value.isascii():
+        return f"{label} must be written in ASCII (use the xn-- form of international names)."
     try:
         _url_validator(value)
     except ValidationError:
@@ -79,6 +93,10 @@ def endpoint_problem(value: str, *, label: str, allowed_hosts: tuple[str, ...] =
     parts = urlsplit(value)
     if parts.scheme.lower() != "https":
         return f"{label} must be an https:// URL."
+    try:
+        parts.port  # noqa: B018 - raises for a port outside 0-65535
+    except ValueError:
+        return f"{label} has an invalid port."
     if "@" in parts.netloc:
         return f"{label} cannot contain a user name or password."
     if "?" in value or "#" in value:

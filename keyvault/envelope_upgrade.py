@@ -10,6 +10,7 @@ rotates or edits a key meanwhile wins.
 
 from collections.abc import Iterator
 
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models.functions import Left
 
@@ -38,6 +39,8 @@ def refused_endpoints(keys) -> list:
     the operator should look at them before the binding makes them permanent."""
     refused = []
     for key in keys:
+        if not providers.is_provider(key.provider):
+            continue  # listed as failed: it cannot be opened at all
         _cleaned, problems = providers.check_config(key.provider_obj, key.config)
         if providers.routing_config(key.provider_obj, key.config).keys() & problems.keys():
             refused.append(key.pk)
@@ -58,7 +61,7 @@ def upgrade_batch(keyring: Keyring, *, batch_size: int, after=None):
     for key in keys:
         try:
             new = crypto.reseal(key.secret.envelope, _secret_field.context_for(key), keyring)
-        except CryptoError:
+        except (CryptoError, ValidationError):  # ValidationError: a provider no longer known
             result.failed.append(key.pk)
             continue
         swaps.append((key.pk, key.secret, SealedSecret(new)))

@@ -8,6 +8,7 @@ holds it as a `PendingSecret` until `save()` seals it. Neither object ever shows
 """
 
 from django import forms
+from django.conf import settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
 from django.db import models
@@ -63,6 +64,12 @@ class PendingSecret:
     def __reduce__(self):
         # Pickling would copy the plaintext into caches, sessions or task queues.
         raise TypeError("An unsaved secret cannot be pickled.")
+
+
+def _legacy_allowed() -> bool:
+    """Whether this process opens envelopes in a legacy format (docs/operations.md): on only
+    while they are being upgraded."""
+    return bool(getattr(settings, "KEYVAULT_OPEN_LEGACY_ENVELOPES", False))
 
 
 def _is_envelope(text: str) -> bool:
@@ -322,7 +329,10 @@ class SecretField(models.TextField):
         if not isinstance(value, SealedSecret):
             raise TypeError("Only a saved secret can be opened.")
         plaintext = crypto.open_sealed(
-            value.envelope, self.context_for(instance), keyring or crypto.get_keyring()
+            value.envelope,
+            self.context_for(instance),
+            keyring or crypto.get_keyring(),
+            legacy=_legacy_allowed(),
         )
         return plaintext.decode("utf-8")
 
@@ -333,6 +343,9 @@ class SecretField(models.TextField):
             raise TypeError("Only a saved secret can be re-wrapped.")
         return SealedSecret(
             crypto.rewrap(
-                value.envelope, self.context_for(instance), keyring or crypto.get_keyring()
+                value.envelope,
+                self.context_for(instance),
+                keyring or crypto.get_keyring(),
+                legacy=_legacy_allowed(),
             )
         )

@@ -114,6 +114,11 @@ class ProviderKey(models.Model):
     def provider_obj(self) -> providers.Provider:
         return providers.get_provider(self.provider)
 
+    @property
+    def served_config(self) -> dict:
+        """The config as proxies receive it: only settings the provider's schema knows."""
+        return providers.served_config(self.provider_obj, self.config)
+
     def secret_binding(self) -> str:
         """What the secret's envelope is bound to: where the secret is sent."""
         return providers.secret_binding(self.provider_obj, self.config)

@@ -187,6 +187,10 @@ def get_provider(provider_id: str) -> Provider:
         ) from None
 
 
+def is_provider(provider_id) -> bool:
+    return provider_id in _BY_ID
+
+
 def validate_config(provider: Provider, config) -> dict[str, str]:
     """The config cleaned against the provider's schema: strings stripped, empties dropped.
 
@@ -267,11 +271,22 @@ def routing_config(provider: Provider, config: dict) -> dict[str, str]:
     }
 
 
+def served_config(provider: Provider, config: dict) -> dict:
+    """The settings of `config` that the provider's schema knows: all a proxy is ever handed.
+    Anything else in the column was not written by Keyvault and is not passed on."""
+    return {
+        spec.name: config[spec.name]
+        for spec in provider.config_fields
+        if isinstance(config, dict) and spec.name in config
+    }
+
+
 def secret_binding(provider: Provider, config: dict) -> str:
-    """The canonical text a key's envelope is bound to: its routing settings as compact JSON
-    with sorted keys (`{}` when it has none), so the same settings always give the same text."""
+    """The canonical text a key's envelope is bound to: its provider and routing settings as
+    compact JSON with sorted keys, so the same settings always give the same text. The provider
+    is part of it because it too decides where the secret goes (its public endpoint)."""
     return json.dumps(
-        routing_config(provider, config or {}),
+        {"provider": provider.id, "routing": routing_config(provider, config or {})},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -286,14 +301,23 @@ _MULTILINE_WHITESPACE = frozenset("\n\r\t")
 
 def secret_control_problem(provider: Provider, secret: str) -> str | None:
     """Why `secret` holds characters it may not (never quoting the secret); None if it holds
-    none. Proxies put most secrets into an `Authorization` header: a line break there injects
-    headers of the attacker's choosing."""
-    allowed = _MULTILINE_WHITESPACE if provider.secret_is_multiline else frozenset()
-    for char in secret:
-        if char not in allowed and unicodedata.category(char) in _HEADER_BREAKING_CATEGORIES:
-            if provider.secret_is_multiline:
+    none. Proxies put single-line secrets into an HTTP header (`Authorization: Bearer …`),
+    whose values are visible ASCII: a line break there injects headers of the attacker's
+    choosing, and a non-ASCII character can turn into one where a stack keeps only the low byte
+    (U+010D U+010A become CR LF). Multi-line credentials (JSON documents) keep line breaks and
+    tabs and refuse every other control character."""
+    if provider.secret_is_multiline:
+        for char in secret:
+            if (
+                char not in _MULTILINE_WHITESPACE
+                and unicodedata.category(char) in _HEADER_BREAKING_CATEGORIES
+            ):
                 return "The secret cannot contain control characters other than line breaks."
-            return "The secret cannot contain control characters or line breaks."
+        return None
+    if any(unicodedata.category(char) in _HEADER_BREAKING_CATEGORIES for char in secret):
+        return "The secret cannot contain control characters or line breaks."
+    if not all(" " <= char <= "~" for char in secret):
+        return "The secret can contain only printable ASCII characters (no accents or emoji)."
     return None
 
 

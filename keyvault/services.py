@@ -257,19 +257,37 @@ def provider_key_update(
                     "previous_hint": previous_hint,
                     "hint": locked.secret_hint,
                     "version": locked.version,
+                    "sent_to": new_routing,
                 },
             )
     return locked
 
 
+def _current_secret(key: ProviderKey) -> str:
+    """The secret the key holds now, before it is replaced.
+
+    A new secret is sealed to the row's current provider and endpoint. If the stored envelope
+    does not open, those may have been changed outside Keyvault (by someone who can write the
+    database), and sealing a new secret would bless the change: refused, the key has to be
+    deleted and added again.
+    """
+    try:
+        return _secret_field.open(key)
+    except CryptoError:
+        raise ValidationError(
+            {
+                "secret": "The key's stored secret does not open under its current settings "
+                "(they may have been changed outside Keyvault), so a new secret cannot be "
+                "bound to them: delete the key and add it again."
+            },
+            code="integrity",
+        ) from None
+
+
 def _is_current_secret(key: ProviderKey, secret: str) -> bool:
     """Whether `secret` is what the key already holds: re-entering it to confirm an endpoint
-    change is not a rotation. A stored value that does not open is never "the same"."""
-    try:
-        current = _secret_field.open(key)
-    except CryptoError:
-        return False
-    return hmac.compare_digest(current.encode("utf-8"), secret.encode("utf-8"))
+    change is not a rotation."""
+    return hmac.compare_digest(_current_secret(key).encode("utf-8"), secret.encode("utf-8"))
 
 
 def _record_update(key: ProviderKey, actor: Actor, changes: dict, old_routing, new_routing):
@@ -307,6 +325,7 @@ def provider_key_rotate(*, key: ProviderKey, actor: Actor, secret: str) -> Provi
     secret = clean_secret(key.provider_obj, secret)
     with transaction.atomic():
         locked = _locked(key)
+        _current_secret(locked)
         previous_hint = locked.secret_hint
         locked.secret = secret
         locked.secret_hint = mask_secret(secret, key_prefixes=locked.provider_obj.key_prefixes)
@@ -324,6 +343,7 @@ def provider_key_rotate(*, key: ProviderKey, actor: Actor, secret: str) -> Provi
                 "previous_hint": previous_hint,
                 "hint": locked.secret_hint,
                 "version": locked.version,
+                "sent_to": providers.routing_config(locked.provider_obj, locked.config),
             },
         )
     return locked

@@ -21,6 +21,7 @@ from keyvault.crypto import (
     EncryptionContext,
     Envelope,
     IntegrityError,
+    LegacyEnvelopeError,
     LocalKeyring,
     MalformedEnvelopeError,
     UnknownKEKError,
@@ -46,7 +47,7 @@ ALL_VECTORS = {
 
 # Segment positions in `kv2.<kek id>.<wrapped DEK>.<nonce>.<ciphertext+tag>`.
 PREFIX, KEK_ID, WRAPPED, NONCE, CIPHERTEXT = range(5)
-TYPED_ERRORS = (MalformedEnvelopeError, UnknownKEKError, IntegrityError)
+TYPED_ERRORS = (MalformedEnvelopeError, UnknownKEKError, IntegrityError, LegacyEnvelopeError)
 
 CONTEXT = EncryptionContext(
     model="keyvault.providerkey",
@@ -127,14 +128,25 @@ def test_golden_file_covers_the_required_cases(golden, version):
 
 def test_the_current_format_is_2_and_binds_an_endpoint():
     assert FORMAT_VERSION == 2
-    assert any(vector["context"]["binding"] != "{}" for vector in GOLDEN["vectors"])
+    assert any('"endpoint"' in vector["context"]["binding"] for vector in GOLDEN["vectors"])
 
 
 @pytest.mark.parametrize("name", sorted(ALL_VECTORS))
 def test_golden_envelope_opens_to_its_plaintext(name):
-    _version, vector = ALL_VECTORS[name]
-    opened = open_sealed(vector["envelope"], context_of(vector), golden_keyring())
+    version, vector = ALL_VECTORS[name]
+    opened = open_sealed(
+        vector["envelope"], context_of(vector), golden_keyring(), legacy=version == 1
+    )
     assert opened == plaintext_of(vector)
+
+
+@pytest.mark.parametrize("name", sorted(VECTORS_V1))
+def test_a_format_1_envelope_opens_only_when_legacy_formats_are_allowed(name):
+    vector = VECTORS_V1[name]
+    with pytest.raises(LegacyEnvelopeError):
+        open_sealed(vector["envelope"], context_of(vector), golden_keyring())
+    with pytest.raises(LegacyEnvelopeError):
+        rewrap(vector["envelope"], context_of(vector), golden_keyring())
 
 
 @pytest.mark.parametrize("name", sorted(VECTORS_V1))
@@ -142,13 +154,20 @@ def test_a_format_1_envelope_opens_whatever_the_binding_it_is_asked_with(name):
     # Format 1 carries no binding; its rows are re-sealed by upgrade_envelopes to gain one.
     vector = VECTORS_V1[name]
     context = dataclasses.replace(context_of(vector), binding='{"base_url":"https://x.example"}')
-    assert open_sealed(vector["envelope"], context, golden_keyring()) == plaintext_of(vector)
+    opened = open_sealed(vector["envelope"], context, golden_keyring(), legacy=True)
+    assert opened == plaintext_of(vector)
 
 
 @pytest.mark.parametrize("name", sorted(VECTORS))
 def test_a_format_2_envelope_does_not_open_under_another_binding(name):
     vector = VECTORS[name]
-    for binding in ("", '{"endpoint":"https://collector.evil.example"}', " {}"):
+    bindings = (
+        "",
+        '{"provider":"openai","routing":{"base_url":"https://collector.evil.example"}}',
+        '{"provider":"deepseek","routing":{}}',
+        vector["context"]["binding"] + " ",
+    )
+    for binding in bindings:
         if binding == vector["context"]["binding"]:
             continue
         context = dataclasses.replace(context_of(vector), binding=binding)
@@ -160,8 +179,11 @@ def test_a_format_2_envelope_does_not_open_under_another_binding(name):
 def test_relabelling_a_format_2_envelope_as_format_1_does_not_strip_its_binding(name):
     vector = VECTORS[name]
     downgraded = with_segment(vector["envelope"], PREFIX, "kv1")
-    with pytest.raises(IntegrityError):
+    with pytest.raises(LegacyEnvelopeError):
         open_sealed(downgraded, context_of(vector), golden_keyring())
+    # And even while legacy envelopes are opened: the version is in both layers' AAD.
+    with pytest.raises(IntegrityError):
+        open_sealed(downgraded, context_of(vector), golden_keyring(), legacy=True)
 
 
 @pytest.mark.parametrize("name", sorted(VECTORS))
@@ -222,10 +244,12 @@ def test_deterministic_rewrap_reproduces_the_golden_envelope_exactly(vectors, re
     wrap_random = replay(bytes.fromhex(rewrapped["wrap_nonce_hex"]))
     ring = LocalKeyring({k: GOLDEN_KEKS[k] for k in rewrapped["keyring"]}, randbytes=wrap_random)
 
-    text = rewrap(source["envelope"], context_of(source), ring)
+    legacy = vectors is VECTORS_V1
+    text = rewrap(source["envelope"], context_of(source), ring, legacy=legacy)
 
     assert text == rewrapped["envelope"]
-    assert open_sealed(text, context_of(source), golden_keyring()) == plaintext_of(source)
+    opened = open_sealed(text, context_of(source), golden_keyring(), legacy=legacy)
+    assert opened == plaintext_of(source)
 
 
 # --- Corruption: every segment, every character, every length ----------------------------------

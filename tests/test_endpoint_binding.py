@@ -63,7 +63,38 @@ REFUSED_ENDPOINTS = {
     "localhost": ("https://localhost/v1", "local host"),
     "internal name": ("https://llm.internal/v1", "local host"),
     "ftp": ("ftp://contoso.openai.azure.com", "https://"),
+    "bad port": ("https://contoso.openai.azure.com:99999", "invalid port"),
 }
+
+# Hosts a proxy's URL parser folds into a refused address or name, and IPv6 forms carrying an
+# IPv4 address: each refused as written.
+DISGUISED_BASE_URLS = {
+    "full-width digits": ("https://\uff11\uff16\uff19.254.169.254/latest", "ASCII"),
+    "one full-width digit": ("https://169.254.169.\uff12\uff15\uff14/", "ASCII"),
+    "full-width letters": ("https://metadata.google.\uff49\uff4e\uff54\uff45\uff52nal", "ASCII"),
+    "soft hyphen": ("https://metadata.google.inter\u00adnal", "ASCII"),
+    "zero-width space": ("https://llm\u200b.example.com", "ASCII"),
+    "IPv4-compatible IPv6": ("https://[::169.254.169.254]/", "private, loopback"),
+    "NAT64": ("https://[64:ff9b::a9fe:a9fe]/", "private, loopback"),
+    "local-use NAT64": ("https://[64:ff9b:1::a9fe:a9fe]/", "private, loopback"),
+    "6to4": ("https://[2002:7f00:1::]/", "private, loopback"),
+    "unspecified": ("https://0.0.0.0/", "private, loopback"),
+    "IPv6 unspecified": ("https://[::]/", "private, loopback"),
+    "trailing dot": ("https://localhost./", "https://"),
+    "trailing dot on a name": ("https://llm.internal./v1", "local host"),
+}
+
+
+@pytest.mark.parametrize(
+    ("base_url", "message"), DISGUISED_BASE_URLS.values(), ids=DISGUISED_BASE_URLS
+)
+def test_disguised_hosts_are_refused(base_url, message):
+    found = problems("openai_compatible", {"base_url": base_url})
+    assert any(message in text for text in found["base_url"]), found
+
+
+def test_international_names_are_accepted_in_their_ascii_form():
+    assert problems("openai_compatible", {"base_url": "https://xn--bcher-kva.example/v1"}) == {}
 
 
 @pytest.mark.parametrize(("endpoint", "message"), REFUSED_ENDPOINTS.values(), ids=REFUSED_ENDPOINTS)
@@ -364,7 +395,9 @@ def seal_format_1(key: ProviderKey, plaintext: str) -> None:
 
 
 @pytest.fixture
-def legacy_keys_of(organization):
+def legacy_keys_of(organization, settings):
+    # As during an upgrade: the process opens format 1 until upgrade_envelopes is done.
+    settings.KEYVAULT_OPEN_LEGACY_ENVELOPES = True
     keys = []
     for n in range(5):
         key = ProviderKeyFactory(
@@ -392,7 +425,9 @@ def test_upgrade_envelopes_binds_every_format_1_row_without_loss(legacy_keys_of)
     call_command("upgrade_envelopes", "--batch-size", "2", stdout=out, stderr=io.StringIO())
 
     assert "Re-sealed 5 keys" in out.getvalue()
-    assert legacy_keys().count() == 0 and check_legacy_envelopes() == []
+    assert legacy_keys().count() == 0
+    # Nothing needs the legacy format any more: the checks ask for it to be switched off.
+    assert [message.id for message in check_legacy_envelopes()] == ["keyvault.W107"]
     for n, key in enumerate(legacy_keys_of):
         loaded = ProviderKey.objects.get(pk=key.pk)
         assert Envelope.decode(loaded.secret.envelope).version == 2
@@ -480,3 +515,111 @@ def test_keyvault_status_counts_legacy_envelopes(legacy_keys_of):
     out = io.StringIO()
     call_command("keyvault_status", stdout=out)
     assert "Secrets in the legacy format, not bound to their endpoint: 5" in out.getvalue()
+
+
+def test_with_legacy_envelopes_off_an_old_envelope_put_back_does_not_open(
+    legacy_keys_of, settings, make_token, client
+):
+    old_envelope = ProviderKey.objects.get(pk=legacy_keys_of[0].pk).secret
+    call_command("upgrade_envelopes", stdout=io.StringIO())
+    settings.KEYVAULT_OPEN_LEGACY_ENVELOPES = False
+    assert check_legacy_envelopes() == []
+    # Someone with a backup restores the unbound envelope and points the key elsewhere.
+    ProviderKey.objects.filter(pk=legacy_keys_of[0].pk).update(
+        secret=old_envelope, config={**AZURE, "endpoint": EVIL}
+    )
+
+    with pytest.raises(crypto.LegacyEnvelopeError):
+        services.provider_key_reveal(
+            key=ProviderKey.objects.get(pk=legacy_keys_of[0].pk), actor=OPERATOR
+        )
+    token = make_token("keys:secret")
+    response = client.get(
+        f"/api/v1/keys/{legacy_keys_of[0].pk}/secret", HTTP_AUTHORIZATION=f"Bearer {token.raw}"
+    )
+    assert response.status_code == 500 and response.json()["code"] == "key_integrity_error"
+    assert SECRET not in response.content.decode()
+    (error,) = check_legacy_envelopes()
+    assert error.id == "keyvault.E106"
+
+
+def test_upgrade_envelopes_opens_legacy_rows_whatever_the_setting(legacy_keys_of, settings):
+    settings.KEYVAULT_OPEN_LEGACY_ENVELOPES = False
+    assert check_legacy_envelopes()[0].id == "keyvault.E106"
+    call_command("upgrade_envelopes", stdout=io.StringIO())
+    assert legacy_keys().count() == 0 and check_legacy_envelopes() == []
+    for n, key in enumerate(legacy_keys_of):
+        loaded = ProviderKey.objects.get(pk=key.pk)
+        assert services.provider_key_reveal(key=loaded, actor=OPERATOR) == f"{SECRET}{n}"
+
+
+# --- A key changed behind Keyvault's back is not blessed by a new secret ---------------------
+
+
+def test_rotating_a_redirected_key_is_refused(azure_key):
+    ProviderKey.objects.filter(pk=azure_key.pk).update(config={**AZURE, "endpoint": EVIL})
+    before = stored(azure_key)
+
+    for attempt in (
+        lambda: services.provider_key_rotate(key=azure_key, actor=OPERATOR, secret=OTHER_SECRET),
+        lambda: services.provider_key_update(key=azure_key, actor=OPERATOR, secret=OTHER_SECRET),
+    ):
+        with pytest.raises(ValidationError) as excinfo:
+            attempt()
+        assert "delete the key and add it again" in excinfo.value.message_dict["secret"][0]
+        assert stored(azure_key) == before
+
+
+def test_the_api_refuses_to_rotate_a_redirected_key(azure_key, make_token, client):
+    token = make_token("keys:read", "keys:write")
+    ProviderKey.objects.filter(pk=azure_key.pk).update(config={**AZURE, "endpoint": EVIL})
+    before = stored(azure_key)
+    response = client.patch(
+        f"/api/v1/keys/{azure_key.pk}",
+        data=json.dumps({"secret": OTHER_SECRET}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token.raw}",
+    )
+    assert response.status_code == 400 and "secret" in response.json()["errors"]
+    assert stored(azure_key) == before
+
+
+def test_the_rotation_event_records_where_the_secret_is_sent(azure_key):
+    services.provider_key_rotate(key=azure_key, actor=OPERATOR, secret=OTHER_SECRET)
+    event = AuditEvent.objects.get(action=AuditAction.KEY_ROTATED)
+    assert event.metadata["sent_to"] == {"endpoint": AZURE["endpoint"]}
+
+
+def test_changing_the_provider_in_the_database_breaks_decryption(organization):
+    key = ProviderKeyFactory(organization=organization, secret="sk-proj-bound0123456789abcdef")
+    ProviderKey.objects.filter(pk=key.pk).update(provider="deepseek")
+    with pytest.raises(IntegrityError):
+        services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk), actor=OPERATOR)
+
+
+def test_settings_outside_the_schema_are_never_handed_to_proxies(azure_key, make_token, client):
+    token = make_token("keys:read", "keys:secret")
+    ProviderKey.objects.filter(pk=azure_key.pk).update(
+        config={**AZURE, "base_url": EVIL, "api_base": EVIL}
+    )
+    for path in (f"/api/v1/keys/{azure_key.pk}", f"/api/v1/keys/{azure_key.pk}/secret"):
+        body = client.get(path, HTTP_AUTHORIZATION=f"Bearer {token.raw}").json()
+        assert body["config"] == AZURE
+    assert (
+        "evil"
+        not in client.get(
+            "/api/v1/resolve?provider=azure_openai&name=" + azure_key.name,
+            HTTP_AUTHORIZATION=f"Bearer {token.raw}",
+        ).content.decode()
+    )
+
+
+def test_a_row_of_a_provider_no_longer_known_is_listed_not_fatal(legacy_keys_of):
+    ProviderKey.objects.filter(pk=legacy_keys_of[2].pk).update(provider="retired_provider")
+    with pytest.raises(CommandError, match="1 keys could not be opened"):
+        call_command("upgrade_envelopes", stdout=io.StringIO())
+    assert legacy_keys().count() == 1
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("keyvault_status", "--verify", stdout=out, stderr=io.StringIO())
+    assert f"{legacy_keys_of[2].pk}  unknown provider 'retired_provider'" in out.getvalue()

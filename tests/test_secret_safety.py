@@ -27,6 +27,16 @@ HEADER_BREAKERS = {
     "paragraph separator": "sk-abc\u2029def0123456789",
     "escape": "sk-abc\x1b[2Jdef0123456789",
 }
+# Not control characters, but outside the visible ASCII of a header value: some stacks keep only
+# the low byte (U+010D U+010A become CR LF).
+NON_ASCII = {
+    "low bytes CR LF": "sk-abc\u010d\u010aX-Injected: 1",
+    "zero-width space": "sk-abc\u200bdef0123456789",
+    "byte order mark": "\ufeffsk-abcdef0123456789",
+    "right-to-left override": "sk-abc\u202edef0123456789",
+    "accent": "sk-abcdéf0123456789",
+    "emoji": "sk-🔑-0123456789",
+}
 SERVICE_ACCOUNT = json.dumps(
     {
         "type": "service_account",
@@ -52,6 +62,17 @@ def test_a_single_line_secret_with_control_characters_is_refused(organization, s
     (message,) = excinfo.value.message_dict["secret"]
     assert "control characters" in message
     assert "sk-abc" not in message and "Injected" not in message
+    assert written() == before
+
+
+@pytest.mark.parametrize("secret", NON_ASCII.values(), ids=NON_ASCII)
+def test_a_single_line_secret_must_be_printable_ascii_text_for_a_header(organization, secret):
+    before = written()
+    with pytest.raises(ValidationError) as excinfo:
+        services.provider_key_create(
+            organization=organization, actor=OPERATOR, provider="openai", name="x", secret=secret
+        )
+    assert "printable ASCII" in excinfo.value.message_dict["secret"][0]
     assert written() == before
 
 
@@ -131,3 +152,20 @@ def test_the_pages_show_a_form_error(organization, owner, signed_in):
     assert "control characters" in response.context["form"].errors["secret"][0]
     assert "Injected" not in response.content.decode()
     assert written() == before
+
+
+def test_keyvault_status_lists_stored_secrets_that_break_todays_rules(provider_key):
+    import io
+
+    from django.core.management import call_command
+
+    from keyvault.fields import SealedSecret
+
+    # Sealed as an older version of Keyvault would have stored it, bypassing today's rule.
+    field = ProviderKey._meta.get_field("secret")
+    sealed = field.seal(provider_key, INJECTION)
+    ProviderKey.objects.filter(pk=provider_key.pk).update(secret=SealedSecret(sealed.envelope))
+    out = io.StringIO()
+    call_command("keyvault_status", "--verify", stdout=out, stderr=io.StringIO())
+    assert "Secrets with characters refused today (rotate them): 1" in out.getvalue()
+    assert str(provider_key.pk) in out.getvalue()

@@ -59,7 +59,7 @@ class ProviderKeySerializer(serializers.Serializer):
     provider = ProviderIdField()
     name = serializers.CharField()
     hint = serializers.CharField(source="secret_hint", help_text="Masked secret, e.g. sk-…4f2a")
-    config = serializers.DictField(child=serializers.CharField())
+    config = serializers.DictField(child=serializers.CharField(), source="served_config")
     is_default = serializers.BooleanField()
     enabled = serializers.BooleanField()
     version = serializers.IntegerField(help_text="Bumped whenever the secret changes.")

@@ -14,6 +14,7 @@ from keyvault.crypto.errors import (
     CryptoError,
     IntegrityError,
     KeyringConfigurationError,
+    LegacyEnvelopeError,
     MalformedEnvelopeError,
     UnknownKEKError,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "IntegrityError",
     "Keyring",
     "KeyringConfigurationError",
+    "LegacyEnvelopeError",
     "LocalKeyring",
     "MalformedEnvelopeError",
     "UnknownKEKError",

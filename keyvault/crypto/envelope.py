@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from keyvault.crypto.context import EncryptionContext
-from keyvault.crypto.errors import IntegrityError, MalformedEnvelopeError
+from keyvault.crypto.errors import IntegrityError, LegacyEnvelopeError, MalformedEnvelopeError
 from keyvault.crypto.keyring import (
     KEK_ID_PATTERN,
     KEY_BYTES,
@@ -143,9 +143,25 @@ def _unwrap_and_open(
     return dek, plaintext
 
 
-def open_sealed(text: str, context: EncryptionContext, keyring: Keyring) -> bytes:
-    """The plaintext sealed in `text`; raises a `CryptoError` subclass, never returns garbage."""
-    _dek, plaintext = _unwrap_and_open(Envelope.decode(text), context, keyring)
+def _decode(text: str, *, legacy: bool) -> Envelope:
+    envelope = Envelope.decode(text)
+    if envelope.version in LEGACY_VERSIONS and not legacy:
+        raise LegacyEnvelopeError(
+            f"The envelope is in the legacy format {envelope.version}, which is not opened "
+            "unless KEYVAULT_OPEN_LEGACY_ENVELOPES is on."
+        )
+    return envelope
+
+
+def open_sealed(
+    text: str, context: EncryptionContext, keyring: Keyring, *, legacy: bool = False
+) -> bytes:
+    """The plaintext sealed in `text`; raises a `CryptoError` subclass, never returns garbage.
+
+    Legacy formats open only with `legacy=True`: a process that no longer needs them refuses
+    them, so an old, unbound envelope put back into a row cannot open.
+    """
+    _dek, plaintext = _unwrap_and_open(_decode(text, legacy=legacy), context, keyring)
     return plaintext
 
 
@@ -154,7 +170,7 @@ def version_of(text: str) -> int:
     return Envelope.decode(text).version
 
 
-def rewrap(text: str, context: EncryptionContext, keyring: Keyring) -> str:
+def rewrap(text: str, context: EncryptionContext, keyring: Keyring, *, legacy: bool = False) -> str:
     """The same secret with its DEK re-wrapped under the primary KEK.
 
     The nonce and ciphertext are carried over byte for byte, and so is the format version: the
@@ -162,7 +178,7 @@ def rewrap(text: str, context: EncryptionContext, keyring: Keyring) -> str:
     envelope is opened first, so a value that does not authenticate is refused rather than
     re-wrapped.
     """
-    envelope = Envelope.decode(text)
+    envelope = _decode(text, legacy=legacy)
     dek, _plaintext = _unwrap_and_open(envelope, context, keyring)
     rewrapped = keyring.wrap(dek, context, envelope.version)
     return Envelope(envelope.version, rewrapped, envelope.nonce, envelope.ciphertext).encode()
@@ -172,5 +188,6 @@ def reseal(text: str, context: EncryptionContext, keyring: Keyring) -> str:
     """The secret sealed in `text`, sealed again in the current format with a fresh data key:
     how format 1 envelopes gain their binding (a format 1 envelope opens under the same context,
     whose binding its associated data does not include). Opening comes first, so a value that
-    does not authenticate is refused, never carried over."""
-    return seal(open_sealed(text, context, keyring), context, keyring)
+    does not authenticate is refused, never carried over. The one caller that opens a legacy
+    envelope whatever the process's setting: it is how they go away."""
+    return seal(open_sealed(text, context, keyring, legacy=True), context, keyring)

@@ -27,3 +27,9 @@ class UnknownKEKError(CryptoError):
 
 class IntegrityError(CryptoError):
     """The envelope does not authenticate: tampered, corrupted, or moved from its place."""
+
+
+class LegacyEnvelopeError(CryptoError):
+    """The envelope is in an older format that this process does not open: format 1 is not
+    bound to where the secret is sent, so an old envelope restored from a backup would undo
+    that binding (see docs/encryption.md)."""

@@ -28,9 +28,14 @@ CONTEXT = {
     "field": "secret",
     "organization_id": "5d1f6a4e-2c3b-4f7a-9e8d-0b1c2d3e4f50",
     "row_id": "0f9e8d7c-6b5a-4e3d-8c2b-1a0f9e8d7c6b",
-    "binding": "{}",
+    "binding": '{"provider":"openai","routing":{}}',
 }
-BOUND = {**CONTEXT, "binding": '{"endpoint":"https://golden.openai.azure.com"}'}
+BOUND = {
+    **CONTEXT,
+    "binding": (
+        '{"provider":"azure_openai","routing":{"endpoint":"https://golden.openai.azure.com"}}'
+    ),
+}
 
 # name, KEK that seals it, plaintext, whether the plaintext is UTF-8 text (for readability),
 # context
