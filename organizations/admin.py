@@ -17,6 +17,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import router, transaction
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
@@ -359,13 +360,14 @@ class InvitationStatusFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         now = timezone.now()
-        open_ = {"accepted_at__isnull": True, "revoked_at__isnull": True}
-        return {
-            "pending": lambda: queryset.filter(**open_, expires_at__gt=now),
-            "accepted": lambda: queryset.filter(accepted_at__isnull=False),
-            "revoked": lambda: queryset.filter(revoked_at__isnull=False),
-            "expired": lambda: queryset.filter(**open_, expires_at__lte=now),
-        }.get(self.value(), lambda: queryset)()
+        still_open = Q(accepted_at__isnull=True, revoked_at__isnull=True)
+        condition = {
+            "pending": still_open & Q(expires_at__gt=now),
+            "accepted": Q(accepted_at__isnull=False),
+            "revoked": Q(revoked_at__isnull=False),
+            "expired": still_open & Q(expires_at__lte=now),
+        }.get(self.value())
+        return queryset if condition is None else queryset.filter(condition)
 
 
 def invitation_status(invitation: Invitation) -> str:
@@ -439,6 +441,7 @@ class InvitationAdmin(GrantableRoleChoices, TenantScopedAdmin):
             form.request = request
         return form
 
+    @sensitive_variables("sent")
     def add_view(self, request, form_url="", extra_context=None):
         context = {
             "title": "Invite someone to an organization",
