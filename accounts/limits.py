@@ -21,11 +21,13 @@ def _check(keys: list[str], *, limit: int, window: int, message: str) -> None:
         raise ValidationError(message, code="limit")
 
 
-def check_invitation(request) -> None:
+def check_invitation(request, organization) -> None:
+    """One more invitation from the request's user to `organization`, from a page or the
+    admin: both count against the same limits."""
     limit = settings.KEYVAULT_INVITATIONS_PER_DAY
     _check(
         [
-            f"kv:limit:invitations:org:{request.organization.pk}",
+            f"kv:limit:invitations:org:{organization.pk}",
             f"kv:limit:invitations:user:{request.user.pk}",
         ],
         limit=limit,

@@ -17,9 +17,14 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import router, transaction
+from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
-from organizations import roles, services
+from accounts import limits
+from organizations import invitations, roles, services
 from organizations.actors import Actor
 from organizations.admin_site import (
     administered_memberships,
@@ -27,7 +32,8 @@ from organizations.admin_site import (
     site,
 )
 from organizations.forms import add_service_errors
-from organizations.models import Membership, Organization
+from organizations.invitation_mail import invitation_send
+from organizations.models import Invitation, Membership, Organization
 from organizations.permissions import Action, can
 
 # People and groups: platform operators (superusers) only, as Django's own admins decide.
@@ -294,21 +300,223 @@ class OrganizationAdmin(TenantScopedAdmin):
         services.organization_delete(organization=obj, actor=Actor.for_request(request))
 
 
-# --- Memberships -----------------------------------------------------------------------------
+# --- Memberships and invitations -------------------------------------------------------------
+#
+# Nobody is made a member by typing their address: sign-up does not verify addresses, so the
+# account holding one may belong to someone else, and an address with no account yet belongs to
+# whoever receives its mail. "Add membership" therefore sends an invitation, and its invitee
+# joins by accepting the emailed link, like everywhere else. Existing memberships change role
+# or are removed here through the services.
 
 
-class MembershipAddForm(ServiceForm):
-    email = forms.EmailField(help_text="The person is added, with an account made if needed.")
+class GrantableRoleChoices:
+    """Offers on the `role` field only the roles the user may grant in some organization they
+    administer. The services decide per organization; this only keeps the form honest."""
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "role" and not is_trusted(request):
+            grantable = {
+                role.id
+                for role in roles.ROLES
+                for m in administered_memberships(request).values()
+                if m.role_obj.outranks_or_equals(role)
+            }
+            kwargs["choices"] = [(r.id, r.name) for r in roles.ROLES if r.id in grantable]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+
+class InvitationForm(ServiceForm):
+    email = forms.EmailField(
+        max_length=services.EMAIL_MAX_LENGTH,
+        help_text="An invitation is emailed to this address. Nobody joins until the address's "
+        "owner accepts it with the link in that email.",
+    )
+    request = None
 
     class Meta:
-        model = Membership
+        model = Invitation
         fields = ["organization", "email", "role"]
 
+    @sensitive_variables("raw")
     def save_through_services(self, data):
-        user, _created = services.user_get_or_create(email=data["email"])
-        return services.membership_add(
-            organization=data["organization"], user=user, role=data["role"], actor=self.actor
+        limits.check_invitation(self.request, data["organization"])
+        invitation, raw = invitations.invitation_create(
+            organization=data["organization"],
+            email=data["email"],
+            role=data["role"],
+            actor=self.actor,
         )
+        # Kept on this form, for the one email sent once the admin's transaction commits.
+        self.raw_token = raw
+        return invitation
+
+
+class InvitationStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [(s, s.capitalize()) for s in ("pending", "accepted", "revoked", "expired")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        still_open = Q(accepted_at__isnull=True, revoked_at__isnull=True)
+        condition = {
+            "pending": still_open & Q(expires_at__gt=now),
+            "accepted": Q(accepted_at__isnull=False),
+            "revoked": Q(revoked_at__isnull=False),
+            "expired": still_open & Q(expires_at__lte=now),
+        }.get(self.value())
+        return queryset if condition is None else queryset.filter(condition)
+
+
+def invitation_status(invitation: Invitation) -> str:
+    if invitation.accepted_at is not None:
+        return "accepted"
+    if invitation.revoked_at is not None:
+        return "revoked"
+    return "expired" if invitation.is_expired else "pending"
+
+
+@admin.register(Invitation, site=site)
+class InvitationAdmin(GrantableRoleChoices, TenantScopedAdmin):
+    """Invitations are sent here and revoked with an action; a sent one is never edited, and
+    rows stay for the record (accepting or revoking stamps them)."""
+
+    form = InvitationForm
+    permission_actions = {"view": Action.MEMBER_MANAGE, "add": Action.MEMBER_MANAGE}
+    superuser_may = frozenset({"view", "add"})
+    list_display = [
+        "email",
+        "organization",
+        "role",
+        "status",
+        "inviter",
+        "created_at",
+        "expires_at",
+    ]
+    list_filter = ["organization", InvitationStatusFilter, "role"]
+    search_fields = ["email", "organization__name", "organization__slug"]
+    list_select_related = ["organization", "invited_by"]
+    autocomplete_fields = ["organization"]
+    actions = ["revoke_invitations"]
+    readonly_fields = [
+        "organization",
+        "email",
+        "role",
+        "status",
+        "inviter",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "accepted_by_email",
+        "revoked_at",
+    ]
+
+    @admin.display(description="status")
+    def status(self, obj):
+        return invitation_status(obj)
+
+    @admin.display(description="invited by")
+    def inviter(self, obj):
+        if obj.invited_by_id is not None:
+            return obj.invited_by.email
+        return "the operator" if obj.invited_by_operator else "a deleted account"
+
+    @admin.display(description="accepted by")
+    def accepted_by_email(self, obj):
+        return obj.accepted_by.email if obj.accepted_by_id is not None else "-"
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["organization", "email", "role"]
+        return self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if issubclass(form, InvitationForm):
+            form.request = request
+        return form
+
+    @sensitive_variables("sent")
+    def add_view(self, request, form_url="", extra_context=None):
+        context = {
+            "title": "Invite someone to an organization",
+            "show_save_and_continue": False,
+            **(extra_context or {}),
+        }
+        response = super().add_view(request, form_url, context)
+        # The admin's transaction has committed when its view returns (requests are not
+        # atomic): only now is the link emailed, so a slow mail server holds no lock open and
+        # no link goes out for an invitation that was rolled back.
+        sent = request.__dict__.pop("_keyvault_invitation_to_send", None)
+        if sent is not None:
+            self._send(request, *sent)
+        return response
+
+    def save_model(self, request, obj, form, change):
+        # The link's token stays on this request only, never in the session or a message.
+        request._keyvault_invitation_to_send = (obj, form.raw_token)
+
+    @sensitive_variables("raw")
+    def _send(self, request, invitation, raw):
+        actor = Actor.for_request(request)
+        if invitation_send(request=request, invitation=invitation, raw=raw, actor=actor):
+            self.message_user(
+                request,
+                f"Invited {invitation.email} to {invitation.organization.name} as "
+                f"{invitation.get_role_display().lower()}. They join once they accept the link "
+                f"emailed to that address, which works until "
+                f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(
+                request,
+                f"The invitation email to {invitation.email} could not be sent, so the "
+                "invitation was withdrawn.",
+                messages.ERROR,
+            )
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # The message comes from `_send`, which knows whether the email went out.
+        if "_addanother" in request.POST:
+            return HttpResponseRedirect(request.path)
+        return HttpResponseRedirect(
+            reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist",
+                current_app=self.admin_site.name,
+            )
+        )
+
+    @admin.action(description="Revoke selected pending invitations", permissions=["revoke"])
+    def revoke_invitations(self, request, queryset):
+        actor = Actor.for_request(request)
+        revoked, refused = 0, []
+        pending = queryset.filter(
+            accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        ).select_related("organization")
+        for invitation in pending:
+            try:
+                invitations.invitation_revoke(invitation=invitation, actor=actor)
+            except PermissionDenied:
+                # An admin may not withdraw an invitation to a role above their own.
+                refused.append(invitation.email)
+            else:
+                revoked += 1
+        self.message_user(request, f"{revoked} invitations revoked.")
+        if refused:
+            self.message_user(
+                request,
+                f"Not revoked (a role above your own): {', '.join(refused)}.",
+                messages.ERROR,
+            )
+
+    def has_revoke_permission(self, request):
+        return self._may(request, "view")
 
 
 class MembershipChangeForm(ServiceForm):
@@ -323,7 +531,8 @@ class MembershipChangeForm(ServiceForm):
 
 
 @admin.register(Membership, site=site)
-class MembershipAdmin(TenantScopedAdmin):
+class MembershipAdmin(GrantableRoleChoices, TenantScopedAdmin):
+    form = MembershipChangeForm
     permission_actions = {
         "view": Action.KEY_LIST,
         "add": Action.MEMBER_MANAGE,
@@ -335,7 +544,7 @@ class MembershipAdmin(TenantScopedAdmin):
     list_filter = ["organization", "role"]
     search_fields = ["user__email", "organization__name", "organization__slug"]
     list_select_related = ["user", "organization"]
-    autocomplete_fields = ["organization"]
+    fields = ["user_email", "organization_name", "role"]
     readonly_fields = ["user_email", "organization_name"]
 
     @admin.display(description="user", ordering="user__email")
@@ -346,26 +555,10 @@ class MembershipAdmin(TenantScopedAdmin):
     def organization_name(self, obj):
         return obj.organization.name
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        kwargs["form"] = MembershipChangeForm if obj is not None else MembershipAddForm
-        return super().get_form(request, obj, change=change, **kwargs)
-
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return ["organization", "email", "role"]
-        return ["user_email", "organization_name", "role"]
-
-    def formfield_for_choice_field(self, db_field, request, **kwargs):
-        if db_field.name == "role" and not is_trusted(request):
-            # Only roles the user may grant in some organization they administer.
-            grantable = {
-                role.id
-                for role in roles.ROLES
-                for m in administered_memberships(request).values()
-                if m.role_obj.outranks_or_equals(role)
-            }
-            kwargs["choices"] = [(r.id, r.name) for r in roles.ROLES if r.id in grantable]
-        return super().formfield_for_choice_field(db_field, request, **kwargs)
+    def add_view(self, request, form_url="", extra_context=None):
+        # Adding a member is inviting them: the invitation admin's form, here or there, and
+        # never an account attached by its address.
+        return self.admin_site._registry[Invitation].add_view(request, form_url, extra_context)
 
     def delete_model(self, request, obj):
         services.membership_remove(membership=obj, actor=Actor.for_request(request))

@@ -4,6 +4,8 @@ The last-owner rule lives here: the owners of an organization are locked before 
 could remove one, so two concurrent demotions cannot both succeed and leave nobody in charge.
 """
 
+import secrets
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -74,10 +76,13 @@ def normalize_email(email) -> str:
 
 
 def user_get_or_create(*, email: str, password: str | None = None):
-    """The user with this email, created when absent (with `password`, or none usable).
+    """The user with this email, created when absent: with `password`, or with a random one
+    nobody knows, which its owner replaces through password reset.
 
     Returns `(user, created)`. A password given for an existing user is refused rather than
-    silently ignored or silently overwriting theirs.
+    silently ignored or silently overwriting theirs. Never an unusable password: Django's
+    password reset skips such accounts and sign-up finds the address taken, so it would lock
+    the address's owner out for good.
     """
     email = normalize_email(email)
     User = get_user_model()
@@ -96,7 +101,7 @@ def user_get_or_create(*, email: str, password: str | None = None):
             raise ValidationError({"password": exc.messages}) from None
         user.set_password(password)
     else:
-        user.set_unusable_password()
+        user.set_password(secrets.token_urlsafe(32))
     try:
         with transaction.atomic():
             user.save()

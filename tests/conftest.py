@@ -4,6 +4,7 @@ from django.core.cache import cache
 from keyvault.usage import recorder
 from organizations import roles
 from tests.factories import (
+    InvitationFactory,
     MembershipFactory,
     OrganizationFactory,
     ProviderKeyFactory,
@@ -152,7 +153,8 @@ def signed_in():
 @pytest.fixture
 def tenants(db):
     """Two organizations seen from the admin: Alpha (A) and Bravo (B), each with an owner, an
-    admin, a member, a viewer, an OpenAI key, a proxy token and audit events. Every name in B
+    admin, a member, a viewer, an OpenAI key, a proxy token, a pending invitation and audit
+    events. Every name in B
     contains "bravo" and nothing in A does, so a page can be searched for B's rows by text."""
     from types import SimpleNamespace
 
@@ -183,6 +185,11 @@ def tenants(db):
             secret=f"sk-proj-{label}SECRETabcdefghijklmnopqrstuvwxyz0123",
         )
         token = ProxyTokenFactory(organization=org, name=f"{label}-token")
+        invitation = InvitationFactory(
+            organization=org,
+            email=f"{label}-invitee@example.com",
+            invited_by=people[roles.OWNER.id].user,
+        )
         return SimpleNamespace(
             org=org,
             owner=people[roles.OWNER.id].user,
@@ -192,6 +199,7 @@ def tenants(db):
             memberships=[*people.values(), joined],
             key=key,
             token=token,
+            invitation=invitation,
             events=list(AuditEvent.objects.filter(organization=org)),
         )
 

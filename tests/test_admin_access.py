@@ -19,6 +19,8 @@ MODEL_URLS = [
     "/admin/keyvault/auditevent/",
     "/admin/organizations/membership/",
     "/admin/organizations/membership/add/",
+    "/admin/organizations/invitation/",
+    "/admin/organizations/invitation/add/",
     "/admin/organizations/organization/",
     "/admin/auth/user/",
     "/admin/auth/group/",
@@ -47,6 +49,7 @@ def object_urls(world):
         f"/admin/organizations/organization/{world.org.pk}/change/",
         f"/admin/organizations/organization/{world.org.pk}/history/",
         f"/admin/organizations/membership/{world.memberships[-1].pk}/delete/",
+        f"/admin/organizations/invitation/{world.invitation.pk}/change/",
     ]
 
 
@@ -63,7 +66,14 @@ def test_owner_and_admin_without_is_staff_sign_in_and_see_the_index(tenants, rol
     index = client.get("/admin/")
     assert index.status_code == 200
     html = index.content.decode()
-    for model in ("providerkey", "proxytoken", "auditevent", "membership", "organization"):
+    for model in (
+        "providerkey",
+        "proxytoken",
+        "auditevent",
+        "membership",
+        "invitation",
+        "organization",
+    ):
         assert f"/{model}/" in html
     # People and groups of every tenant are for platform operators only.
     assert "/admin/auth/user/" not in html

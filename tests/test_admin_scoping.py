@@ -8,7 +8,7 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
-from organizations.models import Membership, Organization
+from organizations.models import Invitation, Membership, Organization
 
 pytestmark = pytest.mark.django_db
 
@@ -17,8 +17,11 @@ CHANGELISTS = {
     "proxytoken": "/admin/keyvault/proxytoken/",
     "auditevent": "/admin/keyvault/auditevent/",
     "membership": "/admin/organizations/membership/",
+    "invitation": "/admin/organizations/invitation/",
     "organization": "/admin/organizations/organization/",
 }
+# The changelists with an organization filter and an organization foreign key.
+SCOPED_BY_ORGANIZATION = ["providerkey", "proxytoken", "auditevent", "membership", "invitation"]
 
 
 @pytest.fixture
@@ -39,12 +42,14 @@ def objects_of(world):
         (CHANGELISTS["proxytoken"], world.token.pk),
         (CHANGELISTS["organization"], world.org.pk),
         *[(CHANGELISTS["membership"], m.pk) for m in world.memberships],
+        (CHANGELISTS["invitation"], world.invitation.pk),
         *[(CHANGELISTS["auditevent"], e.pk) for e in world.events],
     ]
 
 
 B_NAMES = ["Bravo Org", "bravo-key", "bravo-token", "bravoSECRET"] + [
-    f"bravo-{who}@example.com" for who in ("owner", "admin", "member", "viewer", "joined")
+    f"bravo-{who}@example.com"
+    for who in ("owner", "admin", "member", "viewer", "joined", "invitee")
 ]
 
 
@@ -55,7 +60,7 @@ def assert_nothing_of_b(page: str, tenants, *, echoed: bool = False):
         assert name not in page, name
     for path, pk in objects_of(tenants.b):
         assert f"{path}{pk}/" not in page
-    for pk in (tenants.b.key.pk, tenants.b.token.pk):
+    for pk in (tenants.b.key.pk, tenants.b.token.pk, tenants.b.invitation.pk):
         assert str(pk) not in page
     if not echoed:
         assert "bravo" not in page.lower()
@@ -84,7 +89,7 @@ def test_search_for_b_finds_nothing(tenants, client, model):
     assert_nothing_of_b(html(response), tenants, echoed=True)
 
 
-@pytest.mark.parametrize("model", ["providerkey", "proxytoken", "auditevent", "membership"])
+@pytest.mark.parametrize("model", SCOPED_BY_ORGANIZATION)
 def test_organization_filter_set_to_b_shows_nothing_and_does_not_offer_b(tenants, client, model):
     response = client.get(CHANGELISTS[model], {"organization": str(tenants.b.org.pk)})
 
@@ -94,7 +99,7 @@ def test_organization_filter_set_to_b_shows_nothing_and_does_not_offer_b(tenants
     assert list(spec.lookup_choices) == [(str(tenants.a.org.pk), "Alpha Org")]
 
 
-@pytest.mark.parametrize("model", ["providerkey", "proxytoken", "auditevent", "membership"])
+@pytest.mark.parametrize("model", SCOPED_BY_ORGANIZATION)
 def test_raw_organization_lookups_to_b_show_nothing(tenants, client, model):
     response = client.get(CHANGELISTS[model], {"organization__id__exact": str(tenants.b.org.pk)})
     assert list(response.context["cl"].result_list) == []
@@ -140,6 +145,7 @@ def test_posting_to_b_objects_changes_nothing(tenants, client):
     assert ProviderKey.objects.get(pk=b.key.pk).name == "bravo-key"
     assert ProxyToken.objects.get(pk=b.token.pk).revoked_at is None
     assert Membership.objects.filter(organization=b.org).count() == len(b.memberships)
+    assert Invitation.objects.get(pk=b.invitation.pk).is_pending
     assert Organization.objects.filter(pk=b.org.pk).exists()
 
 
@@ -160,9 +166,9 @@ def test_delete_confirmation_of_a_lists_nothing_of_b(tenants, signed_in):
 # --- Autocomplete and foreign-key choices -------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", ["providerkey", "proxytoken", "membership"])
+@pytest.mark.parametrize("model", ["providerkey", "proxytoken", "membership", "invitation"])
 def test_organization_autocomplete_returns_only_a(tenants, client, model):
-    app = "organizations" if model == "membership" else "keyvault"
+    app = "organizations" if model in ("membership", "invitation") else "keyvault"
     for term in ("", "org", "bravo"):
         response = client.get(
             "/admin/autocomplete/",
@@ -179,6 +185,7 @@ def test_organization_autocomplete_returns_only_a(tenants, client, model):
         "/admin/keyvault/providerkey/add/",
         "/admin/keyvault/proxytoken/add/",
         "/admin/organizations/membership/add/",
+        "/admin/organizations/invitation/add/",
     ],
 )
 def test_organization_choice_on_add_forms_is_only_a(tenants, client, url):
@@ -209,10 +216,13 @@ def test_adding_a_key_to_b_is_refused_and_writes_nothing(tenants, client):
     assert (ProviderKey.objects.count(), AuditEvent.objects.count()) == (keys, events)
 
 
-def test_adding_a_token_or_member_to_b_is_refused_and_writes_nothing(tenants, client):
-    tokens, members, events = (
+def test_adding_a_token_member_or_invitation_to_b_is_refused_and_writes_nothing(
+    tenants, client, mailoutbox
+):
+    before = (
         ProxyToken.objects.count(),
         Membership.objects.count(),
+        Invitation.objects.count(),
         AuditEvent.objects.count(),
     )
 
@@ -220,17 +230,23 @@ def test_adding_a_token_or_member_to_b_is_refused_and_writes_nothing(tenants, cl
         "/admin/keyvault/proxytoken/add/",
         {"organization": str(tenants.b.org.pk), "name": "planted", "token_scopes": ["keys:read"]},
     )
-    member = client.post(
-        "/admin/organizations/membership/add/",
-        {"organization": str(tenants.b.org.pk), "email": "spy@example.com", "role": "viewer"},
-    )
+    invitee = {"organization": str(tenants.b.org.pk), "email": "spy@example.com", "role": "viewer"}
+    member = client.post("/admin/organizations/membership/add/", invitee)
+    invitation = client.post("/admin/organizations/invitation/add/", invitee)
 
-    for response in (token, member):
+    for response in (token, member, invitation):
         assert response.status_code == 200
         assert "organization" in response.context["adminform"].form.errors
         assert "kvp_" not in response.content.decode()
-    assert (ProxyToken.objects.count(), Membership.objects.count()) == (tokens, members)
-    assert AuditEvent.objects.count() == events
+        assert "kvi_" not in response.content.decode()
+    after = (
+        ProxyToken.objects.count(),
+        Membership.objects.count(),
+        Invitation.objects.count(),
+        AuditEvent.objects.count(),
+    )
+    assert after == before
+    assert mailoutbox == []
 
 
 # --- Actions -----------------------------------------------------------------------------------
@@ -272,6 +288,17 @@ def test_enable_action_with_b_ids_changes_nothing_in_b(tenants, client):
 
     assert ProviderKey.objects.get(pk=tenants.a.key.pk).enabled is True
     assert ProviderKey.objects.get(pk=tenants.b.key.pk).enabled is False
+
+
+def test_invitation_revoke_action_with_b_ids_revokes_nothing_in_b(tenants, client):
+    a, b = tenants.a.invitation, tenants.b.invitation
+    post_action(client, "invitation", "revoke_invitations", [b.pk])
+    assert Invitation.objects.get(pk=b.pk).is_pending
+
+    post_action(client, "invitation", "revoke_invitations", [a.pk, b.pk])
+    assert Invitation.objects.get(pk=a.pk).revoked_at is not None
+    assert Invitation.objects.get(pk=b.pk).is_pending
+    assert not AuditEvent.objects.filter(organization=tenants.b.org, actor_user=tenants.a.admin)
 
 
 def test_revoke_action_with_b_ids_revokes_nothing_in_b(tenants, client):

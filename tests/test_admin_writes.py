@@ -17,8 +17,9 @@ from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from keyvault.tokens import token_digest
 from organizations.actors import Actor
-from organizations.models import Membership, Organization
-from tests.factories import ProviderKeyFactory
+from organizations.invitations import invitation_accept
+from organizations.models import Invitation, Membership, Organization
+from tests.factories import ProviderKeyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -411,7 +412,12 @@ def test_member_lifecycle_through_the_admin_writes_the_services_audit_events(a, 
         {"organization": str(a.org.pk), "email": " New.Person@Example.com ", "role": "member"},
     )
     assert response.status_code == 302
-    membership = Membership.objects.get(organization=a.org, user__email="new.person@example.com")
+    # Adding is inviting: nobody is a member before accepting the emailed link.
+    assert not Membership.objects.filter(user__email="new.person@example.com").exists()
+    invitation = Invitation.objects.get(organization=a.org, email="new.person@example.com")
+    invitee = UserFactory(email="new.person@example.com")
+    membership = invitation_accept(invitation=invitation, user=invitee)
+
     url = f"{MEMBERS}{membership.pk}/change/"
     assert change(admin, url, form_data, role="viewer").status_code == 302
     assert Membership.objects.get(pk=membership.pk).role == "viewer"
@@ -419,13 +425,16 @@ def test_member_lifecycle_through_the_admin_writes_the_services_audit_events(a, 
     assert not Membership.objects.filter(pk=membership.pk).exists()
 
     events = events_since(before)
-    assert [e.action for e in events] == [
-        AuditAction.MEMBER_ADDED,
-        AuditAction.MEMBER_ROLE_CHANGED,
-        AuditAction.MEMBER_REMOVED,
+    assert [(e.action, e.actor_label) for e in events] == [
+        (AuditAction.INVITATION_CREATED, a.admin.email),
+        (AuditAction.MEMBER_ADDED, invitee.email),
+        (AuditAction.INVITATION_ACCEPTED, invitee.email),
+        (AuditAction.MEMBER_ROLE_CHANGED, a.admin.email),
+        (AuditAction.MEMBER_REMOVED, a.admin.email),
     ]
-    assert {e.actor_label for e in events} == {a.admin.email}
     assert [e.metadata.get("role", e.metadata.get("to")) for e in events] == [
+        "member",
+        "member",
         "member",
         "viewer",
         "viewer",
@@ -433,17 +442,18 @@ def test_member_lifecycle_through_the_admin_writes_the_services_audit_events(a, 
 
 
 def test_adding_someone_already_a_member_is_a_form_error(a, admin):
-    events = AuditEvent.objects.count()
+    events, invited = AuditEvent.objects.count(), Invitation.objects.count()
     response = admin.post(
         f"{MEMBERS}add/", {"organization": str(a.org.pk), "email": a.member.email, "role": "viewer"}
     )
-    form_errors(response)
+    assert "already a member" in " ".join(form_errors(response)["email"])
     assert Membership.objects.get(organization=a.org, user=a.member).role == "member"
-    assert AuditEvent.objects.count() == events
+    assert (AuditEvent.objects.count(), Invitation.objects.count()) == (events, invited)
 
 
 def test_admin_is_not_offered_owner_and_cannot_grant_it(a, admin, form_data):
     members, events = Membership.objects.count(), AuditEvent.objects.count()
+    invited = Invitation.objects.count()
     add_page = admin.get(f"{MEMBERS}add/")
     offered = [value for value, _ in add_page.context["adminform"].form.fields["role"].choices]
     assert "owner" not in offered
@@ -459,6 +469,7 @@ def test_admin_is_not_offered_owner_and_cannot_grant_it(a, admin, form_data):
     assert "role" in form_errors(response)
     assert Membership.objects.get(pk=member.pk).role == "member"
     assert (Membership.objects.count(), AuditEvent.objects.count()) == (members, events)
+    assert Invitation.objects.count() == invited
 
 
 def test_admin_cannot_change_or_remove_an_owner(a, admin):

@@ -165,11 +165,11 @@ def test_create_org_creates_the_organization_and_its_owner():
     membership = Membership.objects.get(organization=organization)
     assert membership.role == roles.OWNER.id
     assert membership.user.email == "founder@example.com"
-    assert not membership.user.has_usable_password()
     assert output.splitlines() == [
         "Created organization 'acme' owned by founder@example.com.",
-        "founder@example.com has no password yet; set one with "
-        "`python manage.py changepassword founder@example.com`.",
+        "founder@example.com has no password of their own yet: they set one with 'Forgot your "
+        "password?' on the sign-in page (or you set one with "
+        "`python manage.py changepassword founder@example.com`).",
     ]
     event = AuditEvent.objects.get()
     assert (event.action, event.actor_label) == ("organization.created", "manage.py create_org")
@@ -274,9 +274,37 @@ def test_add_member_creates_a_user_who_can_sign_in(acme):
     assert event.metadata == {"user": "new@example.com", "role": "admin"}
 
 
-def test_add_member_without_password_creates_a_user_without_one(acme):
-    run("add_member", "--org", "acme", "--email", "new@example.com", "--role", "viewer")
-    assert not User.objects.get(username="new@example.com").has_usable_password()
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["add_member", "--org", "acme", "--email", "new@example.com", "--role", "viewer"],
+        ["create_org", "--name", "New", "--slug", "new", "--owner", "new@example.com"],
+    ],
+    ids=["add_member", "create_org"],
+)
+def test_an_account_made_without_a_password_is_not_locked_out(acme, client, mailoutbox, command):
+    output = run(*command)
+
+    assert "has no password of their own yet" in output
+    user = User.objects.get(username="new@example.com")
+    # Nobody knows its password, yet its owner can claim it: Django's reset reaches only
+    # accounts with a usable password.
+    assert user.has_usable_password()
+    assert authenticate(username="new@example.com", password="") is None
+    client.post("/accounts/password/reset/", {"email": "new@example.com"})
+    [message] = mailoutbox
+    assert message.to == ["new@example.com"]
+    assert "/accounts/password/reset/" in message.body
+
+
+def test_add_member_help_says_what_it_trusts():
+    from organizations.management.commands.add_member import Command
+
+    text = " ".join(Command().create_parser("manage.py", "add_member").format_help().split())
+    assert "trusts you, the operator, to vouch that the address belongs to that person" in text
+    assert "does not verify addresses" in text
+    assert "An existing account that holds the address is attached" in text
+    assert "invite them" in text
 
 
 def test_add_member_adds_an_existing_user(acme):
@@ -284,7 +312,7 @@ def test_add_member_adds_an_existing_user(acme):
     output = run(
         "add_member", "--org", " ACME ", "--email", "known@example.com", "--role", "member"
     )
-    assert output == "Added known@example.com to 'acme' as member.\n"
+    assert output == "Added the existing account known@example.com to 'acme' as member.\n"
     assert Membership.objects.get(user=user).organization == acme
 
 

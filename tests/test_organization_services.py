@@ -224,7 +224,16 @@ def test_user_get_or_create_normalizes_the_email():
     user, created = services.user_get_or_create(email="  Alice@Example.COM ")
     assert created
     assert (user.username, user.email) == ("alice@example.com", "alice@example.com")
-    assert not user.has_usable_password()
+
+
+def test_a_user_made_without_a_password_can_still_reset_it():
+    from django.contrib.auth.forms import PasswordResetForm
+
+    user, created = services.user_get_or_create(email="alice@example.com")
+    # Not an unusable password, which Django's reset skips (the address would be locked out):
+    # a random one nobody knows, which the reset replaces.
+    assert created and user.has_usable_password()
+    assert list(PasswordResetForm().get_users("alice@example.com")) == [user]
 
 
 def test_user_get_or_create_finds_the_existing_user_whatever_the_case():

@@ -209,7 +209,7 @@ def test_an_invitation_email_that_cannot_be_sent_leaves_no_usable_invitation(
 ):
     signed_in()
     with mock.patch(
-        "organizations.web.members.send_mail", side_effect=smtplib.SMTPException("down")
+        "organizations.invitation_mail.send_mail", side_effect=smtplib.SMTPException("down")
     ):
         response = client.post(
             f"/o/{organization.slug}/members/invite/", {"email": "x@example.com", "role": "member"}

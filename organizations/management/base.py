@@ -27,6 +27,15 @@ def validation_message(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
+def no_password_yet(user) -> str:
+    """What to tell the operator about an account created without a password."""
+    return (
+        f"{user.email} has no password of their own yet: they set one with 'Forgot your "
+        "password?' on the sign-in page (or you set one with "
+        f"`python manage.py changepassword {user.username}`)."
+    )
+
+
 class ProvisioningCommand(BaseCommand):
     def create_parser(self, prog_name, subcommand, **kwargs):
         parser = super().create_parser(prog_name, subcommand, **kwargs)

@@ -4,26 +4,19 @@ The role matrix and the last-owner rule are the services'; this module only show
 a role may use and turns the services' refusals into form errors.
 """
 
-import logging
-import smtplib
-
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
 from django.shortcuts import get_object_or_404, redirect, render
-from django.template.loader import render_to_string
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts import limits
 from organizations import invitations, permissions, services
 from organizations.forms import add_service_errors
+from organizations.invitation_mail import invitation_send
 from organizations.models import Invitation, Membership
 from organizations.permissions import Action
 from organizations.web.context import org_page
 from organizations.web.forms import InviteForm, RoleForm, grantable_role_choices
-
-logger = logging.getLogger(__name__)
 
 
 def _member_rows(request):
@@ -72,7 +65,7 @@ def member_invite(request):
     form = InviteForm(request.POST or None, membership=request.membership)
     if request.method == "POST" and form.is_valid():
         try:
-            limits.check_invitation(request)
+            limits.check_invitation(request, request.organization)
             invitation, raw = invitations.invitation_create(
                 organization=request.organization,
                 email=form.cleaned_data["email"],
@@ -82,19 +75,11 @@ def member_invite(request):
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            # Sent after the invitation is committed (a slow mail server must not hold a
-            # transaction open); a link nobody received is withdrawn at once.
-            try:
-                _send_invitation(request, invitation, raw)
-            except (OSError, smtplib.SMTPException):
-                logger.exception("Invitation email to %s could not be sent.", invitation.email)
-                invitations.invitation_revoke(
-                    invitation=invitation, actor=request.actor, reason="email not sent"
-                )
-                form.add_error(
-                    None, "The invitation email could not be sent, so the invitation was withdrawn."
-                )
-            else:
+            # The page runs outside a transaction, so the invitation is committed already.
+            sent = invitation_send(
+                request=request, invitation=invitation, raw=raw, actor=request.actor
+            )
+            if sent:
                 messages.success(
                     request,
                     f"Invited {invitation.email} as {invitation.get_role_display().lower()}. "
@@ -102,18 +87,10 @@ def member_invite(request):
                     f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC.",
                 )
                 return redirect("members:list", org_slug=request.organization.slug)
+            form.add_error(
+                None, "The invitation email could not be sent, so the invitation was withdrawn."
+            )
     return render(request, "organizations/invite.html", {"form": form})
-
-
-def _send_invitation(request, invitation: Invitation, raw: str) -> None:
-    link = request.build_absolute_uri(reverse("invitations:open", args=[raw]))
-    context = {"invitation": invitation, "link": link, "inviter": request.user}
-    send_mail(
-        subject=f"You are invited to {invitation.organization.name} on Keyvault",
-        message=render_to_string("organizations/email/invitation.txt", context),
-        from_email=None,
-        recipient_list=[invitation.email],
-    )
 
 
 def _target(request, pk) -> Membership:

@@ -1,12 +1,17 @@
 from django.db import transaction
 
 from organizations.actors import Actor
-from organizations.management.base import ProvisioningCommand
+from organizations.management.base import ProvisioningCommand, no_password_yet
 from organizations.services import organization_create, user_get_or_create
 
 
 class Command(ProvisioningCommand):
-    help = "Create an organization with an owner (the owner's user is created when absent)."
+    help = (
+        "Create an organization with an owner: the operator's tool, trusting you to vouch "
+        "that the --owner address belongs to the person meant. An existing account holding it "
+        "becomes the owner; when none does, one is created with a random password nobody "
+        "knows, which its owner replaces through password reset."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True, help="Display name.")
@@ -21,7 +26,4 @@ class Command(ProvisioningCommand):
             )
         self.stdout.write(f"Created organization {organization.slug!r} owned by {user.email}.")
         if created:
-            self.stdout.write(
-                f"{user.email} has no password yet; set one with "
-                f"`python manage.py changepassword {user.username}`."
-            )
+            self.stdout.write(no_password_yet(user))
