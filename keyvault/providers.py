@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
+from django.views.decorators.debug import sensitive_variables
 
 from organizations.text import has_control_characters
 
@@ -241,6 +242,7 @@ def _is_url(value: str) -> bool:
     return True
 
 
+@sensitive_variables()
 def validate_secret_format(provider: Provider, secret: str) -> None:
     """Provider-specific checks of the secret's shape (never echoing the secret)."""
     if not provider.secret_is_service_account_json:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from keyvault import audit, providers
 from keyvault.audit import AuditAction
@@ -35,6 +36,7 @@ _secret_field = ProviderKey._meta.get_field("secret")
 # --- Validation ------------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def clean_secret(provider: providers.Provider, secret) -> str:
     """The secret with surrounding whitespace removed (a pasted newline would break auth
     headers); rejects empty, non-text and oversized values without echoing them."""
@@ -114,6 +116,7 @@ def _collect(*cleaners):
 # --- Writes ----------------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def provider_key_create(
     *,
     organization,
@@ -214,6 +217,7 @@ def provider_key_update(
     return locked
 
 
+@sensitive_variables()
 def provider_key_rotate(*, key: ProviderKey, actor: Actor, secret: str) -> ProviderKey:
     """Replace the secret: a fresh data key and ciphertext, a new hint, the version bumped."""
     authorize(actor, Action.KEY_ROTATE, key.organization_id, key)
@@ -242,6 +246,7 @@ def provider_key_rotate(*, key: ProviderKey, actor: Actor, secret: str) -> Provi
     return locked
 
 
+@sensitive_variables()
 def provider_key_edit(*, key: ProviderKey, actor: Actor, secret=_UNSET, **changes) -> ProviderKey:
     """Update and rotate in one transaction: if either is refused, neither happens."""
     with transaction.atomic():
@@ -315,6 +320,7 @@ def provider_key_check_reveal(*, key: ProviderKey, actor: Actor) -> None:
         raise KeyDisabledError(f"The key {key.name!r} is disabled; enable it to use it again.")
 
 
+@sensitive_variables()
 def provider_key_reveal(*, key: ProviderKey, actor: Actor) -> str:
     """The key's plaintext secret: the only decrypting code, and authorized here (only the
     operator and tokens with keys:secret may decrypt).
@@ -369,6 +375,7 @@ def _clean_expiry_days(days) -> int | None:
     return days
 
 
+@sensitive_variables()
 def proxy_token_create(
     *, organization, actor: Actor, name: str, scopes, expires_in_days: int | None = None
 ) -> tuple[ProxyToken, str]:

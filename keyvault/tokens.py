@@ -12,6 +12,8 @@ import re
 import secrets
 from enum import StrEnum
 
+from django.views.decorators.debug import sensitive_variables
+
 TOKEN_PREFIX = "kvp_"
 TOKEN_RANDOM_BYTES = 32
 
@@ -38,9 +40,11 @@ def generate_token(prefix: str = TOKEN_PREFIX) -> str:
     return prefix + secrets.token_urlsafe(TOKEN_RANDOM_BYTES)
 
 
+@sensitive_variables()
 def looks_like_token(value: str) -> bool:
     return bool(TOKEN_PATTERN.fullmatch(value))
 
 
+@sensitive_variables()
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()

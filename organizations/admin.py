@@ -19,6 +19,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, router, transaction
 from django.http import Http404, HttpResponseRedirect
+from django.views.decorators.debug import sensitive_variables
 
 from organizations import roles, services
 from organizations.actors import Actor
@@ -60,6 +61,7 @@ class ServiceForm(forms.ModelForm):
     def save_through_services(self, data):
         raise NotImplementedError
 
+    @sensitive_variables()  # `data` holds what was typed, secrets included
     def clean(self):
         data = super().clean()
         if self.errors:

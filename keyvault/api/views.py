@@ -2,6 +2,7 @@
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ParseError
@@ -120,6 +121,7 @@ class KeyListView(TokenAPIView):
     @extend_schema(
         request=ProviderKeyCreateSerializer, responses={201: ProviderKeySerializer, **ERRORS}
     )
+    @sensitive_variables()
     def post(self, request):
         serializer = ProviderKeyCreateSerializer(data=_body(request))
         serializer.is_valid(raise_exception=True)
@@ -146,6 +148,7 @@ class KeyDetailView(TokenAPIView):
     @extend_schema(
         request=ProviderKeyUpdateSerializer, responses={200: ProviderKeySerializer, **ERRORS}
     )
+    @sensitive_variables()
     def patch(self, request, key_id):
         key = self._key(request, key_id)
         serializer = ProviderKeyUpdateSerializer(data=_body(request))
@@ -161,6 +164,7 @@ class KeyDetailView(TokenAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@sensitive_variables()
 def _secret_response(request, key) -> Response:
     retrieval = retrieve_secret(
         actor=_actor(request), key=key, if_none_match=request.headers.get("If-None-Match")

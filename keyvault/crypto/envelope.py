@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.views.decorators.debug import sensitive_variables
 
 from keyvault.crypto.context import EncryptionContext
 from keyvault.crypto.errors import IntegrityError, MalformedEnvelopeError
@@ -101,6 +102,7 @@ class Envelope:
         return f"Envelope(version={self.version}, kek_id={self.kek_id!r})"
 
 
+@sensitive_variables()
 def seal(
     plaintext: bytes,
     context: EncryptionContext,
@@ -119,6 +121,7 @@ def seal(
     return Envelope(FORMAT_VERSION, wrapped, nonce, ciphertext).encode()
 
 
+@sensitive_variables()
 def _unwrap_and_open(
     envelope: Envelope, context: EncryptionContext, keyring: Keyring
 ) -> tuple[bytes, bytes]:
@@ -135,12 +138,14 @@ def _unwrap_and_open(
     return dek, plaintext
 
 
+@sensitive_variables()
 def open_sealed(text: str, context: EncryptionContext, keyring: Keyring) -> bytes:
     """The plaintext sealed in `text`; raises a `CryptoError` subclass, never returns garbage."""
     _dek, plaintext = _unwrap_and_open(Envelope.decode(text), context, keyring)
     return plaintext
 
 
+@sensitive_variables()
 def rewrap(text: str, context: EncryptionContext, keyring: Keyring) -> str:
     """The same secret with its DEK re-wrapped under the primary KEK.
 
