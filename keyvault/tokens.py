@@ -30,7 +30,7 @@ TOKEN_PATTERN = token_pattern(TOKEN_PREFIX)
 class TokenScope(StrEnum):
     KEYS_READ = "keys:read"  # key metadata
     KEYS_SECRET = "keys:secret"  # decrypted secrets
-    KEYS_WRITE = "keys:write"  # create, change, rotate, delete keys
+    KEYS_WRITE = "keys:write"  # create, change, rotate, delete keys; the API also asks keys:read
 
 
 SCOPE_CHOICES = [(scope.value, scope.value) for scope in TokenScope]

@@ -328,7 +328,7 @@ def bearer(token) -> dict:
 
 
 def test_failure_while_creating_a_key_through_the_api(make_token, reports, fail_in):
-    token = make_token("keys:write")
+    token = make_token("keys:write", "keys:read")
     fail_in("keyvault.audit.record")
 
     response = client_for().post(

@@ -29,7 +29,10 @@ from organizations.actors import Actor
 
 READ = {TokenScope.KEYS_READ}
 SECRET = {TokenScope.KEYS_SECRET}
-WRITE = {TokenScope.KEYS_WRITE}
+# A write answers with the key's metadata, and its refusals name keys (a duplicate name, the
+# current default): a token may write only if it may also read what the answer shows. Without
+# keys:read, PATCH with an empty body was a read that GET refused, unaudited.
+WRITE = {TokenScope.KEYS_WRITE, TokenScope.KEYS_READ}
 
 
 def _error(description: str) -> OpenApiResponse:
