@@ -7,9 +7,11 @@ case-insensitive one is used when it is unambiguous.
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.views.decorators.debug import sensitive_variables
 
 
 class EmailBackend(ModelBackend):
+    @sensitive_variables()
     def authenticate(self, request, username=None, password=None, **kwargs):
         User = get_user_model()
         if username is None:

@@ -4,6 +4,7 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.password_validation import password_validators_help_text_html
 from django.core.exceptions import ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 from accounts import throttle
 from organizations.models import Organization
@@ -18,6 +19,7 @@ class ThrottledSignInMixin:
 
     throttled_message = "Too many failed sign-ins. Wait {minutes} minutes and try again."
 
+    @sensitive_variables()
     def clean(self):
         # Counted under the lower-cased address; authenticated with what was typed (the
         # backend matches case-insensitively).
@@ -64,6 +66,7 @@ class PasswordFieldsMixin(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
+    @sensitive_variables()
     def clean_password2(self):
         first, second = self.cleaned_data.get("password1"), self.cleaned_data.get("password2")
         if first and second and first != second:

@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.backends import find_user
 from organizations import services as organization_services
@@ -11,6 +12,7 @@ from organizations.slugs import available_slug
 _SLUG_ATTEMPTS = 3
 
 
+@sensitive_variables()
 def account_create(*, email: str, password: str):
     """A new user signing in with `email`; refuses an address that already has an account."""
     if isinstance(email, str) and find_user(email) is not None:
@@ -19,6 +21,7 @@ def account_create(*, email: str, password: str):
     return user
 
 
+@sensitive_variables()
 def account_sign_up(*, email: str, password: str, organization_name: str, ip: str | None = None):
     """The user and an organization they own, in one transaction: `(user, organization)`."""
     with transaction.atomic():
@@ -41,6 +44,7 @@ def account_sign_up(*, email: str, password: str, organization_name: str, ip: st
     return user, organization
 
 
+@sensitive_variables()
 def account_join(*, invitation, password: str, ip: str | None = None):
     """A new account for the invited address, joined to the organization in one transaction:
     if the invitation is refused, no account is left behind."""

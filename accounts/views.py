@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from accounts import limits, services
 from accounts.forms import SignInForm, SignUpForm
@@ -39,6 +39,7 @@ class SignOutView(auth_views.LogoutView):
 @sensitive_post_parameters("password1", "password2")
 @csrf_protect
 @never_cache
+@sensitive_variables()
 def sign_up(request):
     if request.user.is_authenticated:
         return redirect("home")

@@ -5,7 +5,8 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
-worker_class = "sync"
+# gunicorn's sync worker, answering the API's oversized requests (414, 431) in JSON.
+worker_class = "config.gunicorn_worker.JsonApiErrorsWorker"
 # Keep connections open between a proxy's requests; the proxy reuses them.
 keepalive = 30
 graceful_timeout = 30

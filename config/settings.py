@@ -238,15 +238,24 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# Error reports mask what `sensitive_variables` and `sensitive_post_parameters` mark even with
+# DEBUG on, and tokens in request URLs (see config/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER = "config.error_reports.KeyvaultExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.KeyvaultExceptionReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"redact_tokens": {"()": "config.error_reports.RedactingFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # HTTP clients log request and response bodies at DEBUG; for KMS those hold data keys.
-    # They never log below WARNING, whatever LOG_LEVEL says.
     "loggers": {
-        name: {"level": "WARNING"} for name in ("botocore", "boto3", "urllib3", "s3transfer")
+        # HTTP clients log request and response bodies at DEBUG; for KMS those hold data keys.
+        # They never log below WARNING, whatever LOG_LEVEL says.
+        **{name: {"level": "WARNING"} for name in ("botocore", "boto3", "urllib3", "s3transfer")},
+        # "Not Found: /invitations/kvi_…/": Django names the path of every 4xx and 5xx.
+        "django.request": {"filters": ["redact_tokens"]},
+        "django.server": {"filters": ["redact_tokens"]},
     },
 }

@@ -9,6 +9,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.template.response import TemplateResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from keyvault import audit, rotation, services
 from keyvault.audit import AuditAction
@@ -38,6 +40,7 @@ class ProviderKeyForm(ServiceForm):
         model = ProviderKey
         fields = ["organization", "provider", "name", "config", "is_default", "enabled"]
 
+    @sensitive_variables()
     def save_through_services(self, data):
         if self.instance._state.adding:
             return services.provider_key_create(
@@ -95,6 +98,13 @@ class ProviderKeyAdmin(TenantScopedAdmin):
         "last_used_at",
     ]
     actions = ["enable_keys", "disable_keys", "rewrap_under_primary"]
+
+    # The secret typed into the form is masked in error reports: in the POST data, and in the
+    # frames that validate it and hand it to the services.
+    @method_decorator(sensitive_post_parameters("new_secret"))
+    @sensitive_variables()
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -198,6 +208,7 @@ class ProxyTokenForm(ServiceForm):
         model = ProxyToken
         fields = ["organization", "name"]
 
+    @sensitive_variables()
     def save_through_services(self, data):
         token, self.raw_token = services.proxy_token_create(
             organization=data["organization"],
@@ -249,8 +260,16 @@ class ProxyTokenAdmin(TenantScopedAdmin):
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else []
 
+    # The new token lives in the frames that create it and render its page: masked in error
+    # reports, like the secrets above.
+    @sensitive_variables()
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @sensitive_variables()
     def response_add(self, request, obj, post_url_continue=None):
-        # The token itself is rendered into this one response and kept nowhere else.
+        # The token itself is rendered into this one response and kept nowhere else. Rendered
+        # here, not later by the handler, so that the template's frames are masked too.
         context = {
             **self.admin_site.each_context(request),
             "title": "Proxy token created",
@@ -258,7 +277,7 @@ class ProxyTokenAdmin(TenantScopedAdmin):
             "token": obj,
             "raw_token": request._keyvault_raw_token,
         }
-        return TemplateResponse(request, "admin/keyvault/proxytoken/created.html", context)
+        return TemplateResponse(request, "admin/keyvault/proxytoken/created.html", context).render()
 
     def save_model(self, request, obj, form, change):
         request._keyvault_raw_token = form.raw_token

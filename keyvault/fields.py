@@ -13,6 +13,7 @@ from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
+from django.views.decorators.debug import sensitive_variables
 
 from keyvault import crypto
 from keyvault.crypto import EncryptionContext, Keyring
@@ -315,6 +316,7 @@ class SecretField(models.TextField):
             binding=getattr(instance, self.binding_method)() if self.binding_method else "",
         )
 
+    @sensitive_variables()
     def seal(self, instance, plaintext: str, keyring: Keyring | None = None) -> SealedSecret:
         envelope = crypto.seal(
             plaintext.encode("utf-8"),
@@ -323,6 +325,7 @@ class SecretField(models.TextField):
         )
         return SealedSecret(envelope)
 
+    @sensitive_variables()
     def open(self, instance, keyring: Keyring | None = None) -> str:
         """The plaintext of the instance's stored secret. Raises a `CryptoError` on failure."""
         value = getattr(instance, self.attname)

@@ -7,9 +7,12 @@ because four characters of an eight-character secret would be half of it.
 
 import json
 
+from django.views.decorators.debug import sensitive_variables
+
 ELLIPSIS = "…"
 
 
+@sensitive_variables()
 def mask_secret(secret: str, *, key_prefixes: tuple[str, ...] = ()) -> str:
     service_account_hint = _service_account_hint(secret)
     if service_account_hint:
@@ -26,6 +29,7 @@ def mask_secret(secret: str, *, key_prefixes: tuple[str, ...] = ()) -> str:
     return f"{prefix}{ELLIPSIS}{tail}"
 
 
+@sensitive_variables()
 def _service_account_hint(secret: str) -> str | None:
     """A Google service account key is identified by its key id, not by its last characters."""
     if not secret.startswith("{"):

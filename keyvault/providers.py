@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 from keyvault.endpoints import endpoint_problem
 from organizations.text import has_control_characters
@@ -299,6 +300,7 @@ _HEADER_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 _MULTILINE_WHITESPACE = frozenset("\n\r\t")
 
 
+@sensitive_variables()
 def secret_control_problem(provider: Provider, secret: str) -> str | None:
     """Why `secret` holds characters it may not (never quoting the secret); None if it holds
     none. Proxies put single-line secrets into an HTTP header (`Authorization: Bearer …`),
@@ -321,6 +323,7 @@ def secret_control_problem(provider: Provider, secret: str) -> str | None:
     return None
 
 
+@sensitive_variables()
 def validate_secret_format(provider: Provider, secret: str) -> None:
     """Provider-specific checks of the secret's shape (never echoing the secret)."""
     problem = secret_control_problem(provider, secret)

@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 
 from django.utils.http import parse_etags
+from django.views.decorators.debug import sensitive_variables
 
 from keyvault.models import ProviderKey
 from keyvault.services import provider_key_check_reveal, provider_key_reveal
@@ -43,6 +44,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags or f"W/{etag}" in tags
 
 
+@sensitive_variables()
 def retrieve_secret(*, actor: Actor, key: ProviderKey, if_none_match: str | None = None):
     """The key's secret for a proxy token, or "not modified" when `if_none_match` is current.
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from keyvault import audit, providers
 from keyvault.audit import AuditAction
@@ -36,6 +37,7 @@ _secret_field = ProviderKey._meta.get_field("secret")
 # --- Validation ------------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def clean_secret(provider: providers.Provider, secret) -> str:
     """The secret with surrounding whitespace removed (a pasted newline would break auth
     headers); rejects empty, non-text and oversized values without echoing them."""
@@ -115,6 +117,7 @@ def _collect(*cleaners):
 # --- Writes ----------------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def provider_key_create(
     *,
     organization,
@@ -170,6 +173,7 @@ def _locked(key: ProviderKey) -> ProviderKey:
     return ProviderKey.objects.select_for_update().select_related("organization").get(pk=key.pk)
 
 
+@sensitive_variables()
 def provider_key_update(
     *,
     key: ProviderKey,
@@ -263,6 +267,7 @@ def provider_key_update(
     return locked
 
 
+@sensitive_variables()
 def _current_secret(key: ProviderKey) -> str:
     """The secret the key holds now, before it is replaced.
 
@@ -284,6 +289,7 @@ def _current_secret(key: ProviderKey) -> str:
         ) from None
 
 
+@sensitive_variables()
 def _is_current_secret(key: ProviderKey, secret: str) -> bool:
     """Whether `secret` is what the key already holds: re-entering it to confirm an endpoint
     change is not a rotation."""
@@ -319,6 +325,7 @@ def _record_update(key: ProviderKey, actor: Actor, changes: dict, old_routing, n
         )
 
 
+@sensitive_variables()
 def provider_key_rotate(*, key: ProviderKey, actor: Actor, secret: str) -> ProviderKey:
     """Replace the secret: a fresh data key and ciphertext, a new hint, the version bumped."""
     authorize(actor, Action.KEY_ROTATE, key.organization_id, key)
@@ -412,6 +419,7 @@ def provider_key_check_reveal(*, key: ProviderKey, actor: Actor) -> None:
         raise KeyDisabledError(f"The key {key.name!r} is disabled; enable it to use it again.")
 
 
+@sensitive_variables()
 def provider_key_reveal(*, key: ProviderKey, actor: Actor) -> str:
     """The key's plaintext secret: the only decrypting code, and authorized here (only the
     operator and tokens with keys:secret may decrypt).
@@ -466,6 +474,7 @@ def _clean_expiry_days(days) -> int | None:
     return days
 
 
+@sensitive_variables()
 def proxy_token_create(
     *, organization, actor: Actor, name: str, scopes, expires_in_days: int | None = None
 ) -> tuple[ProxyToken, str]:

@@ -12,6 +12,8 @@ import re
 import secrets
 from enum import StrEnum
 
+from django.views.decorators.debug import sensitive_variables
+
 TOKEN_PREFIX = "kvp_"
 TOKEN_RANDOM_BYTES = 32
 
@@ -28,7 +30,7 @@ TOKEN_PATTERN = token_pattern(TOKEN_PREFIX)
 class TokenScope(StrEnum):
     KEYS_READ = "keys:read"  # key metadata
     KEYS_SECRET = "keys:secret"  # decrypted secrets
-    KEYS_WRITE = "keys:write"  # create, change, rotate, delete keys
+    KEYS_WRITE = "keys:write"  # create, change, rotate, delete keys; the API also asks keys:read
 
 
 SCOPE_CHOICES = [(scope.value, scope.value) for scope in TokenScope]
@@ -38,9 +40,11 @@ def generate_token(prefix: str = TOKEN_PREFIX) -> str:
     return prefix + secrets.token_urlsafe(TOKEN_RANDOM_BYTES)
 
 
+@sensitive_variables()
 def looks_like_token(value: str) -> bool:
     return bool(TOKEN_PATTERN.fullmatch(value))
 
 
+@sensitive_variables()
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()

@@ -10,13 +10,14 @@ transaction: a refused change is shown as form errors and leaves the row as it w
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.options import TO_FIELD_VAR
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import router, transaction
+from django.db import models, router, transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
@@ -31,6 +32,7 @@ from organizations.admin_site import (
     administered_organizations,
     site,
 )
+from organizations.formfields import BoundedJSONField
 from organizations.forms import add_service_errors
 from organizations.invitation_mail import invitation_send
 from organizations.models import Invitation, Membership, Organization
@@ -48,28 +50,50 @@ def is_trusted(request) -> bool:
 class ServiceForm(forms.ModelForm):
     """A ModelForm whose `save_through_services(cleaned_data)` performs the write.
 
-    It runs at the end of validation, so whatever the services refuse becomes form errors;
-    the admin wraps the whole view in a transaction, so nothing half-done stays behind.
+    It runs at the end of validation, so whatever the services refuse becomes form errors.
+    The admin runs every POST in a transaction, and the services write inside a savepoint of
+    it: a refusal, or the page shown again for another reason (`undo_service_write`), rolls
+    back only that savepoint. The transaction itself stays usable, because the admin goes on
+    querying in it after validation (the content type for its history, the form's choices):
+    marking it for rollback instead turned every refused form into a server error.
     """
 
     actor: Actor | None = None
     # Service field names that this form calls differently: {"secret": "new_secret"}.
     service_fields: dict = {}
+    _savepoint = None
 
     def save_through_services(self, data):
         raise NotImplementedError
 
+    @sensitive_variables()  # `data` holds what was typed, secrets included
     def clean(self):
         data = super().clean()
         if self.errors:
             return data
+        using = router.db_for_write(self._meta.model)
+        if not transaction.get_connection(using).in_atomic_block:
+            # Outside a transaction a refused write could not be undone.
+            raise transaction.TransactionManagementError(
+                "A ServiceForm is validated inside a transaction (the admin's)."
+            )
+        self._savepoint = (using, transaction.savepoint(using=using))
         try:
             self.instance = self.save_through_services(data)
         except ValidationError as exc:
+            self.undo_service_write()
             add_service_errors(self, exc, rename=self.service_fields)
         except PermissionDenied as exc:
+            self.undo_service_write()
             self.add_error(None, str(exc) or "Permission denied.")
         return data
+
+    def undo_service_write(self) -> None:
+        """Roll back whatever the services wrote for this form, and nothing else."""
+        if self._savepoint is not None:
+            using, savepoint = self._savepoint
+            self._savepoint = None
+            transaction.savepoint_rollback(savepoint, using=using)
 
     def _post_clean(self):
         # The services validated and saved; model-level validation would re-check a row that
@@ -111,6 +135,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
     superuser_may: frozenset = frozenset({"view", "add", "change", "delete"})
     # Bulk deletion only where the services never refuse a single delete.
     bulk_delete = True
+    formfield_overrides = {models.JSONField: {"form_class": BoundedJSONField}}
 
     # --- Scope -------------------------------------------------------------------------------
 
@@ -167,6 +192,21 @@ class TenantScopedAdmin(admin.ModelAdmin):
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return HttpResponseRedirect(request.path)
+
+    def response_action(self, request, queryset):
+        # Django filters by the selected ids as they were sent; one that is not an id at all (a
+        # tampered form) failed in that filter as a server error.
+        try:
+            for value in request.POST.getlist(ACTION_CHECKBOX_NAME):
+                self.model._meta.pk.to_python(value)
+        except ValidationError:
+            self.message_user(
+                request,
+                "The selection names items that do not exist. No items have been changed.",
+                messages.WARNING,
+            )
+            return None
+        return super().response_action(request, queryset)
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -229,10 +269,11 @@ class TenantScopedAdmin(admin.ModelAdmin):
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        if request.method == "POST":
+        form = context["adminform"].form
+        if request.method == "POST" and isinstance(form, ServiceForm):
             # A POST shown again is a refused one. The services wrote during form validation if
-            # only an inline was refused afterwards: roll the admin's transaction back.
-            transaction.set_rollback(True, using=router.db_for_write(self.model))
+            # only an inline was refused afterwards: undo their writes.
+            form.undo_service_write()
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 

@@ -5,11 +5,17 @@ site admits an active user who is a superuser or whose role in some organization
 `admin:site` scope (owner, admin), and the login form accepts the same people. Inside, every
 ModelAdmin built on `TenantScopedAdmin` (organizations/admin.py) shows only the organizations
 where that user is owner or admin. Members and viewers are turned away at the door.
+
+The site also answers 400 to a query string holding NUL, whatever view it is for: list
+filters, searches, autocompletes and the filters a change form carries back all hand their
+parameters to the database, and PostgreSQL refuses NUL in text with a driver error.
 """
+
+from functools import wraps
 
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.core.exceptions import ValidationError
+from django.core.exceptions import BadRequest, ValidationError
 
 from accounts.forms import ThrottledSignInMixin
 from organizations.models import Membership, Organization
@@ -75,6 +81,25 @@ class KeyvaultAdminSite(admin.AdminSite):
 
     def has_permission(self, request):
         return may_enter(request)
+
+    def admin_view(self, view, cacheable=False):
+        return super().admin_view(_refusing_nul_in_query(view), cacheable)
+
+
+def _refusing_nul_in_query(view):
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        if any("\x00" in name or "\x00" in value for name, value in _query_items(request)):
+            raise BadRequest("The query string contains a NUL character.")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+def _query_items(request):
+    for name, values in request.GET.lists():
+        for value in values:
+            yield name, value
 
 
 site = KeyvaultAdminSite(name="admin")

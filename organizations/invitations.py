@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from keyvault import audit
 from keyvault.audit import AuditAction
@@ -38,6 +39,7 @@ def generate_invitation_token() -> str:
     return generate_token(INVITATION_TOKEN_PREFIX)
 
 
+@sensitive_variables()
 def looks_like_invitation_token(value) -> bool:
     return isinstance(value, str) and bool(INVITATION_TOKEN_PATTERN.fullmatch(value))
 
@@ -45,6 +47,7 @@ def looks_like_invitation_token(value) -> bool:
 # --- Selectors --------------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def invitation_for_token(raw) -> Invitation | None:
     """The invitation this link's token belongs to, in whatever state (pages say "expired" or
     "already used"), or None for an unknown or malformed token."""
@@ -114,6 +117,7 @@ def _mark_revoked(invitation: Invitation, *, actor: Actor, at, reason: str | Non
     )
 
 
+@sensitive_variables()
 def invitation_create(
     *, organization: Organization, email: str, role: str, actor: Actor
 ) -> tuple[Invitation, str]:

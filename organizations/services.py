@@ -11,6 +11,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_email, validate_slug
 from django.db import IntegrityError, transaction
+from django.views.decorators.debug import sensitive_variables
 
 from accounts.backends import find_user
 from keyvault import audit
@@ -75,6 +76,7 @@ def normalize_email(email) -> str:
     return email
 
 
+@sensitive_variables()
 def user_get_or_create(*, email: str, password: str | None = None):
     """The user with this email, created when absent: with `password`, or with a random one
     nobody knows, which its owner replaces through password reset.

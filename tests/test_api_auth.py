@@ -85,16 +85,18 @@ def assert_json_error(response, status):
 
 # --- Every endpoint x every scope ---------------------------------------------------------------
 
-# (name, method, path, scope needed or None for any token, success status)
+# (name, method, path, scopes needed (none: any token will do), success status). A write
+# answers with metadata, so it needs keys:read too.
+WRITE = {"keys:write", "keys:read"}
 ENDPOINTS = [
-    ("ping", "get", "/api/v1/ping", None, 200),
-    ("list", "get", "/api/v1/keys", "keys:read", 200),
-    ("detail", "get", "/api/v1/keys/{id}", "keys:read", 200),
-    ("secret", "get", "/api/v1/keys/{id}/secret", "keys:secret", 200),
-    ("resolve", "get", "/api/v1/resolve?provider=openai", "keys:secret", 200),
-    ("create", "post", "/api/v1/keys", "keys:write", 201),
-    ("update", "patch", "/api/v1/keys/{id}", "keys:write", 200),
-    ("delete", "delete", "/api/v1/keys/{id}", "keys:write", 204),
+    ("ping", "get", "/api/v1/ping", set(), 200),
+    ("list", "get", "/api/v1/keys", {"keys:read"}, 200),
+    ("detail", "get", "/api/v1/keys/{id}", {"keys:read"}, 200),
+    ("secret", "get", "/api/v1/keys/{id}/secret", {"keys:secret"}, 200),
+    ("resolve", "get", "/api/v1/resolve?provider=openai", {"keys:secret"}, 200),
+    ("create", "post", "/api/v1/keys", WRITE, 201),
+    ("update", "patch", "/api/v1/keys/{id}", WRITE, 200),
+    ("delete", "delete", "/api/v1/keys/{id}", WRITE, 204),
 ]
 BODIES = {
     "create": {"provider": "anthropic", "name": "Fresh", "secret": "sk-ant-api03-fresh-secret"},
@@ -123,11 +125,11 @@ def test_endpoint_allows_its_scope_and_refuses_the_others(
 
     response = call(client, method, path.format(id=key.pk), token, BODIES.get(name))
 
-    if needed is None or needed == scope:
+    if needed <= {scope}:
         assert response.status_code == success, response.content
     else:
         body = assert_json_error(response, 403)
-        assert needed in body["detail"]
+        assert all(missing in body["detail"] for missing in needed - {scope})
         assert ProviderKey.objects.count() == keys_before
         assert AuditEvent.objects.count() == events_before
         key.refresh_from_db()
@@ -143,6 +145,56 @@ def test_token_with_every_scope_reaches_every_endpoint(
     key = ProviderKeyFactory(organization=organization, provider="openai", is_default=True)
     response = call(client, method, path.format(id=key.pk), make_token(*SCOPES), BODIES.get(name))
     assert response.status_code == success, response.content
+
+
+WRITES = {
+    "create": ("post", "/api/v1/keys", BODIES["create"]),
+    "create-a-second-default": (
+        "post",
+        "/api/v1/keys",
+        {
+            "provider": "openai",
+            "name": "Other",
+            "secret": "sk-other-0123456789",
+            "is_default": True,
+        },
+    ),
+    "update-nothing": ("patch", "/api/v1/keys/{id}", {}),
+    "update": ("patch", "/api/v1/keys/{id}", BODIES["update"]),
+    "rotate": ("patch", "/api/v1/keys/{id}", {"secret": "sk-rotated-0123456789abcdef"}),
+    "delete": ("delete", "/api/v1/keys/{id}", None),
+}
+
+
+@pytest.mark.parametrize(("method", "path", "body"), WRITES.values(), ids=WRITES)
+def test_a_write_only_token_learns_no_metadata_from_any_write(
+    client, organization, make_token, method, path, body
+):
+    """Without keys:read, a write is refused before it runs: its answer (the key's metadata)
+    and its refusals (which name other keys) would tell what GET does not."""
+    key = ProviderKeyFactory(organization=organization, name="Secretive", is_default=True)
+    token = make_token("keys:write")
+    keys_before, events_before = list(ProviderKey.objects.values()), AuditEvent.objects.count()
+
+    response = call(client, method, path.format(id=key.pk), token, body)
+
+    assert assert_json_error(response, 403) == {"detail": "The token lacks the scope keys:read."}
+    assert list(ProviderKey.objects.values()) == keys_before
+    assert AuditEvent.objects.count() == events_before
+
+
+@pytest.mark.parametrize("name", ["create", "update"])
+def test_a_token_that_may_also_read_gets_the_metadata_back(client, organization, make_token, name):
+    method, path, body = WRITES[name]
+    key = ProviderKeyFactory(organization=organization)
+
+    response = call(
+        client, method, path.format(id=key.pk), make_token("keys:write", "keys:read"), body
+    )
+
+    assert response.status_code in (200, 201), response.content
+    assert response.json()["name"] == body["name"]
+    assert set(response.json()) >= {"id", "hint", "config", "version"}
 
 
 def test_ping_names_the_organization_token_and_scopes(client, organization, make_token):
@@ -550,7 +602,7 @@ def test_an_api_write_records_the_client_address_in_the_audit_trail(
     client, settings, make_token, header, expected
 ):
     settings.KEYVAULT_CLIENT_IP_HEADER = header
-    token = make_token("keys:write")
+    token = make_token("keys:write", "keys:read")
     hops = {"REMOTE_ADDR": "192.0.2.10", XFF: "203.0.113.5, 198.51.100.23"}
     response = _create_key(client, token, **hops)
     assert response.status_code == 201, response.content
@@ -578,7 +630,9 @@ def test_an_api_write_without_a_client_address_is_audited_without_one(
     """A server on a Unix socket may send an empty REMOTE_ADDR: the write still succeeds (the
     address column takes only IP addresses: on PostgreSQL "unknown" was a 500)."""
     settings.KEYVAULT_CLIENT_IP_HEADER = header
-    response = _create_key(client, make_token("keys:write"), REMOTE_ADDR="", **{XFF: "garbage"})
+    response = _create_key(
+        client, make_token("keys:write", "keys:read"), REMOTE_ADDR="", **{XFF: "garbage"}
+    )
     assert response.status_code == 201, response.content
     assert AuditEvent.objects.get(action=AuditAction.KEY_CREATED).ip_address is None
 

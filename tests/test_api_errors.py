@@ -259,7 +259,7 @@ def test_every_secret_error_is_json(client, organization, make_token):
 
 
 def test_an_unknown_field_that_is_not_valid_text_is_named_safely_in_a_400(api_client, make_token):
-    token = make_token("keys:write")
+    token = make_token("keys:write", "keys:read")
     before = ProviderKey.objects.count()
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.raw}")
     response = api_client.post(

@@ -123,6 +123,50 @@ def test_list_is_paginated(api, organization):
     assert third["next"] is None
 
 
+BAD_NUMBERS = ["0", "-1", "null", "", "1.5", "1e2", " 10", "+10", "\uff11\uff10", "9" * 5000]
+
+
+@pytest.mark.parametrize("value", [*BAD_NUMBERS, "501", "999999"])
+def test_list_refuses_a_page_size_it_would_not_honour(api, organization, value):
+    ProviderKeyFactory(organization=organization)
+
+    response = api("get", "/api/v1/keys", data={"page_size": value})
+
+    assert assert_bad_request(response, "page_size")["errors"]["page_size"] == [
+        "page_size must be a whole number from 1 to 500."
+    ]
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS)
+def test_list_refuses_a_page_that_is_not_a_page_number(api, organization, value):
+    ProviderKeyFactory(organization=organization)
+
+    response = api("get", "/api/v1/keys", data={"page": value})
+
+    assert assert_bad_request(response, "page")["errors"]["page"] == [
+        "page must be a whole number from 1."
+    ]
+
+
+def test_list_refuses_a_parameter_given_twice(api, organization):
+    response = api("get", "/api/v1/keys?page_size=1&page_size=500")
+
+    assert assert_bad_request(response, "page_size")["errors"]["page_size"] == [
+        "Give page_size once."
+    ]
+
+
+@pytest.mark.parametrize(("size", "count"), [("1", 1), ("500", 3), ("007", 3)])
+def test_list_honours_every_page_size_it_accepts(api, organization, size, count):
+    for n in range(3):
+        ProviderKeyFactory(organization=organization, name=f"Key {n}")
+
+    response = api("get", "/api/v1/keys", data={"page_size": size})
+
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == count
+
+
 def test_list_page_past_the_end_is_json_404(api, organization):
     ProviderKeyFactory(organization=organization)
     response = api("get", "/api/v1/keys?page=9")

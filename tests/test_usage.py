@@ -373,7 +373,7 @@ def test_usage_of_several_deleted_keys_in_one_hour_is_kept_apart(organization, t
 
 
 def test_usage_survives_a_key_deleted_over_the_api(client, make_token, key):
-    token = make_token("keys:secret", "keys:write")
+    token = make_token("keys:secret", "keys:write", "keys:read")
     assert fetch(client, token, key).status_code == 200
     recorder.flush()
     response = client.delete(f"/api/v1/keys/{key.pk}", HTTP_AUTHORIZATION=f"Bearer {token.raw}")

@@ -8,6 +8,7 @@ per client address and answered 429 once over the limit (see `throttling`).
 import hmac
 
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
@@ -21,6 +22,7 @@ REALM = "keyvault"
 class ProxyTokenAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
+    @sensitive_variables()
     def authenticate(self, request):
         header = request.META.get("HTTP_AUTHORIZATION")
         if not header:

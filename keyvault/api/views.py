@@ -2,9 +2,10 @@
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,7 +29,10 @@ from organizations.actors import Actor
 
 READ = {TokenScope.KEYS_READ}
 SECRET = {TokenScope.KEYS_SECRET}
-WRITE = {TokenScope.KEYS_WRITE}
+# A write answers with the key's metadata, and its refusals name keys (a duplicate name, the
+# current default): a token may write only if it may also read what the answer shows. Without
+# keys:read, PATCH with an empty body was a read that GET refused, unaudited.
+WRITE = {TokenScope.KEYS_WRITE, TokenScope.KEYS_READ}
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -65,9 +69,44 @@ def not_found(request, *args, **kwargs):
 
 
 class KeyPagination(PageNumberPagination):
+    """`page` and `page_size` are whole numbers (`page_size` from 1 to 500), or the request
+    answers 400 naming the parameter. DRF would quietly use its default for `page_size=0`,
+    `-1` or `null` and cut `999999` down, so a client asking for something it cannot have
+    would get something else without knowing. A page past the last answers 404."""
+
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        size = _whole_number(request, self.page_size_query_param, maximum=self.max_page_size)
+        return self.page_size if size is None else size
+
+    def get_page_number(self, request, paginator):
+        number = _whole_number(request, self.page_query_param)
+        return 1 if number is None else number
+
+
+# Longer than any page count; also keeps int() away from its limit on digits.
+_MAX_DIGITS = 18
+
+
+def _whole_number(request, name: str, maximum: int | None = None) -> int | None:
+    """The query parameter `name` as an int from 1 to `maximum`, None when it is absent."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return None
+    allowed = f"from 1 to {maximum}" if maximum else "from 1"
+    message = f"{name} must be a whole number {allowed}."
+    if len(values) > 1:
+        raise ValidationError({name: [f"Give {name} once."]})
+    value = values[0]
+    if not (value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS):
+        raise ValidationError({name: [message]})
+    number = int(value)
+    if number < 1 or (maximum is not None and number > maximum):
+        raise ValidationError({name: [message]})
+    return number
 
 
 class TokenAPIView(APIView):
@@ -102,8 +141,12 @@ class KeyListView(TokenAPIView):
             OpenApiParameter(
                 "provider", str, enum=PROVIDER_IDS, description="Only keys of this provider."
             ),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int, description="At most 500."),
+            OpenApiParameter("page", {"type": "integer", "minimum": 1}),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": KeyPagination.max_page_size},
+                description="From 1 to 500 (default 100).",
+            ),
         ],
         operation_id="keys_list",
         responses={200: ProviderKeyPageSerializer, **ERRORS},
@@ -120,6 +163,7 @@ class KeyListView(TokenAPIView):
     @extend_schema(
         request=ProviderKeyCreateSerializer, responses={201: ProviderKeySerializer, **ERRORS}
     )
+    @sensitive_variables()
     def post(self, request):
         serializer = ProviderKeyCreateSerializer(data=_body(request))
         serializer.is_valid(raise_exception=True)
@@ -146,6 +190,7 @@ class KeyDetailView(TokenAPIView):
     @extend_schema(
         request=ProviderKeyUpdateSerializer, responses={200: ProviderKeySerializer, **ERRORS}
     )
+    @sensitive_variables()
     def patch(self, request, key_id):
         key = self._key(request, key_id)
         serializer = ProviderKeyUpdateSerializer(data=_body(request))
@@ -161,6 +206,7 @@ class KeyDetailView(TokenAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@sensitive_variables()
 def _secret_response(request, key) -> Response:
     retrieval = retrieve_secret(
         actor=_actor(request), key=key, if_none_match=request.headers.get("If-None-Match")

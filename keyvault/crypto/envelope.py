@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.views.decorators.debug import sensitive_variables
 
 from keyvault.crypto.context import EncryptionContext
 from keyvault.crypto.errors import IntegrityError, LegacyEnvelopeError, MalformedEnvelopeError
@@ -109,6 +110,7 @@ class Envelope:
         return f"Envelope(version={self.version}, kek_id={self.kek_id!r})"
 
 
+@sensitive_variables()
 def seal(
     plaintext: bytes,
     context: EncryptionContext,
@@ -127,6 +129,7 @@ def seal(
     return Envelope(FORMAT_VERSION, wrapped, nonce, ciphertext).encode()
 
 
+@sensitive_variables()
 def _unwrap_and_open(
     envelope: Envelope, context: EncryptionContext, keyring: Keyring
 ) -> tuple[bytes, bytes]:
@@ -153,6 +156,7 @@ def _decode(text: str, *, legacy: bool) -> Envelope:
     return envelope
 
 
+@sensitive_variables()
 def open_sealed(
     text: str, context: EncryptionContext, keyring: Keyring, *, legacy: bool = False
 ) -> bytes:
@@ -170,6 +174,7 @@ def version_of(text: str) -> int:
     return Envelope.decode(text).version
 
 
+@sensitive_variables()
 def rewrap(text: str, context: EncryptionContext, keyring: Keyring, *, legacy: bool = False) -> str:
     """The same secret with its DEK re-wrapped under the primary KEK.
 
@@ -184,6 +189,7 @@ def rewrap(text: str, context: EncryptionContext, keyring: Keyring, *, legacy: b
     return Envelope(envelope.version, rewrapped, envelope.nonce, envelope.ciphertext).encode()
 
 
+@sensitive_variables()
 def reseal(text: str, context: EncryptionContext, keyring: Keyring) -> str:
     """The secret sealed in `text`, sealed again in the current format with a fresh data key:
     how format 1 envelopes gain their binding (a format 1 envelope opens under the same context,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.views.decorators.debug import sensitive_variables
 
 from keyvault.crypto.context import EncryptionContext
 from keyvault.crypto.errors import (
@@ -78,6 +79,7 @@ class LocalKeyring(Keyring):
 
     WRAPPED_BYTES = NONCE_BYTES + KEY_BYTES + TAG_BYTES
 
+    @sensitive_variables()
     def __init__(
         self, keks: Mapping[str, bytes], *, randbytes: Callable[[int], bytes] = os.urandom
     ):
@@ -102,12 +104,14 @@ class LocalKeyring(Keyring):
     def kek_ids(self) -> tuple[str, ...]:
         return self._kek_ids
 
+    @sensitive_variables()
     def wrap(self, dek: bytes, context: EncryptionContext, version: int) -> WrappedKey:
         kek_id = self.primary_kek_id
         nonce = self._randbytes(NONCE_BYTES)
         sealed = self._aeads[kek_id].encrypt(nonce, dek, context.wrap_aad(version, kek_id))
         return WrappedKey(kek_id=kek_id, blob=nonce + sealed)
 
+    @sensitive_variables()
     def unwrap(self, wrapped: WrappedKey, context: EncryptionContext, version: int) -> bytes:
         aead = self._aeads.get(wrapped.kek_id)
         if aead is None:

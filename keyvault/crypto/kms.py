@@ -15,6 +15,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 
+from django.views.decorators.debug import sensitive_variables
+
 from keyvault.crypto.context import EncryptionContext
 from keyvault.crypto.errors import (
     CryptoError,
@@ -35,6 +37,7 @@ class DataKeyCache:
         self._entries: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
 
+    @sensitive_variables()
     def get(self, key) -> bytes | None:
         if self.max_entries <= 0 or self.ttl <= 0:
             return None
@@ -49,6 +52,7 @@ class DataKeyCache:
             self._entries.move_to_end(key)
             return dek
 
+    @sensitive_variables()
     def put(self, key, dek: bytes) -> None:
         if self.max_entries <= 0 or self.ttl <= 0:
             return
@@ -118,6 +122,7 @@ class AwsKmsKeyring(Keyring):
     def kek_ids(self) -> tuple[str, ...]:
         return self._kek_ids
 
+    @sensitive_variables()
     def wrap(self, dek: bytes, context: EncryptionContext, version: int) -> WrappedKey:
         kek_id = self.primary_kek_id
         kms_context = _kms_context(kek_id, context, version)
@@ -128,6 +133,7 @@ class AwsKmsKeyring(Keyring):
         self.cache.put(self._cache_key(kek_id, blob, kms_context), dek)
         return WrappedKey(kek_id=kek_id, blob=blob)
 
+    @sensitive_variables()
     def unwrap(self, wrapped: WrappedKey, context: EncryptionContext, version: int) -> bytes:
         key_arn = self._keys.get(wrapped.kek_id)
         if key_arn is None:
@@ -153,6 +159,7 @@ class AwsKmsKeyring(Keyring):
     def _cache_key(kek_id: str, blob: bytes, kms_context: dict) -> tuple:
         return (kek_id, blob, tuple(sorted(kms_context.items())))
 
+    @sensitive_variables()
     def _call(self, operation: str, **kwargs):
         from botocore.exceptions import BotoCoreError, ClientError
 

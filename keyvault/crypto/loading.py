@@ -18,6 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.views.decorators.debug import sensitive_variables
 
 from keyvault.crypto.errors import KeyringConfigurationError
 from keyvault.crypto.keyring import (
@@ -34,12 +35,14 @@ _lock = threading.Lock()
 _keyring: Keyring | None = None
 
 
+@sensitive_variables()
 def new_kek_line(kek_id: str | None = None) -> str:
     """A fresh `id:base64key` line for a new 256-bit KEK."""
     kek_id = validate_kek_id(kek_id or f"kek-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(3)}")
     return f"{kek_id}:{base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode('ascii')}"
 
 
+@sensitive_variables()
 def parse_kek_entries(entries: list[str], *, source: str) -> dict[str, bytes]:
     """Parse `id:base64key` entries; errors name the source and the KEK id, never the key."""
     keks: dict[str, bytes] = {}
@@ -73,6 +76,7 @@ def parse_kek_entries(entries: list[str], *, source: str) -> dict[str, bytes]:
     return keks
 
 
+@sensitive_variables()
 def _read_kek_file(path: Path, *, source: str) -> dict[str, bytes]:
     try:
         # utf-8-sig: some editors start a file with a byte-order mark, which would otherwise
@@ -131,6 +135,7 @@ def keks_configured() -> bool:
     )
 
 
+@sensitive_variables()
 def _local_keyring() -> Keyring | None:
     if settings.KEYVAULT_KEKS and settings.KEYVAULT_KEKS_FILE:
         raise KeyringConfigurationError("Set KEYVAULT_KEKS or KEYVAULT_KEKS_FILE, not both.")

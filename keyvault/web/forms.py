@@ -148,7 +148,10 @@ class TokenCreateForm(forms.Form):
         choices=[
             (TokenScope.KEYS_READ.value, "keys:read — list keys and their metadata"),
             (TokenScope.KEYS_SECRET.value, "keys:secret — receive decrypted secrets"),
-            (TokenScope.KEYS_WRITE.value, "keys:write — add, change, rotate and delete keys"),
+            (
+                TokenScope.KEYS_WRITE.value,
+                "keys:write — add, change, rotate and delete keys (together with keys:read)",
+            ),
         ],
         initial=[TokenScope.KEYS_READ.value, TokenScope.KEYS_SECRET.value],
         widget=forms.CheckboxSelectMultiple,

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from keyvault import providers, services
 from keyvault.models import ProviderKey
@@ -61,6 +61,7 @@ def key_list(request):
 
 @sensitive_post_parameters("secret")
 @org_page(Action.KEY_ADD)
+@sensitive_variables()
 def key_add(request):
     """First the provider (its choice decides the config fields), then the key itself."""
     chooser = ProviderChoiceForm(request.GET if "provider" in request.GET else None)
@@ -137,6 +138,7 @@ def key_edit(request, pk):
 
 @sensitive_post_parameters("secret")
 @org_page(Action.KEY_LIST)
+@sensitive_variables()
 def key_rotate(request, pk):
     key = _key(request, pk, Action.KEY_ROTATE)
     form = RotateForm(request.POST or None, provider=key.provider_obj)

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
+from django.views.decorators.debug import sensitive_variables
 
 from keyvault import services
 from keyvault.models import ProxyToken
@@ -23,6 +24,7 @@ def token_list(request):
 
 
 @org_page(Action.TOKEN_MANAGE)
+@sensitive_variables()  # The page is rendered here, so the template's frames are masked too.
 def token_create(request):
     form = TokenCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

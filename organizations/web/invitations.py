@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.backends import find_user
@@ -34,6 +34,7 @@ _OPENED_FOR_SECONDS = 3600
 
 @never_cache
 @require_GET
+@sensitive_variables()
 def invitation_open(request, token):
     invitation = invitations.invitation_for_token(token)
     if invitation is None:
@@ -76,6 +77,7 @@ def _joined(request, invitation):
 @csrf_protect
 @never_cache
 @require_http_methods(["GET", "POST"])
+@sensitive_variables()
 def invitation_accept(request):
     invitation = _opened_invitation(request)
     if invitation is None:

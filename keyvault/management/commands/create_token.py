@@ -1,3 +1,5 @@
+from django.views.decorators.debug import sensitive_variables
+
 from keyvault import services
 from organizations.actors import Actor
 from organizations.management.base import ProvisioningCommand
@@ -14,6 +16,7 @@ class Command(ProvisioningCommand):
         )
         parser.add_argument("--expires-in", type=int, metavar="DAYS", dest="expires_in")
 
+    @sensitive_variables()
     def handle(self, *, org, name, scopes, expires_in, **options):
         organization = self.organization(org)
         _token, raw = services.proxy_token_create(

@@ -1,4 +1,5 @@
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from organizations import roles
 from organizations.actors import Actor
@@ -33,6 +34,7 @@ class Command(ProvisioningCommand):
             "through password reset.",
         )
 
+    @sensitive_variables()
     def handle(self, *, org, email, role, password, **options):
         organization = self.organization(org)
         with transaction.atomic():

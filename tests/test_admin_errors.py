@@ -1,0 +1,175 @@
+"""Bad input in the admin is answered with form errors, a warning or 400, never a server error:
+with a cold content-type cache, with NUL in a query string, with JSON the database cannot store
+or Python cannot parse, and with a tampered selection."""
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+
+from keyvault.models import AuditEvent, ProviderKey, ProxyToken
+from organizations.models import Organization
+from tests.test_admin_writes import (
+    KEYS,
+    ORGS,
+    TOKENS,
+    add_key,
+    change,
+    form_errors,
+    messages_of,
+    row,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def a(tenants):
+    return tenants.a
+
+
+@pytest.fixture
+def admin(a, signed_in):
+    return signed_in(a.admin)
+
+
+@pytest.fixture
+def cold_cache():
+    """The content-type cache as a fresh worker process has it: empty, so the admin's first
+    lookup of a model's content type queries the database."""
+    ContentType.objects.clear_cache()
+    yield
+    ContentType.objects.clear_cache()
+
+
+def written() -> tuple:
+    return ProviderKey.objects.count(), AuditEvent.objects.count(), LogEntry.objects.count()
+
+
+# --- A refused form with a cold content-type cache ------------------------------------------
+
+
+def test_refused_add_is_a_form_error_with_a_cold_cache(a, admin, cold_cache):
+    before = written()
+
+    errors = form_errors(add_key(admin, a.org, name=""))
+
+    assert "name" in errors
+    assert written() == before
+
+
+def test_refused_change_is_a_form_error_with_a_cold_cache(a, admin, form_data):
+    before, events = row(a.key), AuditEvent.objects.count()
+    url = f"{KEYS}{a.key.pk}/change/"
+    data = form_data(admin.get(url))
+    # A rename the services accept and a secret they refuse: both must be undone.
+    data.update(name="Renamed", new_secret="   ")
+    ContentType.objects.clear_cache()
+
+    errors = form_errors(admin.post(url, data))
+
+    assert "new_secret" in errors
+    assert row(a.key) == before
+    assert AuditEvent.objects.count() == events
+
+
+def test_refused_token_and_rename_are_form_errors_with_a_cold_cache(a, signed_in, form_data):
+    owner = signed_in(a.owner)
+    ContentType.objects.clear_cache()
+    token_errors = form_errors(
+        owner.post(
+            f"{TOKENS}add/",
+            {"organization": str(a.org.pk), "name": a.token.name, "token_scopes": ["keys:read"]},
+        )
+    )
+    data = form_data(owner.get(f"{ORGS}{a.org.pk}/change/"))
+    ContentType.objects.clear_cache()
+    rename_errors = form_errors(owner.post(f"{ORGS}{a.org.pk}/change/", {**data, "name": "  "}))
+
+    assert "name" in token_errors
+    assert "name" in rename_errors
+    assert ProxyToken.objects.filter(organization=a.org).count() == 1
+    assert Organization.objects.get(pk=a.org.pk).name == "Alpha Org"
+
+
+def test_accepted_add_with_a_cold_cache_writes_its_history(a, admin, cold_cache):
+    response = add_key(admin, a.org)
+
+    assert response.status_code == 302
+    key = ProviderKey.objects.get(organization=a.org, name="Admin Key")
+    assert LogEntry.objects.filter(object_id=str(key.pk)).exists()
+
+
+# --- NUL in a query string ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"{KEYS}?kek_id=%00",
+        f"{KEYS}?provider__exact=%00",
+        f"{KEYS}?name=a%00b",
+        f"{KEYS}?q=%00",
+        f"{KEYS}?%00=1",
+        f"{ORGS}?q=%00",
+        "/admin/keyvault/auditevent/?action__exact=%00",
+        "/admin/autocomplete/?app_label=keyvault&model_name=providerkey"
+        "&field_name=organization&term=%00",
+        f"{KEYS}add/?_changelist_filters=x&organization=%00",
+    ],
+)
+def test_nul_in_a_query_string_is_a_bad_request(admin, query):
+    assert admin.get(query).status_code == 400
+
+
+def test_the_same_filters_without_nul_still_work(a, admin):
+    response = admin.get(KEYS, {"provider__exact": "openai", "q": "alpha"})
+
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == [a.key]
+
+
+# --- JSON the database cannot store or Python cannot parse ----------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "[" * 3000 + "]" * 3000,
+        '{"base_url": ' + "[" * 40 + "]" * 40 + "}",
+        '{"base_url": "\\ud800"}',
+        '{"base_url": "https://llm.example.com/\\u0000"}',
+        '{"\\udfff": "x"}',
+    ],
+    ids=["nested-3000", "nested-40", "lone-surrogate", "nul", "surrogate-in-a-name"],
+)
+def test_unstorable_config_is_a_form_error(a, admin, form_data, config):
+    before = written()
+    add = add_key(admin, a.org, config=config)
+    url = f"{KEYS}{a.key.pk}/change/"
+    key_before = row(a.key)
+    edit = change(admin, url, form_data, config=config)
+
+    for response in (add, edit):
+        assert "config" in form_errors(response)
+        # The page shown again puts back the text as typed.
+        assert response.context["adminform"].form["config"].value() == config
+    assert written() == before
+    assert row(a.key) == key_before
+
+
+# --- A tampered selection for an action -----------------------------------------------------
+
+
+@pytest.mark.parametrize("selected", ["not-a-uuid", "\x00", "1"])
+def test_action_on_ids_that_are_not_ids_changes_nothing(a, admin, selected):
+    key_before = row(a.key)
+    for url, action, target in ((KEYS, "disable_keys", a.key), (TOKENS, "revoke_tokens", a.token)):
+        response = admin.post(
+            url, {"action": action, ACTION_CHECKBOX_NAME: [str(target.pk), selected]}
+        )
+
+        assert response.status_code == 302
+        assert "The selection names items that do not exist." in messages_of(admin)[-1]
+    assert row(a.key) == key_before
+    assert ProxyToken.objects.get(pk=a.token.pk).revoked_at is None
