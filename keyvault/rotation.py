@@ -8,6 +8,8 @@ still to do are simply those whose `kek_id` is not the primary's.
 Safe beside live traffic: every row is written with a compare-and-swap on the envelope it was
 read with. A user who rotates or edits the key meanwhile wins: the swap misses, the row is left
 alone, and (a user rotation seals under the primary anyway) it still ends up under the primary.
+A batch locks its rows in the order every writer keeps (`keyvault.locking`), so it queues
+behind a usage flush or a key deletion instead of deadlocking with it.
 """
 
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from django.db.models import Count
 
 from keyvault.crypto import CryptoError, Keyring
 from keyvault.fields import SealedSecret
+from keyvault.locking import lock_keys
 from keyvault.models import ProviderKey
 
 _secret_field = ProviderKey._meta.get_field("secret")
@@ -39,13 +42,20 @@ def swap_envelopes(swaps: list[tuple]) -> int:
     overwritten; `kek_id` moves along. Returns how many rows were swapped.
 
     One statement per thousand rows (`UPDATE … FROM (VALUES …)`, which PostgreSQL and SQLite
-    both run) instead of one UPDATE per row: re-wrapping is bound by round trips.
+    both run) instead of one UPDATE per row: re-wrapping is bound by round trips. Call it in a
+    transaction: the rows are locked first, in primary-key order (`keyvault.locking`).
     """
     table = connection.ops.quote_name(ProviderKey._meta.db_table)
     pk_field = ProviderKey._meta.pk
     swapped = 0
+    # The UPDATE reaches its rows in the order of its plan (a sequential scan: heap order),
+    # while a usage flush or an organization deletion locks keys in primary-key order; each
+    # could hold a row the other waits for. Locked here in key order first, the rows are the
+    # UPDATE's already, whatever its plan; chunks go in key order too.
+    swaps = sorted(swaps, key=lambda swap: swap[0])
     for start in range(0, len(swaps), _SWAP_ROWS_PER_STATEMENT):
         chunk = swaps[start : start + _SWAP_ROWS_PER_STATEMENT]
+        lock_keys([pk for pk, _old, _new in chunk])
         values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
         params = []
         for pk, old, new in chunk:

@@ -166,7 +166,13 @@ def provider_key_create(
 
 def _locked(key: ProviderKey) -> ProviderKey:
     """The row re-read under a lock, so concurrent writers apply their changes one by one."""
-    return ProviderKey.objects.select_for_update().select_related("organization").get(pk=key.pk)
+    # Only the key's row (`of`): the organization is read along, not locked. Its row is locked
+    # last in every writer's order (keyvault.locking).
+    return (
+        ProviderKey.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=key.pk)
+    )
 
 
 def provider_key_update(

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from accounts.backends import find_user
 from keyvault import audit
 from keyvault.audit import AuditAction
+from keyvault.locking import lock_organization_contents
 from organizations import roles
 from organizations.actors import Actor
 from organizations.authorization import (
@@ -152,6 +153,9 @@ def organization_delete(*, organization: Organization, actor: Actor) -> None:
     (its events keep the organization's name as text)."""
     authorize(actor, Action.ORG_MANAGE, organization, organization)
     with transaction.atomic():
+        # Django deletes the usage rows before the keys and tokens they belong to; the keys and
+        # tokens are locked first, in the order every writer keeps (keyvault.locking).
+        lock_organization_contents(organization.pk)
         audit.record(
             action=AuditAction.ORGANIZATION_DELETED,
             actor=actor,

@@ -477,12 +477,6 @@ def in_thread(function):
     return thread, results
 
 
-@pytest.fixture
-def postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks between connections: PostgreSQL only")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_user_rotation_committed_between_read_and_write_is_kept(
     postgresql_only, old_keys, secrets_by_pk, user, monkeypatch
