@@ -12,10 +12,11 @@ A batch locks its rows in the order every writer keeps (`keyvault.locking`), so 
 behind a usage flush or a key deletion instead of deadlocking with it.
 """
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count
 
 from keyvault.crypto import CryptoError, Keyring
@@ -23,6 +24,7 @@ from keyvault.fields import SealedSecret
 from keyvault.locking import lock_keys
 from keyvault.models import ProviderKey
 
+logger = logging.getLogger(__name__)
 _secret_field = ProviderKey._meta.get_field("secret")
 
 
@@ -107,15 +109,49 @@ def _to_rewrap(keyring: Keyring, after, batch_size: int) -> list[ProviderKey]:
     return list(keys[:batch_size])
 
 
+# SQLSTATEs of a transaction PostgreSQL aborted to resolve a lock conflict: deadlock detected,
+# serialization failure. Retrying the whole transaction is the documented answer to both.
+_LOCK_CONFLICTS = frozenset({"40P01", "40001"})
+_BATCH_ATTEMPTS = 3
+
+
+def _lost_lock_conflict(exc: Exception) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) in _LOCK_CONFLICTS
+
+
 def rewrap_batch(keyring: Keyring, *, batch_size: int, after=None) -> tuple[BatchResult, object]:
     """Re-wrap up to `batch_size` keys with ids above `after`; returns the result and the last
-    id seen, to continue from."""
+    id seen, to continue from.
+
+    A batch aborted by a lock conflict is rolled back and tried again, a bounded number of
+    times. Keyvault's own writers keep one lock order and cannot deadlock with it; a writer
+    that does not (hand-written SQL, an older release during a rolling deploy) costs a retry
+    instead of stopping the job."""
     keys = _to_rewrap(keyring, after, batch_size)
     if not keys:
         return BatchResult(), None
-    with transaction.atomic():
-        result = rewrap_keys(keys, keyring)
-    return result, keys[-1].pk
+    attempt = 1
+    while True:
+        try:
+            with transaction.atomic():
+                return rewrap_keys(keys, keyring), keys[-1].pk
+        except OperationalError as exc:
+            # Inside a caller's transaction the conflict aborted theirs too: theirs to retry.
+            if (
+                attempt == _BATCH_ATTEMPTS
+                or connection.in_atomic_block
+                or not _lost_lock_conflict(exc)
+            ):
+                raise
+            attempt += 1
+            logger.warning(
+                "KEK rotation: a batch of %d keys was rolled back by a lock conflict (%s); "
+                "trying it again (attempt %d of %d).",
+                len(keys),
+                exc.__cause__.sqlstate,
+                attempt,
+                _BATCH_ATTEMPTS,
+            )
 
 
 def rewrap_keys(keys, keyring: Keyring) -> BatchResult:

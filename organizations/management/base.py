@@ -1,12 +1,14 @@
 """A base for provisioning commands: bad input exits non-zero with one readable line.
 
 Django prints argparse's usage block and, for errors raised while handling, a `CommandError:`
-line; validation errors from services are turned into that one line here, and argument errors
-are shortened to one line too, so scripts can show the message as it is.
+line; validation errors from services and database errors are turned into that one line
+here, and argument errors are shortened to one line too, so scripts can show the message as it
+is.
 """
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from organizations.models import Organization
 
@@ -25,6 +27,13 @@ def validation_message(error: ValidationError) -> str:
             for field, messages in error.message_dict.items()
         )
     return " ".join(error.messages)
+
+
+def database_error_message(error: DatabaseError) -> str:
+    """The first line of the database's message: the rest (DETAIL, CONTEXT) can quote row
+    values and spans lines."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 class ProvisioningCommand(BaseCommand):
@@ -49,3 +58,5 @@ class ProvisioningCommand(BaseCommand):
             raise CommandError(validation_message(exc)) from None
         except PermissionDenied as exc:
             raise CommandError(str(exc) or "Permission denied.") from None
+        except DatabaseError as exc:
+            raise CommandError(f"Database error: {database_error_message(exc)}") from None
