@@ -18,7 +18,9 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import router, transaction
 from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
 
+from keyvault.errors import NotFoundError
 from organizations import roles, services
 from organizations.actors import Actor
 from organizations.admin_site import (
@@ -63,6 +65,8 @@ class ServiceForm(forms.ModelForm):
             add_service_errors(self, exc, rename=self.service_fields)
         except PermissionDenied as exc:
             self.add_error(None, str(exc) or "Permission denied.")
+        except NotFoundError as exc:  # deleted by someone else while the form was open
+            self.add_error(None, str(exc))
         return data
 
     def _post_clean(self):
@@ -161,6 +165,13 @@ class TenantScopedAdmin(admin.ModelAdmin):
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return HttpResponseRedirect(request.path)
+        except NotFoundError as exc:  # deleted by someone else a moment ago
+            self.message_user(request, str(exc), messages.WARNING)
+            return HttpResponseRedirect(
+                reverse(
+                    f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_changelist"
+                )
+            )
 
     def get_actions(self, request):
         actions = super().get_actions(request)

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from accounts.backends import find_user
 from keyvault import audit
 from keyvault.audit import AuditAction
+from keyvault.errors import NotFoundError
 from keyvault.locking import lock_organization_contents
 from organizations import roles
 from organizations.actors import Actor
@@ -163,7 +164,11 @@ def organization_delete(*, organization: Organization, actor: Actor) -> None:
             target=organization,
             metadata={"slug": organization.slug, "keys": organization.provider_keys.count()},
         )
-        organization.delete()
+        _total, deleted = organization.delete()
+        if not deleted.get(Organization._meta.label):
+            # Another request deleted it a moment ago; this one's audit event goes with the
+            # rollback.
+            raise NotFoundError(f"The organization {organization.name!r} no longer exists.")
 
 
 def membership_add(*, organization: Organization, user, role: str, actor: Actor) -> Membership:

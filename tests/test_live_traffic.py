@@ -258,3 +258,107 @@ def test_rotate_kek_completes_beside_flushes_and_edits(
     assert [r.getMessage() for r in caplog.records if r.name == "keyvault.rotation"] == []
     for key in ProviderKey.objects.filter(organization=organization):
         assert services.provider_key_reveal(key=key, actor=SYSTEM) == expected[key.pk]
+
+
+# --- Two requests for one key at once ---------------------------------------------------------
+
+
+@pytest.fixture
+def together(monkeypatch):
+    """`together("provider_key_delete", "provider_key_rotate")`: the next call of each of these
+    services waits for the other at its start, so both requests have read the key and passed
+    their checks before either locks it, as two clicks that arrive together do."""
+
+    def arm(*names):
+        start = threading.Barrier(len(names), timeout=30)
+        for name in set(names):
+            real = getattr(services, name)
+
+            def waiting(*args, real=real, **kwargs):
+                start.wait()
+                return real(*args, **kwargs)
+
+            monkeypatch.setattr(services, name, waiting)
+
+    return arm
+
+
+def key_page(organization, action, key):
+    return f"/o/{organization.slug}/keys/{key.pk}/{action}/"
+
+
+def test_a_double_clicked_delete_on_the_page_deletes_once_and_says_so(
+    postgresql_only, organization, owner, signed_in, together
+):
+    key = ProviderKeyFactory(organization=organization, name="Clicked twice")
+    clients = [signed_in(owner), signed_in(owner)]
+    together("provider_key_delete", "provider_key_delete")
+
+    responses = in_threads(
+        *(
+            lambda c=client: c.post(key_page(organization, "delete", key), follow=True)
+            for client in clients
+        )
+    )
+
+    assert [r.redirect_chain[0][1] for r in responses] == [302, 302]
+    pages = sorted(r.content.decode() for r in responses)
+    assert sum("Deleted Clicked twice." in page for page in pages) == 1
+    assert sum("Clicked twice was already deleted." in page for page in pages) == 1
+    assert not ProviderKey.objects.filter(pk=key.pk).exists()
+
+
+def test_a_rotation_racing_a_delete_on_the_pages_never_fails(
+    postgresql_only, organization, owner, signed_in, together
+):
+    deleter, rotator = signed_in(owner), signed_in(owner)
+    for n in range(8):  # which one locks the key first varies; neither may fail
+        key = ProviderKeyFactory(organization=organization, name=f"Raced {n}")
+        together("provider_key_delete", "provider_key_rotate")
+
+        deleted, rotated = in_threads(
+            lambda key=key: deleter.post(key_page(organization, "delete", key), follow=True),
+            lambda key=key: rotator.post(
+                key_page(organization, "rotate", key),
+                {"secret": "sk-proj-R0tatedWhileBeingDeleted0123456789ab"},
+                follow=True,
+            ),
+        )
+
+        assert f"Deleted Raced {n}." in deleted.content.decode()
+        assert rotated.redirect_chain[0][1] == 302
+        page = rotated.content.decode()
+        saved = f"Rotated Raced {n}" in page
+        assert saved != (f"Raced {n} was deleted meanwhile; nothing was saved." in page)
+        assert not ProviderKey.objects.filter(pk=key.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("second", "body", "service"),
+    [
+        ("delete", None, "provider_key_delete"),
+        ("patch", {"enabled": False}, "provider_key_edit"),
+        ("patch", {"secret": "sk-proj-PatchedWhileBeingDeleted0123456789"}, "provider_key_edit"),
+    ],
+    ids=["delete", "edit", "rotate"],
+)
+def test_api_writes_racing_a_delete_answer_204_200_or_404(
+    postgresql_only, organization, make_token, together, second, body, service
+):
+    key = ProviderKeyFactory(organization=organization)
+    token = make_token("keys:read", "keys:write")
+    together("provider_key_delete", service)
+
+    def call(method, data=None):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.raw}")
+        return getattr(client, method)(f"/api/v1/keys/{key.pk}", data, format="json")
+
+    deleted, other = in_threads(lambda: call("delete"), lambda: call(second, body))
+
+    assert deleted.status_code == 204 or (second == "delete" and deleted.status_code == 404)
+    assert other.status_code in ({204, 404} if second == "delete" else {200, 404})
+    assert {deleted.status_code, other.status_code} != {404}
+    if other.status_code == 404:
+        assert other.json() == {"detail": "Not found."}
+    assert not ProviderKey.objects.filter(pk=key.pk).exists()
