@@ -5,6 +5,8 @@ the services. A new proxy token is shown once, on the page that answers its crea
 kept nowhere else: not in a message cookie, the session or the admin history.
 """
 
+from contextlib import suppress
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
@@ -15,6 +17,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from keyvault import audit, rotation, services
 from keyvault.audit import AuditAction
 from keyvault.crypto import get_keyring
+from keyvault.errors import NotFoundError
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from keyvault.tokens import SCOPE_CHOICES
 from organizations.actors import Actor
@@ -139,15 +142,20 @@ class ProviderKeyAdmin(TenantScopedAdmin):
 
     def delete_queryset(self, request, queryset):
         for key in queryset:
-            services.provider_key_delete(key=key, actor=Actor.for_request(request))
+            # One deleted by someone else since the list was read is gone, as asked.
+            with suppress(NotFoundError):
+                services.provider_key_delete(key=key, actor=Actor.for_request(request))
 
     def _set_enabled(self, request, queryset, enabled: bool):
         changed = 0
         for key in queryset:
             if key.enabled != enabled:
-                services.provider_key_update(
-                    key=key, actor=Actor.for_request(request), enabled=enabled
-                )
+                try:
+                    services.provider_key_update(
+                        key=key, actor=Actor.for_request(request), enabled=enabled
+                    )
+                except NotFoundError:  # deleted by someone else since the list was read
+                    continue
                 changed += 1
         self.message_user(request, f"{changed} keys {'enabled' if enabled else 'disabled'}.")
 
@@ -286,7 +294,10 @@ class ProxyTokenAdmin(TenantScopedAdmin):
     def revoke_tokens(self, request, queryset):
         revoked = 0
         for token in queryset.filter(revoked_at__isnull=True):
-            services.proxy_token_revoke(token=token, actor=Actor.for_request(request))
+            try:
+                services.proxy_token_revoke(token=token, actor=Actor.for_request(request))
+            except NotFoundError:  # deleted with its organization since the list was read
+                continue
             revoked += 1
         self.message_user(request, f"{revoked} tokens revoked.")
 

@@ -8,18 +8,24 @@ still to do are simply those whose `kek_id` is not the primary's.
 Safe beside live traffic: every row is written with a compare-and-swap on the envelope it was
 read with. A user who rotates or edits the key meanwhile wins: the swap misses, the row is left
 alone, and (a user rotation seals under the primary anyway) it still ends up under the primary.
+A batch locks its rows in the order every writer keeps (`keyvault.locking`), so it queues
+behind a usage flush or a key deletion instead of deadlocking with it.
 """
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.core.exceptions import ValidationError
+from django.db import OperationalError, connection, transaction
 from django.db.models import Count
 
 from keyvault.crypto import CryptoError, Keyring
 from keyvault.fields import SealedSecret
+from keyvault.locking import lock_keys
 from keyvault.models import SECRET_CONTEXT_FIELDS, ProviderKey
 
+logger = logging.getLogger(__name__)
 _secret_field = ProviderKey._meta.get_field("secret")
 
 
@@ -39,13 +45,20 @@ def swap_envelopes(swaps: list[tuple]) -> int:
     overwritten; `kek_id` moves along. Returns how many rows were swapped.
 
     One statement per thousand rows (`UPDATE … FROM (VALUES …)`, which PostgreSQL and SQLite
-    both run) instead of one UPDATE per row: re-wrapping is bound by round trips.
+    both run) instead of one UPDATE per row: re-wrapping is bound by round trips. Call it in a
+    transaction: the rows are locked first, in primary-key order (`keyvault.locking`).
     """
     table = connection.ops.quote_name(ProviderKey._meta.db_table)
     pk_field = ProviderKey._meta.pk
     swapped = 0
+    # The UPDATE reaches its rows in the order of its plan (a sequential scan: heap order),
+    # while a usage flush or an organization deletion locks keys in primary-key order; each
+    # could hold a row the other waits for. Locked here in key order first, the rows are the
+    # UPDATE's already, whatever its plan; chunks go in key order too.
+    swaps = sorted(swaps, key=lambda swap: swap[0])
     for start in range(0, len(swaps), _SWAP_ROWS_PER_STATEMENT):
         chunk = swaps[start : start + _SWAP_ROWS_PER_STATEMENT]
+        lock_keys([pk for pk, _old, _new in chunk])
         values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
         params = []
         for pk, old, new in chunk:
@@ -97,15 +110,49 @@ def _to_rewrap(keyring: Keyring, after, batch_size: int) -> list[ProviderKey]:
     return list(keys[:batch_size])
 
 
+# SQLSTATEs of a transaction PostgreSQL aborted to resolve a lock conflict: deadlock detected,
+# serialization failure. Retrying the whole transaction is the documented answer to both.
+_LOCK_CONFLICTS = frozenset({"40P01", "40001"})
+_BATCH_ATTEMPTS = 3
+
+
+def _lost_lock_conflict(exc: Exception) -> bool:
+    return getattr(exc.__cause__, "sqlstate", None) in _LOCK_CONFLICTS
+
+
 def rewrap_batch(keyring: Keyring, *, batch_size: int, after=None) -> tuple[BatchResult, object]:
     """Re-wrap up to `batch_size` keys with ids above `after`; returns the result and the last
-    id seen, to continue from."""
+    id seen, to continue from.
+
+    A batch aborted by a lock conflict is rolled back and tried again, a bounded number of
+    times. Keyvault's own writers keep one lock order and cannot deadlock with it; a writer
+    that does not (hand-written SQL, an older release during a rolling deploy) costs a retry
+    instead of stopping the job."""
     keys = _to_rewrap(keyring, after, batch_size)
     if not keys:
         return BatchResult(), None
-    with transaction.atomic():
-        result = rewrap_keys(keys, keyring)
-    return result, keys[-1].pk
+    attempt = 1
+    while True:
+        try:
+            with transaction.atomic():
+                return rewrap_keys(keys, keyring), keys[-1].pk
+        except OperationalError as exc:
+            # Inside a caller's transaction the conflict aborted theirs too: theirs to retry.
+            if (
+                attempt == _BATCH_ATTEMPTS
+                or connection.in_atomic_block
+                or not _lost_lock_conflict(exc)
+            ):
+                raise
+            attempt += 1
+            logger.warning(
+                "KEK rotation: a batch of %d keys was rolled back by a lock conflict (%s); "
+                "trying it again (attempt %d of %d).",
+                len(keys),
+                exc.__cause__.sqlstate,
+                attempt,
+                _BATCH_ATTEMPTS,
+            )
 
 
 def rewrap_keys(keys, keyring: Keyring) -> BatchResult:
@@ -116,7 +163,7 @@ def rewrap_keys(keys, keyring: Keyring) -> BatchResult:
     for key in keys:
         try:
             swaps.append((key.pk, key.secret, _secret_field.rewrap(key, keyring)))
-        except CryptoError:
+        except (CryptoError, ValidationError):  # ValidationError: a provider no longer known
             result.failed.append(key.pk)
     result.rewrapped = swap_envelopes(swaps)
     result.skipped_concurrent = len(swaps) - result.rewrapped

@@ -17,7 +17,7 @@ from django.views.decorators.debug import sensitive_variables
 from keyvault import audit, providers
 from keyvault.audit import AuditAction
 from keyvault.crypto import CryptoError
-from keyvault.errors import KeyDisabledError
+from keyvault.errors import KeyDisabledError, NotFoundError
 from keyvault.masking import mask_secret
 from keyvault.models import SECRET_MAX_BYTES, ProviderKey, ProxyToken
 from keyvault.selectors import named
@@ -169,8 +169,18 @@ def provider_key_create(
 
 
 def _locked(key: ProviderKey) -> ProviderKey:
-    """The row re-read under a lock, so concurrent writers apply their changes one by one."""
-    return ProviderKey.objects.select_for_update().select_related("organization").get(pk=key.pk)
+    """The row re-read under a lock, so concurrent writers apply their changes one by one;
+    `NotFoundError` when another request deleted it after the caller read it."""
+    # Only the key's row (`of`): the organization is read along, not locked. Its row is locked
+    # last in every writer's order (keyvault.locking).
+    try:
+        return (
+            ProviderKey.objects.select_for_update(of=("self",))
+            .select_related("organization")
+            .get(pk=key.pk)
+        )
+    except ProviderKey.DoesNotExist:
+        raise NotFoundError(f"The key {key.name!r} no longer exists.") from None
 
 
 @sensitive_variables()
@@ -526,7 +536,9 @@ def proxy_token_revoke(*, token: ProxyToken, actor: Actor) -> ProxyToken:
     """Revoke by timestamp; the row stays for the audit trail. Revoking twice is a no-op."""
     authorize(actor, Action.TOKEN_MANAGE, token.organization_id)
     with transaction.atomic():
-        locked = ProxyToken.objects.select_for_update().get(pk=token.pk)
+        locked = ProxyToken.objects.select_for_update().filter(pk=token.pk).first()
+        if locked is None:  # deleted with its organization meanwhile
+            raise NotFoundError(f"The token {token.name!r} no longer exists.")
         if locked.revoked_at is not None:
             return locked
         locked.revoked_at = timezone.now()

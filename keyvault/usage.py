@@ -151,23 +151,21 @@ class UsageRecorder:
 
 
 def _write(counts: Counter, token_last_used: dict, key_last_used: dict) -> None:
+    from keyvault.locking import lock_keys, lock_tokens
     from keyvault.models import KeyUsage, ProviderKey, ProxyToken
 
     with transaction.atomic():
-        # Keys or tokens deleted since the retrieval have nothing left to account to. Writing
-        # their counts would fail the foreign key, and with it this flush and every later one.
-        live_keys = set(
-            ProviderKey.objects.filter(pk__in={key_id for _, key_id, _ in counts}).values_list(
-                "pk", flat=True
-            )
-        )
-        live_tokens = set(
-            ProxyToken.objects.filter(pk__in={token_id for token_id, _, _ in counts}).values_list(
-                "pk", flat=True
-            )
-        )
-        # Every write in primary-key order, the order KEK rotation locks rows in: two flushes,
-        # or a flush and a rotation batch, then queue behind each other instead of deadlocking.
+        # Keys, then tokens, each in primary-key order, and only then their usage rows: the
+        # lock order every writer keeps (keyvault.locking). A key deletion locks its key before
+        # it touches the key's usage rows; a flush that wrote usage rows before locking their
+        # key (its last_used_at update, or the foreign-key check) could each wait for the other.
+        # The locks also say what still exists: keys or tokens deleted since the retrieval have
+        # nothing left to account to, and writing their counts would fail the foreign key, and
+        # with it this flush and every later one.
+        live_keys = lock_keys({key_id for _, key_id, _ in counts} | key_last_used.keys())
+        live_tokens = lock_tokens({token_id for token_id, _, _ in counts} | token_last_used.keys())
+        # Then the usage rows in (token, key, hour) order: flushes of several app instances
+        # sharing rows queue behind each other.
         rows = sorted(
             (token_id, key_id, hour, count)
             for (token_id, key_id, hour), count in counts.items()
@@ -176,13 +174,15 @@ def _write(counts: Counter, token_last_used: dict, key_last_used: dict) -> None:
         if rows:
             KeyUsage.add_counts(rows)
         for token_id, at in sorted(token_last_used.items()):
-            ProxyToken.objects.filter(pk=token_id).filter(
-                Q(last_used_at__isnull=True) | Q(last_used_at__lt=at)
-            ).update(last_used_at=at)
+            if token_id in live_tokens:
+                ProxyToken.objects.filter(pk=token_id).filter(
+                    Q(last_used_at__isnull=True) | Q(last_used_at__lt=at)
+                ).update(last_used_at=at)
         for key_id, at in sorted(key_last_used.items()):
-            ProviderKey.objects.filter(pk=key_id).filter(
-                Q(last_used_at__isnull=True) | Q(last_used_at__lt=at)
-            ).update(last_used_at=at)
+            if key_id in live_keys:
+                ProviderKey.objects.filter(pk=key_id).filter(
+                    Q(last_used_at__isnull=True) | Q(last_used_at__lt=at)
+                ).update(last_used_at=at)
 
 
 recorder = UsageRecorder(

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts import limits
+from keyvault.errors import NotFoundError
 from organizations import invitations, roles, services
 from organizations.actors import Actor
 from organizations.admin_site import (
@@ -86,6 +87,8 @@ class ServiceForm(forms.ModelForm):
         except PermissionDenied as exc:
             self.undo_service_write()
             self.add_error(None, str(exc) or "Permission denied.")
+        except NotFoundError as exc:  # deleted by someone else while the form was open
+            self.add_error(None, str(exc))
         return data
 
     def undo_service_write(self) -> None:
@@ -192,6 +195,13 @@ class TenantScopedAdmin(admin.ModelAdmin):
         except ValidationError as exc:
             self.message_user(request, " ".join(exc.messages), messages.ERROR)
             return HttpResponseRedirect(request.path)
+        except NotFoundError as exc:  # deleted by someone else a moment ago
+            self.message_user(request, str(exc), messages.WARNING)
+            return HttpResponseRedirect(
+                reverse(
+                    f"{self.admin_site.name}:{self.opts.app_label}_{self.opts.model_name}_changelist"
+                )
+            )
 
     def response_action(self, request, queryset):
         # Django filters by the selected ids as they were sent; one that is not an id at all (a

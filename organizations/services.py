@@ -16,6 +16,8 @@ from django.views.decorators.debug import sensitive_variables
 from accounts.backends import find_user
 from keyvault import audit
 from keyvault.audit import AuditAction
+from keyvault.errors import NotFoundError
+from keyvault.locking import lock_organization_contents
 from organizations import roles
 from organizations.actors import Actor
 from organizations.authorization import (
@@ -159,6 +161,9 @@ def organization_delete(*, organization: Organization, actor: Actor) -> None:
     (its events keep the organization's name as text)."""
     authorize(actor, Action.ORG_MANAGE, organization, organization)
     with transaction.atomic():
+        # Django deletes the usage rows before the keys and tokens they belong to; the keys and
+        # tokens are locked first, in the order every writer keeps (keyvault.locking).
+        lock_organization_contents(organization.pk)
         audit.record(
             action=AuditAction.ORGANIZATION_DELETED,
             actor=actor,
@@ -166,7 +171,11 @@ def organization_delete(*, organization: Organization, actor: Actor) -> None:
             target=organization,
             metadata={"slug": organization.slug, "keys": organization.provider_keys.count()},
         )
-        organization.delete()
+        _total, deleted = organization.delete()
+        if not deleted.get(Organization._meta.label):
+            # Another request deleted it a moment ago; this one's audit event goes with the
+            # rollback.
+            raise NotFoundError(f"The organization {organization.name!r} no longer exists.")
 
 
 def membership_add(*, organization: Organization, user, role: str, actor: Actor) -> Membership:

@@ -67,6 +67,15 @@ def make_token(organization):
 
 
 @pytest.fixture
+def postgresql_only():
+    """Skips the test on SQLite: it needs row locks between connections."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks between connections: PostgreSQL only")
+
+
+@pytest.fixture
 def api_client():
     from rest_framework.test import APIClient
 

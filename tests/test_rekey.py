@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
+from django.db import OperationalError
 
 from keyvault import services
 from keyvault.audit import AuditAction
@@ -243,3 +244,26 @@ def test_the_service_is_authorized_like_a_rotation(provider_key, organization, m
     viewer = member_of(organization, roles.VIEWER.id).user
     with pytest.raises(PermissionDenied):
         services.provider_key_rekey(key=provider_key, actor=Actor.for_user(viewer))
+
+
+def test_a_database_error_stops_rekey_with_one_line(two_orgs, monkeypatch):
+    real_rekey = services.provider_key_rekey
+    calls = []
+
+    def deadlocked_on_the_third(**kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OperationalError(
+                "deadlock detected\nDETAIL:  Process 1 waits for ShareLock on transaction 2."
+            )
+        return real_rekey(**kwargs)
+
+    monkeypatch.setattr(services, "provider_key_rekey", deadlocked_on_the_third)
+    out = StringIO()
+    with pytest.raises(CommandError) as excinfo:
+        call_command("rekey", stdout=out, stderr=StringIO())
+
+    assert str(excinfo.value) == (
+        "Stopped after 2 secrets by a database error (deadlock detected); run rekey again."
+    )
+    assert "Re-keyed 2 secrets" in out.getvalue()

@@ -6,14 +6,16 @@ secret still reveals to its original, only the wrapped data key changes (the non
 ciphertext are byte-identical), an interrupted job resumes, and a user's concurrent change wins.
 """
 
+import logging
 import os
 import signal
 import threading
 from io import StringIO
 
+import psycopg.errors
 import pytest
-from django.core.management import CommandError, call_command
-from django.db import connection
+from django.core.management import CommandError, call_command, load_command_class
+from django.db import OperationalError, connection, connections
 
 from keyvault import rotation, services
 from keyvault.audit import AuditAction
@@ -295,6 +297,135 @@ def test_the_job_can_run_outside_the_main_thread():
     assert errors == []
 
 
+# --- database errors ---------------------------------------------------------------------------
+
+
+def lock_conflict(cls=psycopg.errors.DeadlockDetected) -> OperationalError:
+    """What Django raises when PostgreSQL aborts a transaction to resolve a lock conflict."""
+    error = OperationalError(
+        "deadlock detected\nDETAIL:  Process 1 waits for ShareLock on transaction 2; "
+        "blocked by process 3.\nHINT:  See server log for query details."
+    )
+    error.__cause__ = cls("deadlock detected")
+    return error
+
+
+def failing_swaps(monkeypatch, errors):
+    """`swap_envelopes` that writes one row of its batch, then raises the next of `errors`
+    (while any are left); the write must go with the rolled-back batch."""
+    real_swaps = rotation.swap_envelopes
+    errors = list(errors)
+
+    def swap(swaps):
+        if not errors:
+            return real_swaps(swaps)
+        real_swaps(swaps[:1])
+        raise errors.pop(0)
+
+    monkeypatch.setattr(rotation, "swap_envelopes", swap)
+    return errors
+
+
+def test_a_database_error_stops_the_job_with_one_line_and_a_non_zero_exit(
+    old_keys, secrets_by_pk, monkeypatch, capsys
+):
+    real_batch = rotation.rewrap_batch
+    calls = []
+
+    def connection_lost_on_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError(
+                "server closed the connection unexpectedly\n\tThis probably means the server "
+                "terminated abnormally\n\tbefore or while processing the request."
+            )
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(rotation, "rewrap_batch", connection_lost_on_the_second_batch)
+    # As `manage.py rotate_kek` runs it: the exit status and what reaches the terminal. (Django
+    # closes the connections afterwards; the test still needs its own.)
+    monkeypatch.setattr(connections, "close_all", lambda: None)
+    command = load_command_class("keyvault", "rotate_kek")
+    with pytest.raises(SystemExit) as excinfo:
+        command.run_from_argv(["manage.py", "rotate_kek", "--batch-size", "4"])
+
+    assert excinfo.value.code == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[-1] == (
+        "CommandError: Stopped after 4 keys by a database error (server closed the connection "
+        "unexpectedly); run rotate_kek again to finish."
+    )
+    assert not any("Traceback" in line for line in errors)
+    event = AuditEvent.objects.get(action=AuditAction.KEK_ROTATION)
+    assert (event.metadata["rewrapped"], event.metadata["interrupted"]) == (4, True)
+
+    monkeypatch.setattr(rotation, "rewrap_batch", real_batch)
+    assert "Re-wrapped 6 keys" in run()
+    assert all(reveal(key.pk) == secrets_by_pk[key.pk] for key in old_keys)
+
+
+def test_a_database_error_outside_the_batches_is_one_line(old_keys, monkeypatch):
+    def database_down(keyring):
+        raise OperationalError('connection to server at "db" failed: Connection refused\n\t…')
+
+    monkeypatch.setattr("keyvault.management.commands.rotate_kek.pending_by_kek", database_down)
+    with pytest.raises(CommandError) as excinfo:
+        run()
+    assert str(excinfo.value) == (
+        'Database error: connection to server at "db" failed: Connection refused'
+    )
+
+
+# Real transactions: a batch is retried only when it is the outermost one (not inside a test's).
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "cls", [psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure]
+)
+def test_a_batch_rolled_back_by_a_lock_conflict_is_tried_again(
+    old_keys, secrets_by_pk, raw_envelope, monkeypatch, caplog, cls
+):
+    failing_swaps(monkeypatch, [lock_conflict(cls), lock_conflict(cls)])
+
+    with caplog.at_level(logging.WARNING, logger="keyvault.rotation"):
+        output = run("--batch-size", "4")
+
+    assert "Re-wrapped 10 keys" in output
+    assert "0 changed by users meanwhile" in output  # the rolled-back writes left no trace
+    assert [r.getMessage() for r in caplog.records] == [
+        f"KEK rotation: a batch of 4 keys was rolled back by a lock conflict ({cls.sqlstate}); "
+        f"trying it again (attempt {n} of 3)."
+        for n in (2, 3)
+    ]
+    for key in old_keys:
+        assert kek_of(key.pk) == PRIMARY_ID
+        assert reveal(key.pk) == secrets_by_pk[key.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_that_keeps_conflicting_stops_the_job_after_three_attempts(
+    old_keys, secrets_by_pk, monkeypatch
+):
+    failing_swaps(monkeypatch, [lock_conflict()] * 3)
+
+    with pytest.raises(CommandError) as excinfo:
+        run("--batch-size", "4")
+
+    assert str(excinfo.value) == (
+        "Stopped after 0 keys by a database error (deadlock detected); "
+        "run rotate_kek again to finish."
+    )
+    assert {kek_of(key.pk) for key in old_keys} == {OLD_ID}
+    assert "Re-wrapped 10 keys" in run("--batch-size", "4")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_other_database_errors_are_not_tried_again(old_keys, monkeypatch):
+    left = failing_swaps(monkeypatch, [OperationalError("disk full"), OperationalError("again")])
+    with pytest.raises(CommandError, match=r"\(disk full\)"):
+        run()
+    assert len(left) == 1
+
+
 # --- live traffic during the job ---------------------------------------------------------------
 
 
@@ -475,12 +606,6 @@ def in_thread(function):
     thread = threading.Thread(target=body)
     thread.start()
     return thread, results
-
-
-@pytest.fixture
-def postgresql_only():
-    if connection.vendor != "postgresql":
-        pytest.skip("row locks between connections: PostgreSQL only")
 
 
 @pytest.mark.django_db(transaction=True)

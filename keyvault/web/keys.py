@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from keyvault import providers, services
+from keyvault.errors import NotFoundError
 from keyvault.models import ProviderKey
 from keyvault.web.forms import ProviderChoiceForm, ProviderKeyForm, RotateForm
 from organizations import permissions
@@ -102,6 +103,12 @@ def _key(request, pk, action: Action) -> ProviderKey:
     return key
 
 
+def _gone(request, key: ProviderKey):
+    """The answer to a change of a key that someone deleted while the form was being sent."""
+    messages.error(request, f"{key.name} was deleted meanwhile; nothing was saved.")
+    return redirect("keys:list", org_slug=request.organization.slug)
+
+
 @sensitive_post_parameters("secret")
 @org_page(Action.KEY_LIST)
 def key_edit(request, pk):
@@ -128,6 +135,8 @@ def key_edit(request, pk):
             )
         except ValidationError as exc:
             add_service_errors(form, exc)
+        except NotFoundError:
+            return _gone(request, key)
         else:
             messages.success(request, f"Saved {key.name}.")
             return redirect("keys:list", org_slug=request.organization.slug)
@@ -149,6 +158,8 @@ def key_rotate(request, pk):
             )
         except ValidationError as exc:
             add_service_errors(form, exc)
+        except NotFoundError:
+            return _gone(request, key)
         else:
             messages.success(
                 request, f"Rotated {key.name}: now version {key.version} ({key.secret_hint})."
@@ -161,7 +172,12 @@ def key_rotate(request, pk):
 def key_delete(request, pk):
     key = _key(request, pk, Action.KEY_DELETE)
     if request.method == "POST":
-        services.provider_key_delete(key=key, actor=request.actor)
-        messages.success(request, f"Deleted {key.name}. Proxies no longer receive it.")
+        try:
+            services.provider_key_delete(key=key, actor=request.actor)
+        except NotFoundError:
+            # A second click of Delete, or someone else was quicker: the key is gone either way.
+            messages.info(request, f"{key.name} was already deleted.")
+        else:
+            messages.success(request, f"Deleted {key.name}. Proxies no longer receive it.")
         return redirect("keys:list", org_slug=request.organization.slug)
     return render(request, "keyvault/keys/delete.html", {"key": key})

@@ -8,6 +8,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.debug import sensitive_variables
 
 from keyvault import services
+from keyvault.errors import NotFoundError
 from keyvault.models import ProxyToken
 from keyvault.web.forms import TokenCreateForm
 from organizations.forms import add_service_errors
@@ -51,7 +52,11 @@ def token_create(request):
 def token_revoke(request, pk):
     token = get_object_or_404(ProxyToken, pk=pk, organization=request.organization)
     if request.method == "POST":
-        services.proxy_token_revoke(token=token, actor=request.actor)
-        messages.success(request, f"Revoked {token}. Proxies using it are refused from now on.")
+        try:
+            services.proxy_token_revoke(token=token, actor=request.actor)
+        except NotFoundError:  # deleted with its organization meanwhile
+            messages.info(request, f"{token} no longer exists.")
+        else:
+            messages.success(request, f"Revoked {token}. Proxies using it are refused from now on.")
         return redirect("tokens:list", org_slug=request.organization.slug)
     return render(request, "keyvault/tokens/revoke.html", {"token": token})

@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 
 from accounts import limits
+from keyvault.errors import NotFoundError
 from organizations import permissions, services
 from organizations.actors import Actor
 from organizations.forms import add_service_errors
@@ -121,9 +122,13 @@ def organization_delete(request):
     form = OrganizationDeleteForm(request.POST or None, organization=organization)
     if request.method == "POST" and form.is_valid():
         name = organization.name
-        services.organization_delete(organization=organization, actor=request.actor)
+        try:
+            services.organization_delete(organization=organization, actor=request.actor)
+        except NotFoundError:  # a second click, or another owner was quicker
+            messages.info(request, f"{name} was already deleted.")
+        else:
+            messages.success(request, f"Deleted {name} with its keys, tokens and members.")
         request.session.pop(_LAST_ORGANIZATION, None)
-        messages.success(request, f"Deleted {name} with its keys, tokens and members.")
         return redirect("orgs:list")
     return render(
         request,

@@ -1,13 +1,14 @@
 import uuid
 
 from django.core.management.base import CommandError
+from django.db import DatabaseError
 
 from keyvault import services
 from keyvault.crypto import CryptoError
 from keyvault.management.progress import Progress
 from keyvault.models import ProviderKey
 from organizations.actors import Actor
-from organizations.management.base import ProvisioningCommand
+from organizations.management.base import ProvisioningCommand, database_error_message
 
 
 class Command(ProvisioningCommand):
@@ -36,17 +37,28 @@ class Command(ProvisioningCommand):
         actor = Actor.system("manage.py rekey")
         progress = Progress(keys.count(), label="rekey")
         rekeyed, gone, failed = 0, 0, []
-        for provider_key in keys.iterator(chunk_size=500):
-            try:
-                if services.provider_key_rekey(key=provider_key, actor=actor):
-                    rekeyed += 1
-                else:
-                    gone += 1
-            except CryptoError:
-                failed.append(provider_key.pk)
-            progress.advance(1)
-        progress.finish()
+        database_error = None
+        try:
+            for provider_key in keys.iterator(chunk_size=500):
+                try:
+                    if services.provider_key_rekey(key=provider_key, actor=actor):
+                        rekeyed += 1
+                    else:
+                        gone += 1
+                except CryptoError:
+                    failed.append(provider_key.pk)
+                progress.advance(1)
+        except DatabaseError as exc:
+            # Each key is its own transaction: those done stay done, the one in flight rolled back.
+            database_error = exc
+        finally:
+            progress.finish()
         self.stdout.write(f"Re-keyed {rekeyed} secrets; {gone} deleted meanwhile.")
+        if database_error is not None:
+            raise CommandError(
+                f"Stopped after {rekeyed} secrets by a database error "
+                f"({database_error_message(database_error)}); run rekey again."
+            )
         if failed:
             raise CommandError(
                 f"{len(failed)} secrets could not be opened and were left as they are: "

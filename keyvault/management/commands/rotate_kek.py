@@ -3,6 +3,7 @@ import threading
 from contextlib import contextmanager
 
 from django.core.management.base import CommandError
+from django.db import DatabaseError
 
 from keyvault import audit
 from keyvault.audit import AuditAction
@@ -10,7 +11,7 @@ from keyvault.crypto import CryptoError, get_keyring
 from keyvault.management.progress import Progress
 from keyvault.rotation import pending_by_kek, rewrap_all
 from organizations.actors import Actor
-from organizations.management.base import ProvisioningCommand
+from organizations.management.base import ProvisioningCommand, database_error_message
 
 
 @contextmanager
@@ -68,6 +69,7 @@ class Command(ProvisioningCommand):
         rewrapped = skipped = 0
         failed: list = []
         interrupted = False
+        database_error = None
         try:
             with _interrupt_on_sigterm():
                 for batch in rewrap_all(keyring, batch_size=batch_size):
@@ -77,24 +79,38 @@ class Command(ProvisioningCommand):
                     progress.advance(batch.rewrapped + batch.skipped_concurrent + len(batch.failed))
         except KeyboardInterrupt:
             interrupted = True
+        except DatabaseError as exc:
+            # The batch in flight rolled back; the committed ones stay, as after an interruption.
+            database_error = exc
         finally:
             progress.finish()
-        audit.record(
-            action=AuditAction.KEK_ROTATION,
-            actor=Actor.system("manage.py rotate_kek"),
-            metadata={
-                "primary": keyring.primary_kek_id,
-                "rewrapped": rewrapped,
-                "changed_concurrently": skipped,
-                "failed": len(failed),
-                "interrupted": interrupted,
-            },
-        )
+        try:
+            audit.record(
+                action=AuditAction.KEK_ROTATION,
+                actor=Actor.system("manage.py rotate_kek"),
+                metadata={
+                    "primary": keyring.primary_kek_id,
+                    "rewrapped": rewrapped,
+                    "changed_concurrently": skipped,
+                    "failed": len(failed),
+                    "interrupted": interrupted or database_error is not None,
+                },
+            )
+        except DatabaseError:
+            if database_error is None:
+                raise
+            # The database that stopped the job may refuse this too; the error below says
+            # what happened, and the envelopes themselves show how far the job got.
         self.stdout.write(
             f"Re-wrapped {rewrapped} keys under {keyring.primary_kek_id} in "
             f"{progress.elapsed:.1f}s ({progress.rate:,.0f} rows/s); {skipped} changed by users "
             "meanwhile (already under the primary)."
         )
+        if database_error is not None:
+            raise CommandError(
+                f"Stopped after {rewrapped} keys by a database error "
+                f"({database_error_message(database_error)}); run rotate_kek again to finish."
+            )
         if interrupted:
             raise CommandError(
                 f"Interrupted after {rewrapped} keys; run rotate_kek again to finish."
