@@ -79,9 +79,11 @@ def messages_of(response) -> list[str]:
         lambda key, actor: services.provider_key_delete(key=key, actor=actor),
         lambda key, actor: services.provider_key_update(key=key, actor=actor, name="New"),
         lambda key, actor: services.provider_key_rotate(key=key, actor=actor, secret=NEW_SECRET),
-        lambda key, actor: services.provider_key_edit(key=key, actor=actor, enabled=False),
+        lambda key, actor: services.provider_key_update(
+            key=key, actor=actor, enabled=False, secret=NEW_SECRET
+        ),
     ],
-    ids=["delete", "update", "rotate", "edit"],
+    ids=["delete", "update", "rotate", "update with a secret"],
 )
 def test_a_write_to_a_key_deleted_meanwhile_raises_not_found_and_audits_nothing(key, call):
     stale = ProviderKey.objects.get(pk=key.pk)
@@ -181,7 +183,7 @@ def test_a_second_delete_of_an_organization_on_the_page_says_it_is_already_delet
 
 @pytest.mark.parametrize(
     ("method", "service", "body"),
-    [("delete", "provider_key_delete", None), ("patch", "provider_key_edit", {"name": "New"})],
+    [("delete", "provider_key_delete", None), ("patch", "provider_key_update", {"name": "New"})],
 )
 def test_the_api_answers_json_404_for_a_key_deleted_meanwhile(
     api_client, make_token, key, deleted_meanwhile, method, service, body
@@ -219,7 +221,7 @@ def test_the_admin_change_form_of_a_key_deleted_meanwhile_shows_the_error(
 ):
     url = f"{KEYS}{key.pk}/change/"
     data = {**form_data(admin_client.get(url)), "name": "Renamed"}
-    deleted_meanwhile(key, services, "provider_key_edit")
+    deleted_meanwhile(key, services, "provider_key_update")
 
     response = admin_client.post(url, data)
 

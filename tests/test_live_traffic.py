@@ -158,7 +158,7 @@ def test_keys_in_use_are_deleted_over_the_api_without_a_single_failure(
 ):
     organization, keys, tokens, pairs = world(keys=40)
     key_ids = [key.pk for key in keys]
-    deleter = ProxyTokenFactory(organization=organization, scopes=["keys:write"])
+    deleter = ProxyTokenFactory(organization=organization, scopes=["keys:read", "keys:write"])
 
     def delete(doomed):
         client = APIClient()
@@ -337,8 +337,8 @@ def test_a_rotation_racing_a_delete_on_the_pages_never_fails(
     ("second", "body", "service"),
     [
         ("delete", None, "provider_key_delete"),
-        ("patch", {"enabled": False}, "provider_key_edit"),
-        ("patch", {"secret": "sk-proj-PatchedWhileBeingDeleted0123456789"}, "provider_key_edit"),
+        ("patch", {"enabled": False}, "provider_key_update"),
+        ("patch", {"secret": "sk-proj-PatchedWhileBeingDeleted0123456789"}, "provider_key_update"),
     ],
     ids=["delete", "edit", "rotate"],
 )
