@@ -101,6 +101,24 @@ def check_client_address_behind_proxy(app_configs=None, **kwargs):
     return []
 
 
+@checks.register(TAG, deploy=True)
+def check_state_folder_is_chosen(app_configs=None, **kwargs):
+    """An installed Keyvault without KEYVAULT_VAR_DIR keeps its state under the folder each
+    process was started from: collectstatic run in one folder and the server started in another
+    would not find the same static files (every page then fails), nor the same SQLite file."""
+    if getattr(settings, "KEYVAULT_VAR_DIR_FROM_CWD", False):
+        return [
+            checks.Warning(
+                f"KEYVAULT_VAR_DIR is not set: state is kept under the current folder "
+                f"({settings.VAR_DIR}).",
+                hint="Set KEYVAULT_VAR_DIR to one folder (e.g. /var/lib/keyvault) for every "
+                "keyvault command and server process.",
+                id="keyvault.W106",
+            )
+        ]
+    return []
+
+
 def refuse_to_start_on_errors() -> None:
     """Raise `ImproperlyConfigured` if any Keyvault check reports an error."""
     try:
