@@ -21,8 +21,8 @@ def check_keyring(app_configs=None, **kwargs):
         return [
             checks.Error(
                 "No key-encryption key is configured.",
-                hint="Set KEYVAULT_KEKS or KEYVAULT_KEKS_FILE (python manage.py generate_kek "
-                "prints a new KEK line).",
+                hint="Set KEYVAULT_KEKS or KEYVAULT_KEKS_FILE (`keyvault generate_kek`, or "
+                "`python manage.py generate_kek` in a checkout, prints a new KEK line).",
                 id="keyvault.E101",
             )
         ]
