@@ -1,4 +1,8 @@
-"""gunicorn settings: `gunicorn -c config/gunicorn.conf.py config.wsgi`."""
+"""gunicorn settings: `gunicorn -c config/gunicorn.conf.py config.wsgi` in a checkout.
+
+The wheel ships this file inside the config package; docs/operations.md shows how an installed
+Keyvault finds it.
+"""
 
 import multiprocessing
 import os

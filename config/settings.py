@@ -3,20 +3,53 @@
 Every variable is listed with a one-line explanation in `.env.example`. Development works with
 no environment at all: SQLite under `var/` and a generated development KEK. With `DEBUG` off the
 production safeguards are on unless switched off one by one.
+
+The same module serves a checkout (manage.py beside config/) and an installed wheel (config/ in
+site-packages, run through the `keyvault` command from any folder); the two differ only in the
+three places marked below.
 """
 
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
-VAR_DIR.mkdir(exist_ok=True)
+CHECKOUT = (BASE_DIR / "manage.py").is_file()
+# 1. Templates and static files: the checkout keeps templates/ and static/ at its top; the wheel
+# ships them inside this package (pyproject.toml), not as top-level folders of site-packages.
+SITE_DIR = BASE_DIR if CHECKOUT else Path(__file__).resolve().parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# 2. A `.env` file is a development convenience of the checkout. An installed Keyvault reads
+# only its environment: a `.env` in site-packages, or in whatever folder a command happens to
+# run from, is nobody's configuration and must not switch DEBUG on.
+if CHECKOUT:
+    environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
+
+# 3. Writable state (the default SQLite database, collected static files, the development KEK):
+# KEYVAULT_VAR_DIR, else var/ beside manage.py in a checkout, else var/ in the folder the
+# installed command runs from (`check --deploy` warns about that last case: keyvault.W108).
+_var_dir = env.str("KEYVAULT_VAR_DIR", default="")
+KEYVAULT_VAR_DIR_FROM_CWD = not _var_dir and not CHECKOUT
+VAR_DIR = (
+    Path(_var_dir).expanduser() if _var_dir else (BASE_DIR if CHECKOUT else Path.cwd()) / "var"
+).absolute()
+# The state folder is created on load, as the checkout's var/ always was (SQLite creates its
+# file but not the folder), except where it would only litter: under whatever folder an
+# installed command happens to run from while the database lives elsewhere.
+if not (KEYVAULT_VAR_DIR_FROM_CWD and env.str("DATABASE_URL", default="")):
+    try:
+        # Only its owner may list it: it holds the database and the development KEK.
+        VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        (VAR_DIR / "staticfiles").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"Cannot create the folder for Keyvault's state {VAR_DIR} ({exc.strerror}); "
+            "set KEYVAULT_VAR_DIR to a writable folder."
+        ) from None
 
 # A development secret is only acceptable while DEBUG is on; production must set its own.
 SECRET_KEY = env.str("SECRET_KEY", default="") or (
@@ -61,7 +94,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [SITE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -102,9 +135,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [SITE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

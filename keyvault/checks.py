@@ -21,8 +21,8 @@ def check_keyring(app_configs=None, **kwargs):
         return [
             checks.Error(
                 "No key-encryption key is configured.",
-                hint="Set KEYVAULT_KEKS or KEYVAULT_KEKS_FILE (python manage.py generate_kek "
-                "prints a new KEK line).",
+                hint="Set KEYVAULT_KEKS or KEYVAULT_KEKS_FILE (`keyvault generate_kek`, or "
+                "`python manage.py generate_kek` in a checkout, prints a new KEK line).",
                 id="keyvault.E101",
             )
         ]
@@ -143,6 +143,24 @@ def check_legacy_envelopes(app_configs=None, **kwargs):
                 hint="Switch it off: while it is on, an old envelope restored into a row would "
                 "open without its endpoint binding.",
                 id="keyvault.W107",
+            )
+        ]
+    return []
+
+
+@checks.register(TAG, deploy=True)
+def check_state_folder_is_chosen(app_configs=None, **kwargs):
+    """An installed Keyvault without KEYVAULT_VAR_DIR keeps its state under the folder each
+    process was started from: collectstatic run in one folder and the server started in another
+    would not find the same static files (every page then fails), nor the same SQLite file."""
+    if getattr(settings, "KEYVAULT_VAR_DIR_FROM_CWD", False):
+        return [
+            checks.Warning(
+                f"KEYVAULT_VAR_DIR is not set: state is kept under the current folder "
+                f"({settings.VAR_DIR}).",
+                hint="Set KEYVAULT_VAR_DIR to one folder (e.g. /var/lib/keyvault) for every "
+                "keyvault command and server process.",
+                id="keyvault.W108",
             )
         ]
     return []

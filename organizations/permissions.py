@@ -1,8 +1,8 @@
 """The one place that answers "may this membership do this action (on this object)?".
 
 Pages, the admin, the API and the services all ask here; nothing else compares roles. The matrix
-is DESIGN.md's: scopes come from `organizations.roles`, and the object rules (members change only
-keys they added; nobody acts on or grants a role above their own) live in this module.
+is docs/permissions.md's: scopes come from `organizations.roles`, and the object rules (members
+change only keys they added; nobody acts on or grants a role above their own) live here.
 """
 
 from enum import StrEnum

@@ -1,5 +1,6 @@
 """Keyvault's system checks: no KEK with DEBUG off, malformed KEKs, stored keys whose KEK is not
-loaded, a weak SECRET_KEY; and the start-up guard that turns any of them into a refusal to serve."""
+loaded, a weak SECRET_KEY, state kept under whatever folder a process started in; and the
+start-up guard that turns any of them into a refusal to serve."""
 
 import base64
 import secrets
@@ -14,6 +15,7 @@ from keyvault.checks import (
     TAG,
     check_keyring,
     check_secret_key,
+    check_state_folder_is_chosen,
     check_stored_keks_loaded,
     refuse_to_start_on_errors,
 )
@@ -241,3 +243,33 @@ def test_any_secret_key_passes_with_debug_on(settings, key):
     settings.DEBUG = True
     settings.SECRET_KEY = key
     assert check_secret_key() == []
+
+
+def deploy_messages():
+    return [
+        message
+        for message in checks.run_checks(tags=[TAG], include_deployment_checks=True)
+        if not message.is_silenced()
+    ]
+
+
+def test_an_installed_keyvault_without_a_state_folder_warns_on_check_deploy(db, settings):
+    settings.KEYVAULT_VAR_DIR_FROM_CWD = True
+    warnings = check_state_folder_is_chosen()
+    assert error_ids(warnings) == ["keyvault.W108"]
+    assert str(settings.VAR_DIR) in warnings[0].msg
+    assert "KEYVAULT_VAR_DIR" in warnings[0].hint
+    assert "keyvault.W108" in error_ids(deploy_messages())
+
+
+def test_the_state_folder_warning_is_a_deploy_check_only(db, settings):
+    """Development and `keyvault generate_kek` in any folder are fine; only `check --deploy`
+    (before a production start) asks for the folder to be chosen."""
+    settings.KEYVAULT_VAR_DIR_FROM_CWD = True
+    assert "keyvault.W108" not in error_ids(checks.run_checks(tags=[TAG]))
+    refuse_to_start_on_errors()
+
+
+def test_a_chosen_state_folder_passes(settings):
+    settings.KEYVAULT_VAR_DIR_FROM_CWD = False
+    assert check_state_folder_is_chosen() == []

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 User = get_user_model()
 OWNER, ADMIN, MEMBER, VIEWER = (role.id for role in roles.ROLES)
 ROLE_IDS = [OWNER, ADMIN, MEMBER, VIEWER]
-# Whom each role may manage, and which roles it may grant (DESIGN.md: admins not owners,
+# Whom each role may manage, and which roles it may grant (docs/permissions.md: admins not owners,
 # nobody above their own role; members and viewers manage nobody).
 MAY_MANAGE = {OWNER: set(ROLE_IDS), ADMIN: {ADMIN, MEMBER, VIEWER}, MEMBER: set(), VIEWER: set()}
 MAY_GRANT = MAY_MANAGE

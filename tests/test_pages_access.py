@@ -3,7 +3,7 @@ members and objects, deactivated users, superusers, and requests without a CSRF 
 
 The tables below have one row per page (and per form POST) with the roles allowed to use it.
 Those sets are derived from the roles registry (`organizations.roles`), and
-`test_the_matrix_the_tables_derive_from` pins them once against DESIGN.md's matrix, so a page
+`test_the_matrix_the_tables_derive_from` pins them once against docs/permissions.md, so a page
 that drifts from the matrix fails here and a matrix change shows in one place.
 
 Every refused request is also checked to change nothing: the organizations, memberships,
@@ -66,7 +66,7 @@ OWNER_MANAGERS = frozenset(
 
 
 def test_the_matrix_the_tables_derive_from():
-    """DESIGN.md's matrix, written out once: the tables below use the derived sets."""
+    """docs/permissions.md's matrix, written out once: the tables below use the derived sets."""
     derived = {
         "list keys": EVERYONE,
         "add a key": KEY_ADDERS,

@@ -1,5 +1,5 @@
-"""DESIGN.md's role matrix, cell by cell: `organizations.permissions` answers it, and the key
-services enforce it through `organizations.authorization` for every kind of actor."""
+"""The role matrix of docs/permissions.md, cell by cell: `organizations.permissions` answers it,
+and the key services enforce it through `organizations.authorization` for every kind of actor."""
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
@@ -28,7 +28,7 @@ OWNER, ADMIN, MEMBER, VIEWER = (role.id for role in roles.ROLES)
 ROLE_IDS = [OWNER, ADMIN, MEMBER, VIEWER]
 EVERYONE = frozenset(ROLE_IDS)
 
-# DESIGN.md "Roles", one row per action that needs no particular object.
+# docs/permissions.md "The matrix", one row per action that needs no particular object.
 MATRIX = {
     Action.KEY_LIST: EVERYONE,
     Action.KEY_ADD: {OWNER, ADMIN, MEMBER},

@@ -1,6 +1,7 @@
 """The real settings module (`config.settings`), loaded in a fresh process per case: production
-defaults pass `check --deploy`, a missing KEK stops the process, and each safeguard can be
-switched by its environment variable."""
+defaults pass `check --deploy`, a missing KEK stops the process, each safeguard can be
+switched by its environment variable, and writable state goes where KEYVAULT_VAR_DIR says.
+(An installed wheel, run outside the checkout, is tests/test_wheel.py's.)"""
 
 import json
 import os
@@ -35,6 +36,7 @@ _CONTROLLED = (
     "SECURE_HSTS_INCLUDE_SUBDOMAINS",
     "SECURE_HSTS_PRELOAD",
     "USE_X_FORWARDED_PROTO",
+    "KEYVAULT_VAR_DIR",
 )
 _DEFAULTS = {
     "SECURE_SSL_REDIRECT": "",
@@ -217,3 +219,62 @@ def test_sqlite_writers_wait_for_the_lock_instead_of_failing(tmp_path):
     options = json.loads(result.stdout.strip().splitlines()[-1])
     assert options["transaction_mode"] == "IMMEDIATE"
     assert options["timeout"] >= 5
+
+
+PRINT_STATE_PATHS = """
+import json, django
+django.setup()
+from django.conf import settings as s
+print(json.dumps({
+    "VAR_DIR": str(s.VAR_DIR),
+    "DATABASE": str(s.DATABASES["default"]["NAME"]),
+    "STATIC_ROOT": str(s.STATIC_ROOT),
+    "KEYVAULT_DEV_KEK_FILE": str(s.KEYVAULT_DEV_KEK_FILE),
+    "FROM_CWD": s.KEYVAULT_VAR_DIR_FROM_CWD,
+}))
+"""
+
+
+def _without_database_url(env) -> dict[str, str]:
+    env.pop("DATABASE_URL")  # The default SQLite database, kept under the state folder.
+    return env
+
+
+def test_keyvault_var_dir_holds_the_database_static_files_and_development_kek(tmp_path):
+    state = tmp_path / "state" / "keyvault"
+    env = _without_database_url(production_env(tmp_path, KEYVAULT_VAR_DIR=str(state)))
+    result = run(["-c", PRINT_STATE_PATHS], env)
+    assert result.returncode == 0, result.stderr
+    paths = json.loads(result.stdout.strip().splitlines()[-1])
+    assert paths == {
+        "VAR_DIR": str(state),
+        "DATABASE": str(state / "keyvault.sqlite3"),
+        "STATIC_ROOT": str(state / "staticfiles"),
+        "KEYVAULT_DEV_KEK_FILE": str(state / "dev-kek.txt"),
+        "FROM_CWD": False,
+    }
+    # Created on first use, readable by its owner only: it holds the database and the dev KEK.
+    assert (state / "staticfiles").is_dir()
+    assert state.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_checkout_keeps_its_state_in_var_beside_manage_py_by_default(tmp_path):
+    env = _without_database_url(production_env(tmp_path))
+    result = run(["-c", PRINT_STATE_PATHS], env)
+    assert result.returncode == 0, result.stderr
+    paths = json.loads(result.stdout.strip().splitlines()[-1])
+    assert paths["VAR_DIR"] == str(BASE_DIR / "var")
+    assert paths["DATABASE"] == str(BASE_DIR / "var" / "keyvault.sqlite3")
+    assert paths["FROM_CWD"] is False
+
+
+def test_an_unusable_state_folder_is_one_line_and_a_non_zero_exit(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run(["manage.py", "check"], production_env(tmp_path, KEYVAULT_VAR_DIR=str(blocker)))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"manage.py: Cannot create the folder for Keyvault's state {blocker} (File exists); "
+        "set KEYVAULT_VAR_DIR to a writable folder."
+    ]
