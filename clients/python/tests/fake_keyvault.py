@@ -62,8 +62,7 @@ class FakeKeyvault:
     # HTTP side
 
     def start(self, port: int | None = None) -> "FakeKeyvault":
-        server = ThreadingHTTPServer(("127.0.0.1", port or self.port or 0), _handler(self))
-        server.daemon_threads = True
+        server = _Server(("127.0.0.1", port or self.port or 0), _handler(self))
         self.port = server.server_address[1]
         with self.changed:
             self._serving = True
@@ -157,8 +156,10 @@ class FakeKeyvault:
             self._emit(event_type, key_id, **overrides)
 
     def expire_events(self):
-        """Forget every event so far, as retention does: cursors before now answer 410."""
+        """Forget every event so far, as retention does, with one more (pruned) change after
+        them: every cursor handed out before answers 410."""
         with self.changed:
+            self.last_event_id += 1
             self.events.clear()
             self.oldest_valid_cursor = self.last_event_id
             self.changed.notify_all()
@@ -257,6 +258,13 @@ class FakeKeyvault:
             return 410, {"detail": "This cursor has expired.", "code": "cursor_expired"}
         page = [event for event in self.events if event["id"] > after][: self.page_size]
         return 200, {"events": page, "cursor": page[-1]["id"] if page else after}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a connection the test cut off; the client's side is what is being tested
 
 
 def _handler(fake: FakeKeyvault):

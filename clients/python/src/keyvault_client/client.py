@@ -449,9 +449,9 @@ class KeyvaultClient:
             ready = self._ready
             age = None if self._last_sync is None else self._clock() - self._last_sync
         if self._failures == 1:
-            logger.warning("Keyvault sync failed: %s; retrying in %.1fs", message, delay)
+            logger.warning("Keyvault sync failed: %s; retrying in %.2fs", message, delay)
         else:
-            logger.debug("Keyvault sync failed again: %s; retrying in %.1fs", message, delay)
+            logger.debug("Keyvault sync failed again: %s; retrying in %.2fs", message, delay)
         if ready and not self._stale_logged and (age is None or age > self._max_staleness):
             self._stale_logged = True
             logger.error(
