@@ -1,13 +1,13 @@
 """Reading keys: by provider (the default), by name, by id; from memory."""
 
+import threading
 import uuid
 
 import pytest
+from fake_keyvault import wait_until
 
-from keyvault_client import (
-    KeyvaultClosedError,
-    KeyvaultNotFoundError,
-)
+from keyvault_client import KeyvaultClosedError, KeyvaultNotFoundError
+from keyvault_client import client as client_module
 
 
 @pytest.fixture
@@ -135,3 +135,26 @@ def test_reads_do_not_touch_the_network(make_client, keys, fake):
             assert client.resolve("openai").secret == "sk-primary-1111"
             assert client.get(keys["eastus"]).secret == "az-eastus-3333"
     assert fake.count("secret") == 0
+
+
+def test_a_read_during_start_waits_for_the_first_snapshot(make_client, fake, keys):
+    fake.fail("snapshot", 503, times=None)
+    client = make_client()
+    starter = threading.Thread(target=client.start)
+    starter.start()
+    wait_until(lambda: fake.count("snapshot") >= 2, message="a start in progress")
+    results = []
+    reader = threading.Thread(target=lambda: results.append(client.resolve("openai").key_id))
+    reader.start()
+    fake.clear_faults()
+    reader.join(10)
+    starter.join(10)
+    assert results == [keys["primary"]]
+
+
+def test_a_forked_child_does_not_serve_from_the_parents_memory(make_client, keys, monkeypatch):
+    with make_client() as client:
+        client.resolve("openai")
+        monkeypatch.setattr(client_module.os, "getpid", lambda: -1)  # as in a child process
+        with pytest.raises(KeyvaultClosedError, match="fork"):
+            client.resolve("openai")

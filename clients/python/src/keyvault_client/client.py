@@ -16,6 +16,7 @@ Readers take a lock for a few dictionary lookups and never wait for the network.
 """
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -138,6 +139,7 @@ class KeyvaultClient:
         self._settled = threading.Event()  # first snapshot, a terminal error, or close()
         self._failures = 0
         self._stale_logged = False
+        self._pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"KeyvaultClient(url={self.url!r})"
@@ -154,6 +156,7 @@ class KeyvaultClient:
             if self._thread is None:
                 if self._closed:
                     raise KeyvaultClosedError("the Keyvault client is closed")
+                self._pid = os.getpid()
                 self._thread = threading.Thread(
                     target=self._run, name="keyvault-client-sync", daemon=True
                 )
@@ -196,7 +199,8 @@ class KeyvaultClient:
 
     @property
     def started(self) -> bool:
-        return self._thread is not None
+        """Whether `start()` has finished (the first snapshot arrived, or starting failed)."""
+        return self._settled.is_set()
 
     # Reads: memory only
 
@@ -266,11 +270,20 @@ class KeyvaultClient:
             )
 
     def _start_if_needed(self) -> None:
-        if self._thread is None:
+        # Until the first snapshot is in, a reader waits for it (in `start`) rather than being
+        # told that nothing exists.
+        if not self._settled.is_set():
             self.start()
 
     def _check_usable(self) -> None:
         """Called with the lock held."""
+        if os.getpid() != self._pid:
+            # A forked child has the memory but not the sync thread: it would serve keys
+            # without ever hearing that one was disabled.
+            raise KeyvaultClosedError(
+                "this Keyvault client was started in the parent of a fork; "
+                "create and start one in each worker process"
+            )
         if self._terminal is not None:
             kind, message = self._terminal
             raise kind(message)
