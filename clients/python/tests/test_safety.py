@@ -6,7 +6,12 @@ import logging
 import pytest
 from fake_keyvault import TOKEN, wait_synced, wait_until
 
-from keyvault_client import KeyvaultAuthError, KeyvaultClient, KeyvaultError
+from keyvault_client import (
+    KeyvaultAuthError,
+    KeyvaultClient,
+    KeyvaultError,
+    KeyvaultNotFoundError,
+)
 from keyvault_client.wire import ProtocolError, parse_key
 
 SECRET = "sk-proj-SECRETVALUE-0123456789"
@@ -54,6 +59,13 @@ def test_no_secret_or_token_in_logs_or_errors(make_client, fake, caplog):
     assert "401" in text and "dropped" in text  # the logs did speak
     assert SECRET not in text
     assert TOKEN not in text
+
+
+def test_a_secret_passed_as_a_key_id_is_not_quoted(make_client, fake):
+    fake.create("openai", "primary", SECRET, is_default=True)
+    with make_client() as client, pytest.raises(KeyvaultNotFoundError) as info:
+        client.get(client.resolve("openai").secret)
+    assert SECRET not in str(info.value)
 
 
 def test_a_malformed_key_is_refused_without_quoting_its_values():

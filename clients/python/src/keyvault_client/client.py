@@ -241,8 +241,11 @@ class KeyvaultClient:
         with self._lock:
             self._check_usable()
             credential = None if normalized is None else self._store.get(normalized)
+        if normalized is None:
+            # Not quoted: whatever was passed in by mistake (a secret, say) stays out of logs.
+            raise KeyvaultNotFoundError("no enabled key with that id (it is not a UUID)")
         if credential is None:
-            raise KeyvaultNotFoundError(f"no enabled key with id {str(key_id)[:64]!r}")
+            raise KeyvaultNotFoundError(f"no enabled key with id {normalized!r}")
         return credential
 
     def credentials(self, provider: str | None = None) -> list[Credential]:
