@@ -123,7 +123,10 @@ class Transport:
         for attempt in (1, 2):
             connection, reused = self._checkout()
             try:
-                connection.sock.settimeout(read_timeout)
+                sock = connection.sock
+                if sock is None:  # closed by close() in the meantime
+                    raise http.client.NotConnected
+                sock.settimeout(read_timeout)
                 connection.request("GET", target, headers=self._headers)
                 answer = connection.getresponse()
                 body = answer.read()
@@ -161,6 +164,9 @@ class Transport:
             )
         else:
             connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        # Never reconnect behind our back: a connection close() has shut must stay shut, not
+        # open a new socket that nothing would close.
+        connection.auto_open = 0
         try:
             connection.connect()
         except OSError as exc:
