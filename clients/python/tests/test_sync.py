@@ -154,6 +154,18 @@ def test_many_changes_at_once_are_applied_by_a_new_snapshot(make_client, fake, p
     assert fake.count("snapshot") == 2
 
 
+def test_a_few_changes_among_many_keys_are_fetched_one_by_one(make_client, fake, primary):
+    others = [fake.create("openai", f"k{i}", f"sk-k{i}-v1") for i in range(40)]
+    with make_client(snapshot_threshold=5) as client:
+        with fake.batch():
+            for key_id in others[:6]:
+                fake.rotate(key_id, "sk-rotated")
+        wait_synced(client, fake)
+        assert client.get(others[0]).version == 2
+    assert fake.count("secret") == 6
+    assert fake.count("snapshot") == 1
+
+
 def test_pages_are_followed_until_caught_up(make_client, fake, primary):
     fake.page_size = 2
     with make_client() as client:

@@ -7,7 +7,8 @@ snapshot's cursor. Events carry no secrets, so:
 - `key.created`, `key.updated`, `key.rotated` and `key.enabled` fetch that one key's secret
   (`GET keys/{id}/secret`): one decryption on the server, where a snapshot would decrypt every
   key of the organization for every proxy. A page that changes more keys than
-  `snapshot_threshold` (a bulk rotation) is applied by one new snapshot instead;
+  `snapshot_threshold` and at least a quarter of those held (a bulk rotation, a rekey) is
+  applied by one new snapshot instead: then one request beats that many;
 - other event types are ignored.
 The cursor only moves past a page once all of it is applied, so a fetch that fails is retried
 with the page; drops already made stay made.
@@ -44,6 +45,9 @@ SECRET_PATH = "/api/v1/keys/{key_id}/secret"
 MAX_WAIT = 30  # the longest `wait` the event feed accepts
 # A server that answers an empty page at once (ignoring `wait`) is polled at most this often.
 MIN_EMPTY_POLL_SECONDS = 1.0
+# A snapshot replaces per-key fetches only when at least 1/SNAPSHOT_SHARE of the keys held
+# changed: it decrypts every key, so for a few keys of a large organization fetches are cheaper.
+SNAPSHOT_SHARE = 4
 
 
 @dataclass(frozen=True)
@@ -386,7 +390,7 @@ class KeyvaultClient:
                 for key_id in drops:
                     if self._store.drop(key_id):
                         logger.info("Keyvault key %s disabled or deleted: dropped", key_id)
-        if len(refreshes) > self._snapshot_threshold:
+        if self._snapshot_is_cheaper(len(refreshes)):
             logger.info("%d keys changed at once: taking a new snapshot", len(refreshes))
             self._sync_snapshot()
             return
@@ -401,6 +405,11 @@ class KeyvaultClient:
             pause = MIN_EMPTY_POLL_SECONDS - (time.monotonic() - began)
             if pause > 0:
                 self._stop.wait(pause)
+
+    def _snapshot_is_cheaper(self, changed: int) -> bool:
+        with self._lock:
+            held = len(self._store)
+        return changed > self._snapshot_threshold and changed * SNAPSHOT_SHARE >= held
 
     def _refresh(self, key_id: str) -> None:
         response = self._request(SECRET_PATH.format(key_id=key_id), also=(404, 409))
