@@ -42,6 +42,13 @@ bench-rotation: install
 screenshots: install
 	KEYVAULT_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/e2e -q
 
+# The proxy client (clients/python): installed into the project's virtualenv, then its tests,
+# which run against a fake Keyvault inside the test process.
+.PHONY: test-client
+test-client: install
+	$(BIN)/pip install --quiet --editable clients/python
+	$(BIN)/pytest clients/python/tests
+
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
