@@ -6,7 +6,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts.backends import find_user
 from organizations import services as organization_services
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.slugs import available_slug
 
 _SLUG_ATTEMPTS = 3
@@ -26,7 +26,7 @@ def account_sign_up(*, email: str, password: str, organization_name: str, ip: st
     """The user and an organization they own, in one transaction: `(user, organization)`."""
     with transaction.atomic():
         user = account_create(email=email, password=password)
-        actor = Actor.for_user(user, ip=ip)
+        actor = Access.for_user(user, ip=ip)
         for attempt in range(_SLUG_ATTEMPTS):
             try:
                 with transaction.atomic():

@@ -9,7 +9,7 @@ from django.db import transaction
 from keyvault import services
 from keyvault.masking import mask_secret
 from keyvault.models import ProviderKey
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.models import Organization
 
 BATCH = 2000
@@ -17,7 +17,7 @@ PROVIDERS = ("openai", "anthropic", "groq", "mistral", "deepseek", "xai")
 
 
 def seed(count: int) -> None:
-    actor = Actor.system("benchmark")
+    actor = Access.operator("benchmark")
     organization = Organization.objects.create(name="Bench", slug="bench")
     field = ProviderKey._meta.get_field("secret")
     default = services.provider_key_create(

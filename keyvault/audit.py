@@ -4,7 +4,7 @@ from enum import StrEnum
 
 from keyvault.fields import PendingSecret, SealedSecret
 from keyvault.models import AuditEvent
-from organizations.actors import Actor
+from organizations.access import Access
 
 
 class AuditAction(StrEnum):
@@ -51,7 +51,7 @@ def _check_metadata(value, path="metadata"):
 def record(
     *,
     action: AuditAction,
-    actor: Actor,
+    actor: Access,
     organization=None,
     target=None,
     target_label: str | None = None,

@@ -15,7 +15,7 @@ from django.views.decorators.debug import sensitive_variables
 from keyvault.models import ProviderKey
 from keyvault.services import provider_key_check_reveal, provider_key_reveal
 from keyvault.usage import recorder
-from organizations.actors import Actor
+from organizations.access import Access
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 
 @sensitive_variables()
-def retrieve_secret(*, actor: Actor, key: ProviderKey, if_none_match: str | None = None):
+def retrieve_secret(*, actor: Access, key: ProviderKey, if_none_match: str | None = None):
     """The key's secret for a proxy token, or "not modified" when `if_none_match` is current.
 
     Authorized as a reveal even when nothing is decrypted: a 304 also tells the caller what

@@ -22,7 +22,7 @@ from keyvault.masking import mask_secret
 from keyvault.models import SECRET_MAX_BYTES, ProviderKey, ProxyToken
 from keyvault.selectors import named
 from keyvault.tokens import TokenScope, generate_token, token_digest
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.authorization import authorize
 from organizations.permissions import Action
 from organizations.text import clean_display_name
@@ -121,7 +121,7 @@ def _collect(*cleaners):
 def provider_key_create(
     *,
     organization,
-    actor: Actor,
+    actor: Access,
     provider: str,
     name: str,
     secret: str,
@@ -187,7 +187,7 @@ def _locked(key: ProviderKey) -> ProviderKey:
 def provider_key_update(
     *,
     key: ProviderKey,
-    actor: Actor,
+    actor: Access,
     name=_UNSET,
     config=_UNSET,
     is_default=_UNSET,
@@ -306,7 +306,7 @@ def _is_current_secret(key: ProviderKey, secret: str) -> bool:
     return hmac.compare_digest(_current_secret(key).encode("utf-8"), secret.encode("utf-8"))
 
 
-def _record_update(key: ProviderKey, actor: Actor, changes: dict, old_routing, new_routing):
+def _record_update(key: ProviderKey, actor: Access, changes: dict, old_routing, new_routing):
     """A change of where the secret is sent is its own event (so it stands out in the log and
     can be alerted on); every other change is one `updated` event."""
     if new_routing != old_routing:
@@ -336,7 +336,7 @@ def _record_update(key: ProviderKey, actor: Actor, changes: dict, old_routing, n
 
 
 @sensitive_variables()
-def provider_key_rotate(*, key: ProviderKey, actor: Actor, secret: str) -> ProviderKey:
+def provider_key_rotate(*, key: ProviderKey, actor: Access, secret: str) -> ProviderKey:
     """Replace the secret: a fresh data key and ciphertext, a new hint, the version bumped."""
     authorize(actor, Action.KEY_ROTATE, key.organization_id, key)
     secret = clean_secret(key.provider_obj, secret)
@@ -366,7 +366,7 @@ def provider_key_rotate(*, key: ProviderKey, actor: Actor, secret: str) -> Provi
     return locked
 
 
-def provider_key_delete(*, key: ProviderKey, actor: Actor) -> None:
+def provider_key_delete(*, key: ProviderKey, actor: Access) -> None:
     authorize(actor, Action.KEY_DELETE, key.organization_id, key)
     with transaction.atomic():
         locked = _locked(key)
@@ -380,7 +380,7 @@ def provider_key_delete(*, key: ProviderKey, actor: Actor) -> None:
         locked.delete()
 
 
-def provider_key_rekey(*, key: ProviderKey, actor: Actor) -> bool:
+def provider_key_rekey(*, key: ProviderKey, actor: Access) -> bool:
     """A fresh data key and a fresh ciphertext for the same secret, under the primary KEK: the
     response to a suspected exposure of an envelope or its data key. The secret, and so the
     version, stay the same. Returns False only when the key is gone.
@@ -420,7 +420,7 @@ _REKEY_ATTEMPTS = 5
 # --- The decrypt path ------------------------------------------------------------------------
 
 
-def provider_key_check_reveal(*, key: ProviderKey, actor: Actor) -> None:
+def provider_key_check_reveal(*, key: ProviderKey, actor: Access) -> None:
     """Whether `actor` may have the key's secret now: authorized to reveal, and the key
     enabled (`KeyDisabledError` otherwise). Revalidation asks this without decrypting."""
     # The id, not the related object: the proxy's hot path must not pay a query for it.
@@ -430,7 +430,7 @@ def provider_key_check_reveal(*, key: ProviderKey, actor: Actor) -> None:
 
 
 @sensitive_variables()
-def provider_key_reveal(*, key: ProviderKey, actor: Actor) -> str:
+def provider_key_reveal(*, key: ProviderKey, actor: Access) -> str:
     """The key's plaintext secret: the only decrypting code, and authorized here (only the
     operator and tokens with keys:secret may decrypt).
 
@@ -486,7 +486,7 @@ def _clean_expiry_days(days) -> int | None:
 
 @sensitive_variables()
 def proxy_token_create(
-    *, organization, actor: Actor, name: str, scopes, expires_in_days: int | None = None
+    *, organization, actor: Access, name: str, scopes, expires_in_days: int | None = None
 ) -> tuple[ProxyToken, str]:
     """A new token: returns the row and the token itself, which is never available again."""
     authorize(actor, Action.TOKEN_MANAGE, organization)
@@ -532,7 +532,7 @@ def proxy_token_create(
     return token, raw
 
 
-def proxy_token_revoke(*, token: ProxyToken, actor: Actor) -> ProxyToken:
+def proxy_token_revoke(*, token: ProxyToken, actor: Access) -> ProxyToken:
     """Revoke by timestamp; the row stays for the audit trail. Revoking twice is a no-op."""
     authorize(actor, Action.TOKEN_MANAGE, token.organization_id)
     with transaction.atomic():

@@ -27,7 +27,7 @@ from django.views.decorators.debug import sensitive_variables
 from accounts import limits
 from keyvault.errors import NotFoundError
 from organizations import invitations, roles, services
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.admin_site import (
     administered_memberships,
     administered_organizations,
@@ -59,7 +59,7 @@ class ServiceForm(forms.ModelForm):
     marking it for rollback instead turned every refused form into a server error.
     """
 
-    actor: Actor | None = None
+    actor: Access | None = None
     # Service field names that this form calls differently: {"secret": "new_secret"}.
     service_fields: dict = {}
     _savepoint = None
@@ -266,7 +266,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
         if issubclass(form, ServiceForm):
-            form.actor = Actor.for_request(request)
+            form.actor = Access.for_request(request)
         return form
 
     def save_model(self, request, obj, form, change):
@@ -348,7 +348,7 @@ class OrganizationAdmin(TenantScopedAdmin):
         return deleted, counts, set(), protected
 
     def delete_model(self, request, obj):
-        services.organization_delete(organization=obj, actor=Actor.for_request(request))
+        services.organization_delete(organization=obj, actor=Access.for_request(request))
 
 
 # --- Memberships and invitations -------------------------------------------------------------
@@ -514,7 +514,7 @@ class InvitationAdmin(GrantableRoleChoices, TenantScopedAdmin):
 
     @sensitive_variables("raw")
     def _send(self, request, invitation, raw):
-        actor = Actor.for_request(request)
+        actor = Access.for_request(request)
         if invitation_send(request=request, invitation=invitation, raw=raw, actor=actor):
             self.message_user(
                 request,
@@ -545,7 +545,7 @@ class InvitationAdmin(GrantableRoleChoices, TenantScopedAdmin):
 
     @admin.action(description="Revoke selected pending invitations", permissions=["revoke"])
     def revoke_invitations(self, request, queryset):
-        actor = Actor.for_request(request)
+        actor = Access.for_request(request)
         revoked, refused = 0, []
         pending = queryset.filter(
             accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
@@ -612,4 +612,4 @@ class MembershipAdmin(GrantableRoleChoices, TenantScopedAdmin):
         return self.admin_site._registry[Invitation].add_view(request, form_url, extra_context)
 
     def delete_model(self, request, obj):
-        services.membership_remove(membership=obj, actor=Actor.for_request(request))
+        services.membership_remove(membership=obj, actor=Access.for_request(request))

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_variables
 
 from organizations import invitations
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.models import Invitation
 
 logger = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 # Every local here, and in the mail code below it, holds the link: none goes into an error
 # report.
 @sensitive_variables()
-def invitation_send(*, request, invitation: Invitation, raw: str, actor: Actor) -> bool:
+def invitation_send(*, request, invitation: Invitation, raw: str, actor: Access) -> bool:
     """Email `invitation`'s link (token `raw`) to the invited address. False when the mail
     server refused it: the invitation is then withdrawn, audited with the reason."""
     link = request.build_absolute_uri(reverse("invitations:open", args=[raw]))

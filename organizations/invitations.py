@@ -22,7 +22,7 @@ from django.views.decorators.debug import sensitive_variables
 from keyvault import audit
 from keyvault.audit import AuditAction
 from keyvault.tokens import generate_token, token_digest, token_pattern
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.authorization import authorize, authorize_role_grant
 from organizations.models import Invitation, Membership, Organization
 from organizations.permissions import Action
@@ -78,7 +78,7 @@ def pending_invitations(*, organization: Organization):
 # --- Services ---------------------------------------------------------------------------------
 
 
-def _revoke_replaced(*, organization: Organization, email: str, actor: Actor, now) -> None:
+def _revoke_replaced(*, organization: Organization, email: str, actor: Access, now) -> None:
     """Revoke the invitation still open for `email`, so that the new one can take its place:
     re-inviting someone sends a fresh link and the old one stops working."""
     open_ones = Invitation.objects.select_for_update().filter(
@@ -99,7 +99,7 @@ def _revoke_replaced(*, organization: Organization, email: str, actor: Actor, no
         _mark_revoked(old, actor=actor, at=now, reason="replaced")
 
 
-def _mark_revoked(invitation: Invitation, *, actor: Actor, at, reason: str | None) -> None:
+def _mark_revoked(invitation: Invitation, *, actor: Access, at, reason: str | None) -> None:
     """Revoke a locked, open invitation and record it; `reason` goes into the audit event."""
     invitation.revoked_at = at
     invitation.save(update_fields=["revoked_at"])
@@ -119,7 +119,7 @@ def _mark_revoked(invitation: Invitation, *, actor: Actor, at, reason: str | Non
 
 @sensitive_variables()
 def invitation_create(
-    *, organization: Organization, email: str, role: str, actor: Actor
+    *, organization: Organization, email: str, role: str, actor: Access
 ) -> tuple[Invitation, str]:
     """A new invitation: returns the row and the link's token, which is never available again.
 
@@ -140,7 +140,7 @@ def invitation_create(
         role=role,
         digest=invitation_token_digest(raw),
         invited_by=user,
-        invited_by_operator=actor.is_system,
+        invited_by_operator=actor.is_operator,
         expires_at=now + timedelta(days=settings.KEYVAULT_INVITATION_DAYS),
     )
     with transaction.atomic():
@@ -182,7 +182,7 @@ def _check_inviter(invitation: Invitation) -> None:
         _refuse("The person who invited you can no longer do so.", "inviter_lost_rights")
     try:
         authorize_role_grant(
-            Actor.for_user(invitation.invited_by), invitation.organization, invitation.role
+            Access.for_user(invitation.invited_by), invitation.organization, invitation.role
         )
     except PermissionDenied:
         _refuse("The person who invited you can no longer do so.", "inviter_lost_rights")
@@ -223,7 +223,7 @@ def invitation_accept(*, invitation: Invitation, user, ip: str | None = None) ->
         locked.accepted_at = timezone.now()
         locked.accepted_by = user
         locked.save(update_fields=["accepted_at", "accepted_by"])
-        actor = Actor.for_user(user, ip=ip)
+        actor = Access.for_user(user, ip=ip)
         inviter = locked.invited_by.email if locked.invited_by is not None else None
         audit.record(
             action=AuditAction.MEMBER_ADDED,
@@ -250,7 +250,7 @@ def invitation_accept(*, invitation: Invitation, user, ip: str | None = None) ->
 
 
 def invitation_revoke(
-    *, invitation: Invitation, actor: Actor, reason: str | None = None
+    *, invitation: Invitation, actor: Access, reason: str | None = None
 ) -> Invitation:
     """Withdraw a pending invitation by timestamp; the row stays for the record. Revoking one
     already revoked or accepted changes nothing. `reason` is kept in the audit event."""

@@ -19,7 +19,7 @@ from keyvault.audit import AuditAction
 from keyvault.errors import NotFoundError
 from keyvault.locking import lock_organization_contents
 from organizations import roles
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.authorization import (
     authorize,
     authorize_organization_create,
@@ -116,7 +116,7 @@ def user_get_or_create(*, email: str, password: str | None = None):
 
 
 @transaction.atomic
-def organization_create(*, name: str, slug: str, owner, actor: Actor) -> Organization:
+def organization_create(*, name: str, slug: str, owner, actor: Access) -> Organization:
     """A new organization with `owner` as its first owner."""
     authorize_organization_create(actor, owner)
     name, slug = _clean_org_name(name), _clean_slug(slug)
@@ -137,7 +137,7 @@ def organization_create(*, name: str, slug: str, owner, actor: Actor) -> Organiz
     return organization
 
 
-def organization_rename(*, organization: Organization, name: str, actor: Actor) -> Organization:
+def organization_rename(*, organization: Organization, name: str, actor: Access) -> Organization:
     authorize(actor, Action.ORG_MANAGE, organization, organization)
     name = _clean_org_name(name)
     if name == organization.name:
@@ -156,7 +156,7 @@ def organization_rename(*, organization: Organization, name: str, actor: Actor) 
     return organization
 
 
-def organization_delete(*, organization: Organization, actor: Actor) -> None:
+def organization_delete(*, organization: Organization, actor: Access) -> None:
     """Delete the organization with its keys, tokens and memberships. The audit trail stays
     (its events keep the organization's name as text)."""
     authorize(actor, Action.ORG_MANAGE, organization, organization)
@@ -178,7 +178,7 @@ def organization_delete(*, organization: Organization, actor: Actor) -> None:
             raise NotFoundError(f"The organization {organization.name!r} no longer exists.")
 
 
-def membership_add(*, organization: Organization, user, role: str, actor: Actor) -> Membership:
+def membership_add(*, organization: Organization, user, role: str, actor: Access) -> Membership:
     authorize(actor, Action.MEMBER_MANAGE, organization)
     role = clean_role(role)
     authorize_role_grant(actor, organization, role)
@@ -215,7 +215,7 @@ def _ensure_another_owner(membership: Membership, owners: list[Membership]) -> N
         )
 
 
-def _locked_membership(membership: Membership, actor: Actor) -> Membership:
+def _locked_membership(membership: Membership, actor: Access) -> Membership:
     """The target re-read under a lock and authorized again: the caller's copy may be stale
     (promoted to owner meanwhile), and the rank rule must judge the role it has now."""
     locked = Membership.objects.select_for_update().filter(pk=membership.pk).first()
@@ -225,7 +225,7 @@ def _locked_membership(membership: Membership, actor: Actor) -> Membership:
     return locked
 
 
-def membership_change_role(*, membership: Membership, role: str, actor: Actor) -> Membership:
+def membership_change_role(*, membership: Membership, role: str, actor: Access) -> Membership:
     organization = membership.organization
     authorize(actor, Action.MEMBER_MANAGE, organization, membership)
     role = clean_role(role)
@@ -251,7 +251,7 @@ def membership_change_role(*, membership: Membership, role: str, actor: Actor) -
     return membership
 
 
-def membership_remove(*, membership: Membership, actor: Actor) -> None:
+def membership_remove(*, membership: Membership, actor: Access) -> None:
     organization = membership.organization
     authorize(actor, Action.MEMBER_MANAGE, organization, membership)
     with transaction.atomic():
@@ -261,7 +261,7 @@ def membership_remove(*, membership: Membership, actor: Actor) -> None:
         )
 
 
-def membership_leave(*, membership: Membership, actor: Actor) -> None:
+def membership_leave(*, membership: Membership, actor: Access) -> None:
     """A person leaving an organization on their own: any role may, except its last owner."""
     if actor.user is None or actor.user.pk != membership.user_id:
         raise PermissionDenied("Only the member themself can leave; others remove them.")
@@ -273,7 +273,7 @@ def membership_leave(*, membership: Membership, actor: Actor) -> None:
         _delete_membership(locked, owners, actor, AuditAction.MEMBER_LEFT)
 
 
-def _delete_membership(locked: Membership, owners, actor: Actor, action: AuditAction) -> None:
+def _delete_membership(locked: Membership, owners, actor: Access, action: AuditAction) -> None:
     """Delete a locked membership, keeping the last-owner rule, and record `action`."""
     _ensure_another_owner(locked, owners)
     audit.record(

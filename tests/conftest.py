@@ -169,7 +169,7 @@ def tenants(db):
 
     from keyvault.models import AuditEvent
     from organizations import services as org_services
-    from organizations.actors import Actor
+    from organizations.access import Access
 
     def world(label):
         org = OrganizationFactory(name=f"{label.title()} Org", slug=label)
@@ -186,7 +186,7 @@ def tenants(db):
             organization=org,
             user=UserFactory(email=f"{label}-joined@example.com"),
             role=roles.VIEWER.id,
-            actor=Actor.system("tests"),
+            actor=Access.operator("tests"),
         )
         key = ProviderKeyFactory(
             organization=org,

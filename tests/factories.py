@@ -5,7 +5,7 @@ from factory.django import DjangoModelFactory
 from keyvault import services
 from keyvault.models import ProviderKey, ProxyToken
 from organizations import invitations, roles
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.models import Invitation, Membership, Organization
 
 
@@ -53,7 +53,7 @@ class ProviderKeyFactory(factory.Factory):
 
     @classmethod
     def _create(cls, model_class, *, created_by=None, **kwargs):
-        actor = Actor.for_user(created_by) if created_by is not None else Actor.system("tests")
+        actor = Access.for_user(created_by) if created_by is not None else Access.operator("tests")
         return services.provider_key_create(actor=actor, **kwargs)
 
 
@@ -71,7 +71,7 @@ class ProxyTokenFactory(factory.Factory):
 
     @classmethod
     def _create(cls, model_class, **kwargs):
-        token, raw = services.proxy_token_create(actor=Actor.system("tests"), **kwargs)
+        token, raw = services.proxy_token_create(actor=Access.operator("tests"), **kwargs)
         token.raw = raw
         return token
 
@@ -90,7 +90,7 @@ class InvitationFactory(factory.Factory):
 
     @classmethod
     def _create(cls, model_class, *, invited_by=None, **kwargs):
-        actor = Actor.for_user(invited_by) if invited_by is not None else Actor.system("tests")
+        actor = Access.for_user(invited_by) if invited_by is not None else Access.operator("tests")
         invitation, raw = invitations.invitation_create(actor=actor, **kwargs)
         invitation.raw = raw
         return invitation

@@ -16,7 +16,7 @@ from keyvault import services
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from keyvault.tokens import token_digest
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.invitations import invitation_accept
 from organizations.models import Invitation, Membership, Organization
 from tests.factories import ProviderKeyFactory, UserFactory
@@ -145,20 +145,20 @@ def test_key_lifecycle_through_the_admin_writes_the_services_audit_events(a, adm
     }
     assert (key.version, rotated.version) == (1, 2)
     assert rotated.name == "Renamed Key"
-    assert services.provider_key_reveal(key=rotated, actor=Actor.system("tests")) == NEW_SECRET
+    assert services.provider_key_reveal(key=rotated, actor=Access.operator("tests")) == NEW_SECRET
     assert not ProviderKey.objects.filter(pk=key.pk).exists()
 
     # The same calls made directly on the services leave events of the same shape.
     twin = services.provider_key_create(
         organization=a.org,
-        actor=Actor.for_user(a.admin),
+        actor=Access.for_user(a.admin),
         provider="openai",
         name="Twin",
         secret=SECRET,
     )
-    twin = services.provider_key_update(key=twin, actor=Actor.for_user(a.admin), name="Twin 2")
-    twin = services.provider_key_rotate(key=twin, actor=Actor.for_user(a.admin), secret=NEW_SECRET)
-    services.provider_key_delete(key=twin, actor=Actor.for_user(a.admin))
+    twin = services.provider_key_update(key=twin, actor=Access.for_user(a.admin), name="Twin 2")
+    twin = services.provider_key_rotate(key=twin, actor=Access.for_user(a.admin), secret=NEW_SECRET)
+    services.provider_key_delete(key=twin, actor=Access.for_user(a.admin))
     direct = events_since(before + len(events))
     assert [(e.action, e.target_type, sorted(e.metadata)) for e in direct] == [
         (e.action, e.target_type, sorted(e.metadata)) for e in events
@@ -258,7 +258,7 @@ def test_secret_is_not_echoed_when_the_form_is_refused(a, admin):
     ],
 )
 def test_bad_input_on_add_rerenders_with_errors_and_writes_nothing(a, admin, fields, error_field):
-    services.provider_key_update(key=a.key, actor=Actor.system("tests"), is_default=True)
+    services.provider_key_update(key=a.key, actor=Access.operator("tests"), is_default=True)
     keys, events, log = ProviderKey.objects.count(), AuditEvent.objects.count(), LogEntry.objects
     log_count = log.count()
 
@@ -648,7 +648,7 @@ def test_superuser_rewraps_selected_keys_under_the_primary(old_keys, signed_in, 
         key = ProviderKey.objects.get(pk=pk)
         assert key.kek_id == "test-primary"
         assert key.version == 1
-        assert services.provider_key_reveal(key=key, actor=Actor.system("tests")) == secret
+        assert services.provider_key_reveal(key=key, actor=Access.operator("tests")) == secret
 
 
 def test_org_admin_has_no_rewrap_action(a, old_keys, admin, owner):

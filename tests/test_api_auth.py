@@ -18,7 +18,7 @@ from keyvault import services
 from keyvault.api import throttling
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -269,7 +269,7 @@ def test_lower_case_scheme_is_accepted(client, make_token):
 
 def test_revoked_token_is_401(client, make_token):
     token = make_token("keys:read")
-    services.proxy_token_revoke(token=token, actor=Actor.system("tests"))
+    services.proxy_token_revoke(token=token, actor=Access.operator("tests"))
     response = client.get("/api/v1/ping", **bearer(token))
     body = assert_json_error(response, 401)
     assert "revoked" in body["detail"]
@@ -298,7 +298,7 @@ def test_token_of_a_deleted_organization_is_401(client, organization, make_token
 
 def test_the_401_body_never_echoes_the_token(client, make_token):
     token = make_token("keys:read")
-    services.proxy_token_revoke(token=token, actor=Actor.system("tests"))
+    services.proxy_token_revoke(token=token, actor=Access.operator("tests"))
     response = client.get("/api/v1/ping", **bearer(token))
     assert token.raw not in response.content.decode()
     assert token.raw[4:] not in response.content.decode()

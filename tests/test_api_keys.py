@@ -12,10 +12,10 @@ from keyvault import services
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, KeyUsage, ProviderKey, ProxyToken
 from keyvault.usage import recorder
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import OrganizationFactory, ProviderKeyFactory
 
-OPERATOR = Actor.system("tests")
+OPERATOR = Access.operator("tests")
 
 METADATA_FIELDS = {
     "id",

@@ -22,7 +22,7 @@ from schemathesis.checks import (
 )
 
 from keyvault import services
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 
 CHECKS = [
@@ -57,7 +57,7 @@ def full_access_token(organization, settings, keep_test_connection):
     ProviderKeyFactory(organization=organization, provider="anthropic")
     _token, raw = services.proxy_token_create(
         organization=organization,
-        actor=Actor.system("tests"),
+        actor=Access.operator("tests"),
         name="schemathesis",
         scopes=["keys:read", "keys:secret", "keys:write"],
     )

@@ -12,7 +12,7 @@ from keyvault.crypto import envelope as crypto_envelope
 from keyvault.models import ProviderKey
 from keyvault.retrieval import key_etag, retrieve_secret
 from keyvault.usage import recorder
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 from tests.test_api_keys import METADATA_FIELDS
 
@@ -54,7 +54,7 @@ def secret_url(key) -> str:
 
 
 def edit(key, **changes):
-    return services.provider_key_update(key=key, actor=Actor.system("tests"), **changes)
+    return services.provider_key_update(key=key, actor=Access.operator("tests"), **changes)
 
 
 def assert_secret_response(response, key, secret):
@@ -387,7 +387,7 @@ def test_retrieve_secret_refuses_a_token_that_may_not_reveal_even_when_the_etag_
     token = refused(make_token, other_organization)
     with pytest.raises(PermissionDenied):
         retrieve_secret(
-            actor=Actor.for_token(token), key=key, if_none_match=if_none_match(key_etag(key))
+            actor=Access.for_token(token), key=key, if_none_match=if_none_match(key_etag(key))
         )
     opened.assert_not_called()
     assert recorder.pending() == 0
@@ -398,13 +398,13 @@ def test_retrieve_secret_refuses_before_saying_the_key_is_disabled(make_token, k
     key.refresh_from_db()
     with pytest.raises(PermissionDenied):
         retrieve_secret(
-            actor=Actor.for_token(make_token("keys:read")), key=key, if_none_match=key_etag(key)
+            actor=Access.for_token(make_token("keys:read")), key=key, if_none_match=key_etag(key)
         )
     opened.assert_not_called()
 
 
 def test_retrieve_secret_serves_a_keys_secret_token_and_revalidates_it(make_token, key, opened):
-    actor = Actor.for_token(make_token("keys:secret"))
+    actor = Access.for_token(make_token("keys:secret"))
     current = retrieve_secret(actor=actor, key=key, if_none_match=key_etag(key))
     assert current.not_modified and current.etag == key_etag(key)
     opened.assert_not_called()
@@ -415,7 +415,7 @@ def test_retrieve_secret_serves_a_keys_secret_token_and_revalidates_it(make_toke
 
 def test_retrieve_secret_for_a_user_is_refused(organization, owner, key, opened):
     with pytest.raises(PermissionDenied):
-        retrieve_secret(actor=Actor.for_user(owner), key=key, if_none_match=key_etag(key))
+        retrieve_secret(actor=Access.for_user(owner), key=key, if_none_match=key_etag(key))
     opened.assert_not_called()
 
 

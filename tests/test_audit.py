@@ -7,10 +7,10 @@ from keyvault import audit
 from keyvault.audit import AuditAction
 from keyvault.fields import PendingSecret, SealedSecret
 from keyvault.models import AuditEvent, ProviderKey
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import ProviderKeyFactory, UserFactory
 
-SYSTEM = Actor.system("tests")
+SYSTEM = Access.operator("tests")
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_record_stores_actor_target_and_metadata(organization):
     key = ProviderKeyFactory(organization=organization)
     created = audit.record(
         action=AuditAction.KEY_UPDATED,
-        actor=Actor.for_user(user, ip="2001:db8::1"),
+        actor=Access.for_user(user, ip="2001:db8::1"),
         organization=organization,
         target=key,
         metadata={"changes": {"name": {"from": "a", "to": "b"}}},
@@ -84,7 +84,7 @@ def test_queryset_update_and_delete_raise_and_change_nothing(event):
 def test_the_trail_outlives_the_organization_and_the_user(organization):
     user = UserFactory()
     audit.record(
-        action=AuditAction.MEMBER_ADDED, actor=Actor.for_user(user), organization=organization
+        action=AuditAction.MEMBER_ADDED, actor=Access.for_user(user), organization=organization
     )
     organization.delete()
     user.delete()

@@ -27,11 +27,11 @@ from keyvault.crypto.loading import parse_kek_entries
 from keyvault.management.commands import seed_demo
 from keyvault.models import AuditEvent, ProviderKey
 from organizations import roles
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.models import Membership, Organization
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
-OPERATOR = Actor.system("tests")
+OPERATOR = Access.operator("tests")
 
 User = get_user_model()
 MANAGE = Path(settings.BASE_DIR) / "manage.py"

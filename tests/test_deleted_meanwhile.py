@@ -20,7 +20,7 @@ from keyvault.audit import AuditAction
 from keyvault.errors import NotFoundError
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from organizations import services as org_services
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.models import Organization
 from tests.factories import ProviderKeyFactory
 
@@ -91,7 +91,7 @@ def test_a_write_to_a_key_deleted_meanwhile_raises_not_found_and_audits_nothing(
     events = AuditEvent.objects.count()
 
     with pytest.raises(NotFoundError, match="'Doomed' no longer exists"):
-        call(stale, Actor.system("tests"))
+        call(stale, Access.operator("tests"))
 
     assert AuditEvent.objects.count() == events
 
@@ -100,18 +100,18 @@ def test_revoking_a_token_deleted_meanwhile_raises_not_found(make_token):
     token = make_token()
     ProxyToken.objects.filter(pk=token.pk).delete()
     with pytest.raises(NotFoundError, match="no longer exists"):
-        services.proxy_token_revoke(token=token, actor=Actor.system("tests"))
+        services.proxy_token_revoke(token=token, actor=Access.operator("tests"))
 
 
 def test_deleting_an_organization_deleted_meanwhile_raises_not_found_and_audits_nothing(
     organization, key
 ):
     stale = Organization.objects.get(pk=organization.pk)
-    org_services.organization_delete(organization=organization, actor=Actor.system("tests"))
+    org_services.organization_delete(organization=organization, actor=Access.operator("tests"))
     events = AuditEvent.objects.count()
 
     with pytest.raises(NotFoundError):
-        org_services.organization_delete(organization=stale, actor=Actor.system("tests"))
+        org_services.organization_delete(organization=stale, actor=Access.operator("tests"))
 
     assert AuditEvent.objects.count() == events
     assert AuditEvent.objects.filter(action=AuditAction.ORGANIZATION_DELETED).count() == 1

@@ -19,12 +19,12 @@ from keyvault.crypto import Envelope, IntegrityError
 from keyvault.envelope_upgrade import legacy_keys
 from keyvault.fields import SealedSecret
 from keyvault.models import AuditEvent, ProviderKey
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 
 pytestmark = pytest.mark.django_db
 
-OPERATOR = Actor.system("tests")
+OPERATOR = Access.operator("tests")
 SECRET = "azure-0123456789abcdef0123456789abcdef"
 OTHER_SECRET = "azure-fedcba9876543210fedcba9876543210"
 AZURE = {

@@ -18,11 +18,11 @@ from keyvault import crypto, services
 from keyvault.crypto import EncryptionContext, LocalKeyring
 from keyvault.fields import PendingSecret, SealedSecret, SecretField
 from keyvault.models import ProviderKey
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.models import Organization
 from tests.factories import ProviderKeyFactory
 
-OPERATOR = Actor.system("tests")
+OPERATOR = Access.operator("tests")
 
 PLAINTEXT = "sk-proj-fieldtest-Zq8wPmV3xK9yT2nB7cR4"
 _TABLE = connection.ops.quote_name(ProviderKey._meta.db_table)

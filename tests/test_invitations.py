@@ -14,7 +14,7 @@ from django.utils import timezone
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent
 from organizations import invitations, roles
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.invitations import (
     invitation_accept,
     invitation_create,
@@ -55,10 +55,10 @@ def _expire(invitation):
 
 @pytest.fixture
 def actor_of(member_of, organization):
-    """`actor_of(role)`: an Actor for a new user holding `role` in `organization`."""
+    """`actor_of(role)`: an Access for a new user holding `role` in `organization`."""
 
     def make(role, org=None):
-        return Actor.for_user(member_of(org or organization, role).user)
+        return Access.for_user(member_of(org or organization, role).user)
 
     return make
 
@@ -126,7 +126,7 @@ def test_the_token_finds_its_invitation_with_organization_and_inviter(
 def test_the_token_finds_its_invitation_whatever_its_state(invite, owner):
     used, revoked, expired = invite("a@example.com"), invite("b@example.com"), invite()
     invitation_accept(invitation=used, user=UserFactory(email="a@example.com"))
-    invitation_revoke(invitation=revoked, actor=Actor.for_user(owner))
+    invitation_revoke(invitation=revoked, actor=Access.for_user(owner))
     _expire(expired)
     assert invitation_for_token(used.raw).accepted_at is not None
     assert invitation_for_token(revoked.raw).revoked_at is not None
@@ -183,7 +183,7 @@ def test_owner_invites_an_address_and_it_is_recorded(organization, owner):
         organization=organization,
         email="  Bob@Example.COM ",
         role=ADMIN,
-        actor=Actor.for_user(owner),
+        actor=Access.for_user(owner),
     )
     invitation.refresh_from_db()
     assert (invitation.organization, invitation.email, invitation.role) == (
@@ -211,7 +211,10 @@ def test_owner_invites_an_address_and_it_is_recorded(organization, owner):
 def test_the_validity_comes_from_the_setting(organization, owner, settings):
     settings.KEYVAULT_INVITATION_DAYS = 2
     invitation, _ = invitation_create(
-        organization=organization, email="bob@example.com", role=MEMBER, actor=Actor.for_user(owner)
+        organization=organization,
+        email="bob@example.com",
+        role=MEMBER,
+        actor=Access.for_user(owner),
     )
     assert timedelta(days=2) - timedelta(minutes=1) < invitation.expires_at - timezone.now()
     assert invitation.expires_at - timezone.now() <= timedelta(days=2)
@@ -219,7 +222,7 @@ def test_the_validity_comes_from_the_setting(organization, owner, settings):
 
 def test_the_operator_invites_without_an_inviter(organization):
     invitation, _ = invitation_create(
-        organization=organization, email="bob@example.com", role=OWNER, actor=Actor.system("ops")
+        organization=organization, email="bob@example.com", role=OWNER, actor=Access.operator("ops")
     )
     assert (invitation.invited_by, invitation.invited_by_operator) == (None, True)
     assert AuditEvent.objects.get().actor_label == "ops"
@@ -278,7 +281,7 @@ def test_manager_of_another_organization_cannot_invite_here(
 
 
 def test_a_token_cannot_invite(organization, make_token):
-    actor = Actor.for_token(make_token("keys:read", "keys:secret", "keys:write"))
+    actor = Access.for_token(make_token("keys:read", "keys:secret", "keys:write"))
     before = _state()
     with pytest.raises(PermissionDenied):
         invitation_create(
@@ -319,7 +322,7 @@ def test_inviting_a_member_is_a_validation_error(organization, owner, member_of,
             organization=organization,
             email=case(existing.user.email),
             role=ADMIN,
-            actor=Actor.for_user(owner),
+            actor=Access.for_user(owner),
         )
     assert "already a member" in excinfo.value.message_dict["email"][0]
     assert _state() == before
@@ -331,7 +334,7 @@ def test_a_member_elsewhere_can_be_invited(organization, other_organization, own
         organization=organization,
         email=elsewhere.user.email,
         role=VIEWER,
-        actor=Actor.for_user(owner),
+        actor=Access.for_user(owner),
     )
     assert invitation.is_pending
 
@@ -341,7 +344,7 @@ def test_inviting_a_bad_email_is_a_validation_error(organization, owner, email):
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
         invitation_create(
-            organization=organization, email=email, role=MEMBER, actor=Actor.for_user(owner)
+            organization=organization, email=email, role=MEMBER, actor=Access.for_user(owner)
         )
     assert set(excinfo.value.message_dict) == {"email"}
     assert _state() == before
@@ -355,7 +358,7 @@ def test_inviting_with_an_unknown_role_is_a_validation_error(organization, owner
             organization=organization,
             email="bob@example.com",
             role=role,
-            actor=Actor.for_user(owner),
+            actor=Access.for_user(owner),
         )
     assert set(excinfo.value.message_dict) == {"role"}
     assert _state() == before
@@ -423,7 +426,7 @@ def test_an_invitation_inserted_concurrently_is_a_validation_error(
             organization=organization,
             email="bob@example.com",
             role=MEMBER,
-            actor=Actor.for_user(owner),
+            actor=Access.for_user(owner),
         )
     assert set(excinfo.value.message_dict) == {"email"}
     assert _state() == before
@@ -497,7 +500,7 @@ def test_no_audit_event_carries_the_token_or_its_digest(invite, owner):
     invitation = invite("bob@example.com")
     invitation_accept(invitation=invitation, user=UserFactory(email="bob@example.com"))
     other = invite("carol@example.com")
-    invitation_revoke(invitation=other, actor=Actor.for_user(owner))
+    invitation_revoke(invitation=other, actor=Access.for_user(owner))
     events = list(AuditEvent.objects.values())
     assert {e["action"] for e in events} == {
         AuditAction.INVITATION_CREATED,
@@ -544,7 +547,7 @@ def test_an_expired_invitation_is_refused(invite):
 
 def test_a_revoked_invitation_is_refused(invite, owner):
     invitation = invite("bob@example.com")
-    invitation_revoke(invitation=invitation, actor=Actor.for_user(owner))
+    invitation_revoke(invitation=invitation, actor=Access.for_user(owner))
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
         invitation_accept(invitation=invitation, user=UserFactory(email="bob@example.com"))
@@ -668,10 +671,10 @@ def test_an_operator_invitation_is_honoured(organization, invite):
 def test_a_superuser_invitation_is_honoured_while_they_are_active(organization, owner):
     root = UserFactory(is_superuser=True)
     first, _ = invitation_create(
-        organization=organization, email="bob@example.com", role=OWNER, actor=Actor.for_user(root)
+        organization=organization, email="bob@example.com", role=OWNER, actor=Access.for_user(root)
     )
     second, _ = invitation_create(
-        organization=organization, email="eve@example.com", role=OWNER, actor=Actor.for_user(root)
+        organization=organization, email="eve@example.com", role=OWNER, actor=Access.for_user(root)
     )
     assert invitation_accept(invitation=first, user=UserFactory(email="bob@example.com"))
     root.is_active = False
@@ -700,8 +703,8 @@ def test_a_manager_revokes_an_invitation_and_it_is_recorded(organization, invite
 
 def test_revoking_twice_records_once(invite, owner):
     invitation = invite()
-    first = invitation_revoke(invitation=invitation, actor=Actor.for_user(owner))
-    again = invitation_revoke(invitation=invitation, actor=Actor.for_user(owner))
+    first = invitation_revoke(invitation=invitation, actor=Access.for_user(owner))
+    again = invitation_revoke(invitation=invitation, actor=Access.for_user(owner))
     assert again.revoked_at == first.revoked_at
     assert AuditEvent.objects.filter(action=AuditAction.INVITATION_REVOKED).count() == 1
 
@@ -710,7 +713,7 @@ def test_revoking_an_accepted_invitation_changes_nothing(invite, owner):
     invitation = invite("bob@example.com")
     membership = invitation_accept(invitation=invitation, user=UserFactory(email="bob@example.com"))
     before = _state()
-    result = invitation_revoke(invitation=invitation, actor=Actor.for_user(owner))
+    result = invitation_revoke(invitation=invitation, actor=Access.for_user(owner))
     assert result.revoked_at is None
     assert _state() == before
     assert Membership.objects.filter(pk=membership.pk).exists()
@@ -754,7 +757,7 @@ def test_pending_invitations_lists_only_open_ones_of_the_organization_newest_fir
     newer = invite("b@example.com")
     Invitation.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(hours=1))
     _expire(invite("expired@example.com"))
-    invitation_revoke(invitation=invite("revoked@example.com"), actor=Actor.for_user(owner))
+    invitation_revoke(invitation=invite("revoked@example.com"), actor=Access.for_user(owner))
     used = invite("used@example.com")
     invitation_accept(invitation=used, user=UserFactory(email="used@example.com"))
     invite("a@example.com", by=None, org=other_organization)

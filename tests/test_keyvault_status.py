@@ -12,10 +12,10 @@ from django.utils import timezone
 from keyvault import services
 from keyvault.checks import check_stored_keks_loaded
 from keyvault.models import ProviderKey
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 
-SYSTEM = Actor.system("t")
+SYSTEM = Access.operator("t")
 
 
 class Result:

@@ -32,11 +32,11 @@ from keyvault.crypto import (
 from keyvault.crypto.kms import AwsKmsKeyring, CompositeKeyring, DataKeyCache
 from keyvault.crypto.loading import build_keyring, parse_kms_keys
 from keyvault.models import ProviderKey
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 
 REGION = "us-east-1"
-SYSTEM = Actor.system("t")
+SYSTEM = Access.operator("t")
 PLAINTEXT = b"sk-ant-api03-kms-round-trip-0123456789"
 
 

@@ -20,13 +20,13 @@ from keyvault import services
 from keyvault.models import KeyUsage, ProviderKey, ProxyToken
 from keyvault.usage import UsageRecorder, recorder
 from organizations import services as org_services
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.models import Organization
 from tests.factories import OrganizationFactory, ProviderKeyFactory, ProxyTokenFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SYSTEM = Actor.system("tests")
+SYSTEM = Access.operator("tests")
 
 
 @pytest.fixture(autouse=True)
@@ -222,7 +222,7 @@ def test_rotate_kek_completes_beside_flushes_and_edits(
     tokens = [ProxyTokenFactory(organization=organization)]
     pairs = [(token.pk, key_id) for token in tokens for key_id in expected]
     app_instance(pairs, share=1)()
-    user = Actor.system("an editor")
+    user = Access.operator("an editor")
     lock = threading.Lock()
     edits = iter(range(1_000_000))
 

@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent
 from organizations import roles, services
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.models import Membership, Organization
 from tests.factories import UserFactory
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
@@ -39,10 +39,10 @@ def _state():
 
 @pytest.fixture
 def actor_of(member_of, organization):
-    """`actor_of(role)`: an Actor for a new user holding `role` in `organization`."""
+    """`actor_of(role)`: an Access for a new user holding `role` in `organization`."""
 
     def make(role, org=None):
-        return Actor.for_user(member_of(org or organization, role).user)
+        return Access.for_user(member_of(org or organization, role).user)
 
     return make
 
@@ -53,7 +53,7 @@ def actor_of(member_of, organization):
 def test_organization_create_makes_the_owner_and_records_it():
     user = UserFactory(email="founder@example.com")
     organization = services.organization_create(
-        name="  Acme Labs ", slug=" Acme-Labs ", owner=user, actor=Actor.system("tests")
+        name="  Acme Labs ", slug=" Acme-Labs ", owner=user, actor=Access.operator("tests")
     )
     assert (organization.name, organization.slug) == ("Acme Labs", "acme-labs")
     membership = Membership.objects.get(organization=organization)
@@ -68,7 +68,7 @@ def test_organization_create_makes_the_owner_and_records_it():
 
 def test_organization_created_by_a_user_names_them_in_the_audit_trail():
     user = UserFactory(email="founder@example.com")
-    services.organization_create(name="Acme", slug="acme", owner=user, actor=Actor.for_user(user))
+    services.organization_create(name="Acme", slug="acme", owner=user, actor=Access.for_user(user))
     event = AuditEvent.objects.get()
     assert (event.actor_user, event.actor_label) == (user, "founder@example.com")
 
@@ -80,7 +80,7 @@ def test_organization_create_refuses_a_bad_name_and_writes_nothing(name):
     owner = UserFactory()
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
-        services.organization_create(name=name, slug="acme", owner=owner, actor=Actor.system())
+        services.organization_create(name=name, slug="acme", owner=owner, actor=Access.operator())
     assert set(excinfo.value.message_dict) == {"name"}
     assert _state() == before
 
@@ -92,7 +92,7 @@ def test_organization_create_refuses_a_bad_slug_and_writes_nothing(slug):
     owner = UserFactory()
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
-        services.organization_create(name="Acme", slug=slug, owner=owner, actor=Actor.system())
+        services.organization_create(name="Acme", slug=slug, owner=owner, actor=Access.operator())
     assert set(excinfo.value.message_dict) == {"slug"}
     assert _state() == before
 
@@ -100,13 +100,13 @@ def test_organization_create_refuses_a_bad_slug_and_writes_nothing(slug):
 @pytest.mark.parametrize("slug", ["acme", "ACME", " Acme "])
 def test_organization_create_refuses_a_taken_slug_and_writes_nothing(slug):
     services.organization_create(
-        name="Acme", slug="acme", owner=UserFactory(), actor=Actor.system()
+        name="Acme", slug="acme", owner=UserFactory(), actor=Access.operator()
     )
     other_owner = UserFactory()
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
         services.organization_create(
-            name="Other", slug=slug, owner=other_owner, actor=Actor.system()
+            name="Other", slug=slug, owner=other_owner, actor=Access.operator()
         )
     assert "already taken" in excinfo.value.message_dict["slug"][0]
     assert _state() == before
@@ -116,11 +116,11 @@ def test_organization_create_refuses_a_taken_slug_and_writes_nothing(slug):
 def test_slug_taken_by_a_concurrent_writer_is_a_validation_error(monkeypatch):
     """The uniqueness check and the insert are not atomic; the database has the last word."""
     owner = UserFactory()
-    services.organization_create(name="Acme", slug="acme", owner=owner, actor=Actor.system())
+    services.organization_create(name="Acme", slug="acme", owner=owner, actor=Access.operator())
     monkeypatch.setattr(services, "_clean_slug", lambda slug: slug)  # the check saw it free
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
-        services.organization_create(name="Late", slug="acme", owner=owner, actor=Actor.system())
+        services.organization_create(name="Late", slug="acme", owner=owner, actor=Access.operator())
     assert set(excinfo.value.message_dict) == {"slug"}
     assert _state() == before
 
@@ -130,7 +130,7 @@ def test_organization_create_refuses_an_invisible_name_and_writes_nothing(name):
     owner = UserFactory()
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
-        services.organization_create(name=name, slug="acme", owner=owner, actor=Actor.system())
+        services.organization_create(name=name, slug="acme", owner=owner, actor=Access.operator())
     assert set(excinfo.value.message_dict) == {"name"}
     assert _state() == before
 
@@ -138,7 +138,7 @@ def test_organization_create_refuses_an_invisible_name_and_writes_nothing(name):
 @pytest.mark.parametrize("name", VISIBLE_NAMES.values(), ids=VISIBLE_NAMES.keys())
 def test_organization_create_keeps_a_visible_name_in_any_script(name):
     organization = services.organization_create(
-        name=name, slug="acme", owner=UserFactory(), actor=Actor.system()
+        name=name, slug="acme", owner=UserFactory(), actor=Access.operator()
     )
     assert Organization.objects.get(pk=organization.pk).name == name
 
@@ -158,7 +158,7 @@ def _assert_created_for(organization, owner):
 
 def test_a_user_may_create_an_organization_for_themselves():
     user = UserFactory()
-    _assert_created_for(_create_org(user, Actor.for_user(user)), user)
+    _assert_created_for(_create_org(user, Access.for_user(user)), user)
 
 
 @pytest.mark.parametrize("role", [None, *ROLE_IDS], ids=["no org", *ROLE_IDS])
@@ -167,7 +167,7 @@ def test_a_user_may_not_create_an_organization_for_someone_else(organization, me
     victim = UserFactory()
     before = _state()
     with pytest.raises(PermissionDenied):
-        _create_org(victim, Actor.for_user(user))
+        _create_org(victim, Access.for_user(user))
     assert _state() == before
 
 
@@ -175,7 +175,7 @@ def test_an_anonymous_user_may_not_create_an_organization():
     owner = UserFactory()
     before = _state()
     with pytest.raises(PermissionDenied):
-        _create_org(owner, Actor.for_user(AnonymousUser()))
+        _create_org(owner, Access.for_user(AnonymousUser()))
     assert _state() == before
 
 
@@ -184,19 +184,19 @@ def test_a_token_may_not_create_an_organization(make_token):
     owner = UserFactory()
     before = _state()
     with pytest.raises(PermissionDenied):
-        _create_org(owner, Actor.for_token(token))
+        _create_org(owner, Access.for_token(token))
     assert _state() == before
 
 
 def test_the_operator_may_create_an_organization_for_anyone():
     owner = UserFactory()
-    _assert_created_for(_create_org(owner, Actor.system("tests")), owner)
+    _assert_created_for(_create_org(owner, Access.operator("tests")), owner)
 
 
 def test_an_active_superuser_may_create_an_organization_for_anyone():
     superuser = UserFactory(is_superuser=True)
     owner = UserFactory()
-    _assert_created_for(_create_org(owner, Actor.for_user(superuser)), owner)
+    _assert_created_for(_create_org(owner, Access.for_user(superuser)), owner)
     assert not Membership.objects.filter(user=superuser).exists()
 
 
@@ -205,16 +205,16 @@ def test_a_deactivated_superuser_may_not_create_an_organization_for_someone_else
     owner = UserFactory()
     before = _state()
     with pytest.raises(PermissionDenied):
-        _create_org(owner, Actor.for_user(superuser))
+        _create_org(owner, Access.for_user(superuser))
     assert _state() == before
 
 
 def test_authorization_comes_before_validation():
     """A refused caller learns nothing about slugs in use."""
-    _create_org(UserFactory(), Actor.system())
+    _create_org(UserFactory(), Access.operator())
     user = UserFactory()
     with pytest.raises(PermissionDenied):
-        _create_org(UserFactory(), Actor.for_user(user))
+        _create_org(UserFactory(), Access.for_user(user))
 
 
 # --- user_get_or_create ---------------------------------------------------------------------
@@ -348,7 +348,7 @@ def test_adding_an_existing_member_again_is_a_validation_error(organization, mem
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
         services.membership_add(
-            organization=organization, user=existing.user, role=ADMIN, actor=Actor.for_user(owner)
+            organization=organization, user=existing.user, role=ADMIN, actor=Access.for_user(owner)
         )
     assert "already a member" in excinfo.value.message_dict["email"][0]
     assert _state() == before
@@ -360,7 +360,7 @@ def test_adding_with_an_unknown_role_is_a_validation_error(organization, owner, 
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
         services.membership_add(
-            organization=organization, user=user, role=role, actor=Actor.for_user(owner)
+            organization=organization, user=user, role=role, actor=Access.for_user(owner)
         )
     assert set(excinfo.value.message_dict) == {"role"}
     assert _state() == before
@@ -369,7 +369,7 @@ def test_adding_with_an_unknown_role_is_a_validation_error(organization, owner, 
 def test_operator_may_add_an_owner(organization):
     user = UserFactory()
     services.membership_add(
-        organization=organization, user=user, role=OWNER, actor=Actor.system("ops")
+        organization=organization, user=user, role=OWNER, actor=Access.operator("ops")
     )
     assert Membership.objects.get(user=user).role == OWNER
     assert AuditEvent.objects.get().actor_label == "ops"
@@ -437,7 +437,7 @@ def test_admin_cannot_promote_themselves_to_owner(organization, owner, member_of
     admin = member_of(organization, ADMIN)
     with pytest.raises(PermissionDenied):
         services.membership_change_role(
-            membership=admin, role=OWNER, actor=Actor.for_user(admin.user)
+            membership=admin, role=OWNER, actor=Access.for_user(admin.user)
         )
     admin.refresh_from_db()
     assert admin.role == ADMIN
@@ -461,7 +461,9 @@ def test_admin_holding_a_stale_copy_cannot_change_someone_since_made_owner(
 
 def test_changing_to_the_same_role_records_nothing(organization, owner, member_of):
     membership = member_of(organization, MEMBER)
-    services.membership_change_role(membership=membership, role=MEMBER, actor=Actor.for_user(owner))
+    services.membership_change_role(
+        membership=membership, role=MEMBER, actor=Access.for_user(owner)
+    )
     assert not AuditEvent.objects.exists()
 
 
@@ -471,7 +473,7 @@ def test_changing_to_an_unknown_role_is_a_validation_error(organization, owner, 
     before = _state()
     with pytest.raises(ValidationError):
         services.membership_change_role(
-            membership=membership, role=role, actor=Actor.for_user(owner)
+            membership=membership, role=role, actor=Access.for_user(owner)
         )
     assert _state() == before
 
@@ -542,7 +544,7 @@ def test_owner_of_another_organization_cannot_remove_members_here(
 @pytest.mark.parametrize("by", ["self", "operator"])
 def test_sole_owner_cannot_be_demoted(organization, owner, new, by):
     membership = Membership.objects.get(user=owner)
-    actor = Actor.for_user(owner) if by == "self" else Actor.system()
+    actor = Access.for_user(owner) if by == "self" else Access.operator()
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
         services.membership_change_role(membership=membership, role=new, actor=actor)
@@ -553,7 +555,7 @@ def test_sole_owner_cannot_be_demoted(organization, owner, new, by):
 @pytest.mark.parametrize("by", ["self", "operator"])
 def test_sole_owner_cannot_be_removed(organization, owner, by):
     membership = Membership.objects.get(user=owner)
-    actor = Actor.for_user(owner) if by == "self" else Actor.system()
+    actor = Access.for_user(owner) if by == "self" else Access.operator()
     before = _state()
     with pytest.raises(ValidationError):
         services.membership_remove(membership=membership, actor=actor)
@@ -562,7 +564,7 @@ def test_sole_owner_cannot_be_removed(organization, owner, by):
 
 def test_with_two_owners_one_can_be_demoted(organization, owner, member_of):
     second = member_of(organization, OWNER)
-    services.membership_change_role(membership=second, role=ADMIN, actor=Actor.for_user(owner))
+    services.membership_change_role(membership=second, role=ADMIN, actor=Access.for_user(owner))
     second.refresh_from_db()
     assert second.role == ADMIN
     assert AuditEvent.objects.get().metadata == {
@@ -573,32 +575,32 @@ def test_with_two_owners_one_can_be_demoted(organization, owner, member_of):
     # Now the first owner is the only one again.
     with pytest.raises(ValidationError):
         services.membership_change_role(
-            membership=Membership.objects.get(user=owner), role=ADMIN, actor=Actor.for_user(owner)
+            membership=Membership.objects.get(user=owner), role=ADMIN, actor=Access.for_user(owner)
         )
 
 
 def test_with_two_owners_one_can_step_down_or_leave(organization, owner, member_of):
     second = member_of(organization, OWNER)
     services.membership_change_role(
-        membership=Membership.objects.get(user=owner), role=MEMBER, actor=Actor.for_user(owner)
+        membership=Membership.objects.get(user=owner), role=MEMBER, actor=Access.for_user(owner)
     )
     assert Membership.objects.get(user=owner).role == MEMBER
     with pytest.raises(ValidationError):
-        services.membership_remove(membership=second, actor=Actor.for_user(second.user))
+        services.membership_remove(membership=second, actor=Access.for_user(second.user))
     assert Membership.objects.get(pk=second.pk).role == OWNER
 
 
 def test_with_two_owners_one_can_remove_the_other(organization, owner, member_of):
     second = member_of(organization, OWNER)
-    services.membership_remove(membership=second, actor=Actor.for_user(owner))
+    services.membership_remove(membership=second, actor=Access.for_user(owner))
     assert list(Membership.objects.values_list("user", flat=True)) == [owner.pk]
 
 
 def test_owner_can_promote_another_to_owner_and_then_step_down(organization, owner, member_of):
     successor = member_of(organization, MEMBER)
-    services.membership_change_role(membership=successor, role=OWNER, actor=Actor.for_user(owner))
+    services.membership_change_role(membership=successor, role=OWNER, actor=Access.for_user(owner))
     services.membership_change_role(
-        membership=Membership.objects.get(user=owner), role=ADMIN, actor=Actor.for_user(owner)
+        membership=Membership.objects.get(user=owner), role=ADMIN, actor=Access.for_user(owner)
     )
     assert Membership.objects.get(pk=successor.pk).role == OWNER
     assert Membership.objects.get(user=owner).role == ADMIN
@@ -611,5 +613,5 @@ def test_owners_of_another_organization_do_not_count(organization, owner, member
         services.membership_change_role(
             membership=Membership.objects.get(user=owner, organization=organization),
             role=ADMIN,
-            actor=Actor.for_user(owner),
+            actor=Access.for_user(owner),
         )

@@ -28,7 +28,7 @@ from django.urls import URLPattern, URLResolver, reverse
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from organizations import roles
 from organizations import services as org_services
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.models import Invitation, Membership, Organization
 from organizations.roles import Scope
 from tests.factories import (
@@ -112,7 +112,7 @@ def _tenant(label: str) -> SimpleNamespace:
         organization=org,
         user=UserFactory(email=f"{label}-joined@example.com"),
         role=roles.VIEWER.id,
-        actor=Actor.system("tests"),
+        actor=Access.operator("tests"),
     )
     secret = f"sk-proj-{label}SECRETabcdefghijklmnopqrstuvwxyz0123"
     tenant = SimpleNamespace(

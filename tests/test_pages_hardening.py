@@ -403,7 +403,7 @@ def test_one_network_creates_a_limited_number_of_accounts_an_hour(client, db, se
 def test_pages_and_the_admin_record_the_address_a_trusted_proxy_reports(
     client, organization, signed_in, settings
 ):
-    from organizations.actors import Actor
+    from organizations.access import Access
 
     settings.KEYVAULT_CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
     user = signed_in()
@@ -416,4 +416,4 @@ def test_pages_and_the_admin_record_the_address_a_trusted_proxy_reports(
     # The admin builds its actor the same way.
     request = RequestFactory().post("/admin/", HTTP_X_FORWARDED_FOR="203.0.113.9")
     request.user = user
-    assert Actor.for_request(request).ip == "203.0.113.9"
+    assert Access.for_request(request).ip == "203.0.113.9"

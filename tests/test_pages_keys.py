@@ -14,12 +14,12 @@ from keyvault import services
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, ProviderKey
 from organizations import roles
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 
 pytestmark = pytest.mark.django_db
 
-OPERATOR = Actor.system("tests")
+OPERATOR = Access.operator("tests")
 SECRET = "sk-proj-PageAddedS3cretQwErTyUiOpAsDfGhJkLzXcV9f2a"
 NEW_SECRET = "sk-proj-PageRotatedS3cretMnBvCxZlKjHgFdSaPoIu7b3c"
 CLIENT_IP = "203.0.113.7"

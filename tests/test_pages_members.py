@@ -480,10 +480,10 @@ def test_an_owner_can_leave_when_another_owner_stays(client, organization, owner
 def test_nobody_leaves_on_someone_elses_behalf(organization, owner, member_of):
     from django.core.exceptions import PermissionDenied
 
-    from organizations.actors import Actor
+    from organizations.access import Access
     from organizations.services import membership_leave
 
     other = member_of(organization, roles.MEMBER.id)
     with pytest.raises(PermissionDenied):
-        membership_leave(membership=other, actor=Actor.for_user(owner))
+        membership_leave(membership=other, actor=Access.for_user(owner))
     assert Membership.objects.filter(pk=other.pk).exists()

@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from keyvault import services
 from keyvault.models import AuditEvent, ProviderKey
 from organizations import roles
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.authorization import authorize, authorize_role_grant
 from organizations.models import Membership
 from organizations.permissions import (
@@ -22,7 +22,7 @@ from organizations.permissions import (
 )
 from tests.factories import ProviderKeyFactory, UserFactory
 
-OPERATOR = Actor.system("tests")
+OPERATOR = Access.operator("tests")
 
 OWNER, ADMIN, MEMBER, VIEWER = (role.id for role in roles.ROLES)
 ROLE_IDS = [OWNER, ADMIN, MEMBER, VIEWER]
@@ -301,7 +301,7 @@ def test_visible_actions_on_a_key_the_member_added_include_changing_it(organizat
     assert Action.TOKEN_MANAGE not in actions
 
 
-# --- The same matrix, enforced by the key services through an Actor -------------------------
+# --- The same matrix, enforced by the key services through an Access -------------------------
 
 
 ROTATED = "sk-proj-rotated-000000abcdefghijklmnopqrstuvwxyz"
@@ -379,33 +379,33 @@ def _assert_applied(key, name, actor):
 @pytest.mark.parametrize(("role", "name"), _service_cells(KEY_CHANGE_ON_OWN_KEY, allowed=True))
 def test_service_lets_role_change_a_key_they_added(organization, member_of, role, name):
     membership = member_of(organization, role)
-    _assert_applied(key_added_by(membership), name, Actor.for_user(membership.user))
+    _assert_applied(key_added_by(membership), name, Access.for_user(membership.user))
 
 
 @pytest.mark.parametrize(("role", "name"), _service_cells(KEY_CHANGE_ON_OWN_KEY, allowed=False))
 def test_service_refuses_role_changing_a_key_they_added(organization, member_of, role, name):
     membership = member_of(organization, role)
     key = key_added_by(membership)
-    _assert_refused_and_unchanged(key, KEY_SERVICES[name], Actor.for_user(membership.user))
+    _assert_refused_and_unchanged(key, KEY_SERVICES[name], Access.for_user(membership.user))
 
 
 @pytest.mark.parametrize(("role", "name"), _service_cells(KEY_CHANGE_ON_OTHERS_KEY, allowed=True))
 def test_service_lets_role_change_someone_elses_key(
     organization, member_of, others_key, role, name
 ):
-    _assert_applied(others_key, name, Actor.for_user(member_of(organization, role).user))
+    _assert_applied(others_key, name, Access.for_user(member_of(organization, role).user))
 
 
 @pytest.mark.parametrize(("role", "name"), _service_cells(KEY_CHANGE_ON_OTHERS_KEY, allowed=False))
 def test_service_refuses_role_changing_someone_elses_key(
     organization, member_of, others_key, role, name
 ):
-    actor = Actor.for_user(member_of(organization, role).user)
+    actor = Access.for_user(member_of(organization, role).user)
     _assert_refused_and_unchanged(others_key, KEY_SERVICES[name], actor)
 
 
 def test_member_cannot_rotate_others_key_through_the_service(organization, member_of, others_key):
-    actor = Actor.for_user(member_of(organization, MEMBER).user)
+    actor = Access.for_user(member_of(organization, MEMBER).user)
     before = _snapshot(others_key)
     with pytest.raises(PermissionDenied):
         services.provider_key_rotate(key=others_key, actor=actor, secret=ROTATED)
@@ -431,14 +431,14 @@ def _create(organization, actor):
 @pytest.mark.parametrize("role", sorted(MATRIX[Action.KEY_ADD]))
 def test_service_lets_role_add_a_key_recorded_as_theirs(organization, member_of, role):
     user = member_of(organization, role).user
-    key = _create(organization, Actor.for_user(user))
+    key = _create(organization, Access.for_user(user))
     assert key.created_by == user
     assert can(Membership.objects.get(user=user), Action.KEY_EDIT, key)
 
 
 @pytest.mark.parametrize("role", sorted(EVERYONE - MATRIX[Action.KEY_ADD]))
 def test_service_refuses_role_adding_a_key(organization, member_of, role):
-    actor = Actor.for_user(member_of(organization, role).user)
+    actor = Access.for_user(member_of(organization, role).user)
     with pytest.raises(PermissionDenied):
         _create(organization, actor)
     assert not ProviderKey.objects.exists()
@@ -449,14 +449,14 @@ def test_service_refuses_role_adding_a_key(organization, member_of, role):
 def test_owner_of_another_organization_cannot_change_this_organizations_key(
     organization, other_organization, member_of, others_key, name
 ):
-    actor = Actor.for_user(member_of(other_organization, OWNER).user)
+    actor = Access.for_user(member_of(other_organization, OWNER).user)
     _assert_refused_and_unchanged(others_key, KEY_SERVICES[name], actor)
 
 
 def test_owner_of_another_organization_cannot_add_a_key_here(
     organization, other_organization, member_of
 ):
-    actor = Actor.for_user(member_of(other_organization, OWNER).user)
+    actor = Access.for_user(member_of(other_organization, OWNER).user)
     with pytest.raises(PermissionDenied):
         _create(organization, actor)
     assert not ProviderKey.objects.filter(organization=organization).exists()
@@ -464,19 +464,19 @@ def test_owner_of_another_organization_cannot_add_a_key_here(
 
 @pytest.mark.parametrize("name", list(KEY_SERVICES))
 def test_operator_may_change_any_key(organization, others_key, name):
-    _assert_applied(others_key, name, Actor.system("tests"))
+    _assert_applied(others_key, name, Access.operator("tests"))
 
 
 def test_operator_adds_keys_with_no_user_as_creator(organization):
-    key = _create(organization, Actor.system("tests"))
+    key = _create(organization, Access.operator("tests"))
     assert key.created_by is None
     assert AuditEvent.objects.get().actor_label == "tests"
 
 
 @pytest.mark.parametrize("name", list(KEY_SERVICES))
 def test_anonymous_actor_is_refused(organization, others_key, name):
-    _assert_refused_and_unchanged(others_key, KEY_SERVICES[name], Actor.for_user(AnonymousUser()))
-    _assert_refused_and_unchanged(others_key, KEY_SERVICES[name], Actor())
+    _assert_refused_and_unchanged(others_key, KEY_SERVICES[name], Access.for_user(AnonymousUser()))
+    _assert_refused_and_unchanged(others_key, KEY_SERVICES[name], Access())
 
 
 @pytest.mark.parametrize("name", list(KEY_SERVICES))
@@ -484,18 +484,18 @@ def test_deactivated_owner_is_refused(organization, member_of, others_key, name)
     user = member_of(organization, OWNER).user
     user.is_active = False
     user.save()
-    _assert_refused_and_unchanged(others_key, KEY_SERVICES[name], Actor.for_user(user))
+    _assert_refused_and_unchanged(others_key, KEY_SERVICES[name], Access.for_user(user))
 
 
 def test_superuser_is_trusted_without_a_membership(organization, others_key):
     """Superusers are platform operators (docs/decisions.md)."""
     superuser = UserFactory(is_superuser=True, is_staff=True)
-    _assert_applied(others_key, "rotate", Actor.for_user(superuser))
+    _assert_applied(others_key, "rotate", Access.for_user(superuser))
 
 
 def test_deactivated_superuser_is_not_trusted(organization, others_key):
     superuser = UserFactory(is_superuser=True, is_staff=True, is_active=False)
-    _assert_refused_and_unchanged(others_key, _rotate, Actor.for_user(superuser))
+    _assert_refused_and_unchanged(others_key, _rotate, Access.for_user(superuser))
 
 
 # --- organizations.authorization directly ---------------------------------------------------
@@ -504,23 +504,23 @@ def test_deactivated_superuser_is_not_trusted(organization, others_key):
 @pytest.mark.parametrize(("role", "action"), _cells(MATRIX, allowed=False))
 def test_authorize_refuses_what_the_matrix_denies(organization, member_of, role, action):
     with pytest.raises(PermissionDenied):
-        authorize(Actor.for_user(member_of(organization, role).user), action, organization)
+        authorize(Access.for_user(member_of(organization, role).user), action, organization)
 
 
 @pytest.mark.parametrize(("role", "action"), _cells(MATRIX, allowed=True))
 def test_authorize_allows_what_the_matrix_allows(organization, member_of, role, action):
-    authorize(Actor.for_user(member_of(organization, role).user), action, organization)
+    authorize(Access.for_user(member_of(organization, role).user), action, organization)
 
 
 @pytest.mark.parametrize(("role", "granted"), _pair_cells(MAY_GRANT, allowed=False))
 def test_authorize_role_grant_refuses_above_own_role(organization, member_of, role, granted):
     with pytest.raises(PermissionDenied):
         authorize_role_grant(
-            Actor.for_user(member_of(organization, role).user), organization, granted
+            Access.for_user(member_of(organization, role).user), organization, granted
         )
 
 
 @pytest.mark.parametrize("action", list(Action))
 def test_operator_is_authorized_for_every_action(organization, action):
-    authorize(Actor.system(), action, organization)
-    authorize_role_grant(Actor.system(), organization, OWNER)
+    authorize(Access.operator(), action, organization)
+    authorize_role_grant(Access.operator(), organization, OWNER)

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from keyvault.models import AuditEvent
 from organizations import roles, services
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.models import Membership, Organization
 from tests.factories import MembershipFactory, UserFactory
 
@@ -78,9 +78,9 @@ def state():
 
 def added_by(user_or_label, organization, user, role=roles.MEMBER.id):
     actor = (
-        Actor.system(user_or_label)
+        Access.operator(user_or_label)
         if isinstance(user_or_label, str)
-        else Actor.for_user(user_or_label)
+        else Access.for_user(user_or_label)
     )
     return services.membership_add(organization=organization, user=user, role=role, actor=actor)
 
@@ -119,7 +119,7 @@ def test_an_owner_the_operator_created_keeps_the_organization_and_can_reset(
 ):
     founder = placeholder("founder@example.com")
     founded = services.organization_create(
-        name="Founded", slug="founded", owner=founder, actor=Actor.system("manage.py create_org")
+        name="Founded", slug="founded", owner=founder, actor=Access.operator("manage.py create_org")
     )
     elsewhere = added_by(owner, organization, founder)
     assert not reset_and_sign_in("founder@example.com", mailoutbox)  # locked out
@@ -200,7 +200,7 @@ def test_the_repair_done_once_has_nothing_left_to_do(organization, owner):
         name="B",
         slug="b",
         owner=placeholder("b@example.com"),
-        actor=Actor.system("manage.py create_org"),
+        actor=Access.operator("manage.py create_org"),
     )
     repair()
     before = state()

@@ -19,12 +19,12 @@ from keyvault.errors import KeyDisabledError
 from keyvault.fields import SealedSecret
 from keyvault.models import SECRET_MAX_BYTES, AuditEvent, ProviderKey
 from organizations import roles
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
 
-OPERATOR = Actor.system("tests")
+OPERATOR = Access.operator("tests")
 
-SYSTEM = Actor.system("tests")
+SYSTEM = Access.operator("tests")
 KIB_16 = 16 * 1024
 _TABLE = connection.ops.quote_name(ProviderKey._meta.db_table)
 
@@ -93,7 +93,7 @@ def assert_field_error(exc_info, field: str) -> None:
 def test_create_stores_the_key_and_records_an_audit_event(organization, owner):
     key = create(
         organization,
-        actor=Actor.for_user(owner, ip="203.0.113.9"),
+        actor=Access.for_user(owner, ip="203.0.113.9"),
         name="  Production  ",
         secret="  sk-proj-abcdefghijklmnopqrstuvwxyz0123456789WXYZ\n",
         config={"base_url": " https://proxy.example.com/v1 ", "organization": ""},
@@ -161,14 +161,14 @@ def test_one_default_per_provider_and_org(organization, other_organization):
 def test_a_viewer_cannot_create_a_key_and_nothing_is_written(organization, member_of):
     viewer = member_of(organization, roles.VIEWER.id).user
     with pytest.raises(PermissionDenied):
-        create(organization, actor=Actor.for_user(viewer))
+        create(organization, actor=Access.for_user(viewer))
     assert counts() == (0, 0)
 
 
 def test_a_user_of_another_org_cannot_create_a_key(organization, other_organization, member_of):
     outsider = member_of(other_organization, roles.OWNER.id).user
     with pytest.raises(PermissionDenied):
-        create(organization, actor=Actor.for_user(outsider))
+        create(organization, actor=Access.for_user(outsider))
     assert counts() == (0, 0)
 
 
@@ -534,12 +534,12 @@ def test_rotate_rejects_bad_secrets_and_leaves_the_row_unchanged(organization, s
 
 
 def test_a_member_cannot_rotate_a_key_someone_else_added(organization, owner, member_of):
-    key = create(organization, actor=Actor.for_user(owner))
+    key = create(organization, actor=Access.for_user(owner))
     member = member_of(organization, roles.MEMBER.id).user
     row_before = raw_row(key)
     with pytest.raises(PermissionDenied):
         services.provider_key_rotate(
-            key=key, actor=Actor.for_user(member), secret="sk-new-0123456789"
+            key=key, actor=Access.for_user(member), secret="sk-new-0123456789"
         )
     assert raw_row(key) == row_before
 
@@ -624,7 +624,7 @@ def test_no_user_may_reveal_a_key_whatever_their_role(organization, member_of, o
     key = _reveal_target(organization)
     user = member_of(organization, role).user
     with pytest.raises(PermissionDenied):
-        services.provider_key_reveal(key=key, actor=Actor.for_user(user))
+        services.provider_key_reveal(key=key, actor=Access.for_user(user))
     opened.assert_not_called()
 
 
@@ -633,24 +633,24 @@ def test_no_user_may_reveal_a_key_whatever_their_role(organization, member_of, o
 )
 def test_not_even_the_user_who_added_the_key_may_reveal_it(organization, member_of, opened, role):
     user = member_of(organization, role).user
-    key = _reveal_target(organization, actor=Actor.for_user(user))
+    key = _reveal_target(organization, actor=Access.for_user(user))
     assert key.created_by == user
     with pytest.raises(PermissionDenied):
-        services.provider_key_reveal(key=key, actor=Actor.for_user(user))
+        services.provider_key_reveal(key=key, actor=Access.for_user(user))
     opened.assert_not_called()
 
 
 def test_a_user_is_refused_before_learning_that_a_key_is_disabled(organization, owner, opened):
     key = _reveal_target(organization, enabled=False)
     with pytest.raises(PermissionDenied):
-        services.provider_key_reveal(key=key, actor=Actor.for_user(owner))
+        services.provider_key_reveal(key=key, actor=Access.for_user(owner))
     opened.assert_not_called()
 
 
 def test_a_token_with_keys_secret_of_the_keys_organization_may_reveal_it(organization, make_token):
     key = _reveal_target(organization)
     token = make_token("keys:secret")
-    assert services.provider_key_reveal(key=key, actor=Actor.for_token(token)) == REVEALED
+    assert services.provider_key_reveal(key=key, actor=Access.for_token(token)) == REVEALED
 
 
 @pytest.mark.parametrize(
@@ -661,7 +661,7 @@ def test_a_token_with_keys_secret_of_the_keys_organization_may_reveal_it(organiz
 def test_a_token_without_keys_secret_may_not_reveal(organization, make_token, opened, scopes):
     key = _reveal_target(organization)
     with pytest.raises(PermissionDenied):
-        services.provider_key_reveal(key=key, actor=Actor.for_token(make_token(*scopes)))
+        services.provider_key_reveal(key=key, actor=Access.for_token(make_token(*scopes)))
     opened.assert_not_called()
 
 
@@ -671,13 +671,13 @@ def test_a_keys_secret_token_of_another_organization_may_not_reveal(
     key = _reveal_target(organization)
     outsider = make_token("keys:read", "keys:secret", "keys:write", organization=other_organization)
     with pytest.raises(PermissionDenied):
-        services.provider_key_reveal(key=key, actor=Actor.for_token(outsider))
+        services.provider_key_reveal(key=key, actor=Access.for_token(outsider))
     opened.assert_not_called()
 
 
 def test_the_operator_may_reveal(organization):
     key = _reveal_target(organization)
-    assert services.provider_key_reveal(key=key, actor=Actor.system()) == REVEALED
+    assert services.provider_key_reveal(key=key, actor=Access.operator()) == REVEALED
 
 
 # --- nothing in the database reveals the secret ---------------------------------------------
@@ -835,5 +835,5 @@ def test_not_even_a_superuser_may_reveal_a_key(provider_key):
         mock.patch.object(services._secret_field, "open") as opened,
         pytest.raises(PermissionDenied),
     ):
-        services.provider_key_reveal(key=provider_key, actor=Actor.for_user(superuser))
+        services.provider_key_reveal(key=provider_key, actor=Access.for_user(superuser))
     opened.assert_not_called()

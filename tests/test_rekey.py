@@ -12,10 +12,10 @@ from keyvault import services
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, ProviderKey
 from organizations import roles
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import OrganizationFactory, ProviderKeyFactory
 
-SYSTEM = Actor.system("t")
+SYSTEM = Access.operator("t")
 
 
 def run(*args) -> str:
@@ -200,7 +200,7 @@ def test_the_service_rekeys_the_users_rotation_made_meanwhile_and_keeps_it(
 ):
     stale = ProviderKey.objects.get(pk=provider_key.pk)
     rotated = services.provider_key_rotate(
-        key=provider_key, actor=Actor.for_user(owner), secret="sk-proj-the-users-new-secret-01"
+        key=provider_key, actor=Access.for_user(owner), secret="sk-proj-the-users-new-secret-01"
     )
     after_rotation = raw_envelope(provider_key)
     events = AuditEvent.objects.count()
@@ -235,7 +235,7 @@ def test_a_kek_rewrap_made_meanwhile_does_not_count_as_a_fresh_data_key(provider
 
 def test_the_service_reports_a_key_deleted_meanwhile(provider_key, owner):
     stale = ProviderKey.objects.get(pk=provider_key.pk)
-    services.provider_key_delete(key=provider_key, actor=Actor.for_user(owner))
+    services.provider_key_delete(key=provider_key, actor=Access.for_user(owner))
 
     assert services.provider_key_rekey(key=stale, actor=SYSTEM) is False
 
@@ -243,7 +243,7 @@ def test_the_service_reports_a_key_deleted_meanwhile(provider_key, owner):
 def test_the_service_is_authorized_like_a_rotation(provider_key, organization, member_of):
     viewer = member_of(organization, roles.VIEWER.id).user
     with pytest.raises(PermissionDenied):
-        services.provider_key_rekey(key=provider_key, actor=Actor.for_user(viewer))
+        services.provider_key_rekey(key=provider_key, actor=Access.for_user(viewer))
 
 
 def test_a_database_error_stops_rekey_with_one_line(two_orgs, monkeypatch):

@@ -23,10 +23,10 @@ from keyvault.crypto import get_keyring
 from keyvault.fields import SealedSecret, SecretField
 from keyvault.management.commands.rotate_kek import _interrupt_on_sigterm
 from keyvault.models import AuditEvent, ProviderKey
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 
-SYSTEM = Actor.system("t")
+SYSTEM = Access.operator("t")
 PRIMARY_ID, OLD_ID = "test-primary", "test-old"
 
 
@@ -77,7 +77,7 @@ def old_keys(organization, old_kek_first, secrets_by_pk):
 
 @pytest.fixture
 def user(owner):
-    return Actor.for_user(owner)
+    return Access.for_user(owner)
 
 
 # --- the job ---------------------------------------------------------------------------------

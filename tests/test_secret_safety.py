@@ -8,12 +8,12 @@ from django.core.exceptions import ValidationError
 
 from keyvault import services
 from keyvault.models import AuditEvent, ProviderKey
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 
 pytestmark = pytest.mark.django_db
 
-OPERATOR = Actor.system("tests")
+OPERATOR = Access.operator("tests")
 INJECTION = "sk-abc\r\nX-Injected: 1"
 HEADER_BREAKERS = {
     "CRLF": INJECTION,

@@ -12,10 +12,10 @@ from keyvault import services, tokens
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, ProxyToken
 from organizations import roles
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
 
-SYSTEM = Actor.system("tests")
+SYSTEM = Access.operator("tests")
 
 
 def create(organization, **kwargs):
@@ -115,7 +115,7 @@ def test_create_with_expiry(organization):
 def test_create_records_an_audit_event_without_the_token(organization, owner):
     token, raw = services.proxy_token_create(
         organization=organization,
-        actor=Actor.for_user(owner, ip="10.0.0.1"),
+        actor=Access.for_user(owner, ip="10.0.0.1"),
         name="edge",
         scopes=["keys:read"],
     )
@@ -204,7 +204,7 @@ def test_a_revoked_tokens_name_can_be_reused(organization):
 )
 def test_only_owners_and_admins_create_tokens(organization, member_of, role, allowed):
     user = member_of(organization, role).user
-    actor = Actor.for_user(user)
+    actor = Access.for_user(user)
     if allowed:
         services.proxy_token_create(
             organization=organization, actor=actor, name="edge", scopes=["keys:read"]
@@ -222,7 +222,7 @@ def test_a_token_cannot_create_tokens(organization, make_token):
     with pytest.raises(PermissionDenied):
         services.proxy_token_create(
             organization=organization,
-            actor=Actor.for_token(writer),
+            actor=Access.for_token(writer),
             name="child",
             scopes=["keys:read"],
         )
@@ -255,7 +255,7 @@ def test_a_member_cannot_revoke(organization, member_of):
     token, _ = create(organization)
     member = member_of(organization, roles.MEMBER.id).user
     with pytest.raises(PermissionDenied):
-        services.proxy_token_revoke(token=token, actor=Actor.for_user(member))
+        services.proxy_token_revoke(token=token, actor=Access.for_user(member))
     assert ProxyToken.objects.get(pk=token.pk).revoked_at is None
 
 
@@ -265,7 +265,7 @@ def test_an_admin_of_another_organization_cannot_revoke(
     token, _ = create(organization)
     outsider = member_of(other_organization, roles.OWNER.id).user
     with pytest.raises(PermissionDenied):
-        services.proxy_token_revoke(token=token, actor=Actor.for_user(outsider))
+        services.proxy_token_revoke(token=token, actor=Access.for_user(outsider))
     assert ProxyToken.objects.get(pk=token.pk).revoked_at is None
 
 

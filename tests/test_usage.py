@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from keyvault import services, usage
 from keyvault.models import KeyUsage, ProviderKey, ProxyToken
 from keyvault.usage import UsageRecorder, recorder
-from organizations.actors import Actor
+from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 
 NOON = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
@@ -339,7 +339,7 @@ def test_usage_rows_survive_the_deletion_of_their_key(organization, make_token, 
     rec.record_secret_retrieval(token.pk, kept.pk, at=NOON)
     assert rec.flush() == 5
 
-    services.provider_key_delete(key=key, actor=Actor.system("tests"))
+    services.provider_key_delete(key=key, actor=Access.operator("tests"))
 
     assert not ProviderKey.objects.filter(pk=key.pk).exists()
     assert counts() == {
@@ -360,7 +360,7 @@ def test_usage_of_several_deleted_keys_in_one_hour_is_kept_apart(organization, t
     rec.flush()
 
     for doomed in (key, second):
-        services.provider_key_delete(key=doomed, actor=Actor.system("tests"))
+        services.provider_key_delete(key=doomed, actor=Access.operator("tests"))
 
     rows = KeyUsage.objects.filter(token=token, hour=NOON)
     assert sorted(rows.values_list("key", "count")) == [(None, 1), (None, 2)]

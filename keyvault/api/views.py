@@ -25,7 +25,7 @@ from keyvault.api.serializers import (
 )
 from keyvault.retrieval import retrieve_secret
 from keyvault.tokens import TokenScope
-from organizations.actors import Actor
+from organizations.access import Access
 
 READ = {TokenScope.KEYS_READ}
 SECRET = {TokenScope.KEYS_SECRET}
@@ -53,8 +53,8 @@ ERRORS = {
 _METADATA = ProviderKeySerializer()
 
 
-def _actor(request) -> Actor:
-    return Actor.for_token(request.auth, ip=client_address(request))
+def _actor(request) -> Access:
+    return Access.for_token(request.auth, ip=client_address(request))
 
 
 def _body(request) -> dict:

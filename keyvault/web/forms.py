@@ -167,7 +167,7 @@ class TokenCreateForm(forms.Form):
 
 class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(label="Action", required=False)
-    actor = forms.ChoiceField(label="Actor", required=False)
+    actor = forms.ChoiceField(label="Access", required=False)
 
     def __init__(self, *args, actors: list[str], **kwargs):
         super().__init__(*args, **kwargs)

@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 
 from organizations import permissions
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.models import Membership
 from organizations.permissions import Action
 from organizations.selectors import organizations_for
@@ -46,7 +46,7 @@ def org_page(action: Action | None = None):
             membership = membership_for_slug(request.user, org_slug)
             request.membership = membership
             request.organization = membership.organization
-            request.actor = Actor.for_request(request)
+            request.actor = Access.for_request(request)
             if action is not None:
                 permissions.require(membership, action)
             return view(request, *args, **kwargs)

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from accounts import limits
 from keyvault.errors import NotFoundError
 from organizations import permissions, services
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.forms import add_service_errors
 from organizations.permissions import Action
 from organizations.selectors import organizations_for
@@ -61,7 +61,7 @@ def organization_create(request):
                 name=name,
                 slug=form.cleaned_data["slug"] or available_slug(name),
                 owner=request.user,
-                actor=Actor.for_request(request),
+                actor=Access.for_request(request),
             )
         except ValidationError as exc:
             add_service_errors(form, exc)

@@ -1,7 +1,7 @@
 from django.views.decorators.debug import sensitive_variables
 
 from keyvault import services
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.management.base import ProvisioningCommand
 
 
@@ -21,7 +21,7 @@ class Command(ProvisioningCommand):
         organization = self.organization(org)
         _token, raw = services.proxy_token_create(
             organization=organization,
-            actor=Actor.system("manage.py create_token"),
+            actor=Access.operator("manage.py create_token"),
             name=name,
             scopes=scopes,
             expires_in_days=expires_in,

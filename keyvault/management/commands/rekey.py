@@ -7,7 +7,7 @@ from keyvault import services
 from keyvault.crypto import CryptoError
 from keyvault.management.progress import Progress
 from keyvault.models import ProviderKey
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.management.base import ProvisioningCommand, database_error_message
 
 
@@ -34,7 +34,7 @@ class Command(ProvisioningCommand):
                 raise CommandError(f"{key!r} is not a key id.") from None
             if not keys.exists():
                 raise CommandError(f"No key with id {key!r}.")
-        actor = Actor.system("manage.py rekey")
+        actor = Access.operator("manage.py rekey")
         progress = Progress(keys.count(), label="rekey")
         rekeyed, gone, failed = 0, 0, []
         database_error = None

@@ -3,7 +3,7 @@ from django.core.management.base import CommandError
 from keyvault import services
 from keyvault.models import ProxyToken
 from keyvault.selectors import named
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.management.base import ProvisioningCommand
 
 
@@ -21,5 +21,5 @@ class Command(ProvisioningCommand):
         token = named(active, name.strip()).first()
         if token is None:
             raise CommandError(f"No active token named {name!r} in organization {org!r}.")
-        services.proxy_token_revoke(token=token, actor=Actor.system("manage.py revoke_token"))
+        services.proxy_token_revoke(token=token, actor=Access.operator("manage.py revoke_token"))
         self.stdout.write(f"Revoked token {token.name!r} (…{token.last_four}).")

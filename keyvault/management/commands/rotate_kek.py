@@ -10,7 +10,7 @@ from keyvault.audit import AuditAction
 from keyvault.crypto import CryptoError, get_keyring
 from keyvault.management.progress import Progress
 from keyvault.rotation import pending_by_kek, rewrap_all
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.management.base import ProvisioningCommand, database_error_message
 
 
@@ -87,7 +87,7 @@ class Command(ProvisioningCommand):
         try:
             audit.record(
                 action=AuditAction.KEK_ROTATION,
-                actor=Actor.system("manage.py rotate_kek"),
+                actor=Access.operator("manage.py rotate_kek"),
                 metadata={
                     "primary": keyring.primary_kek_id,
                     "rewrapped": rewrapped,

@@ -4,7 +4,7 @@ from django.db import transaction
 
 from keyvault import services
 from keyvault.models import ProviderKey
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.management.base import ProvisioningCommand
 from organizations.models import Organization
 from organizations.services import organization_create, user_get_or_create
@@ -51,7 +51,7 @@ class Command(ProvisioningCommand):
     def handle(self, **options):
         if not settings.DEBUG:
             raise CommandError("seed_demo is for development only; it needs DEBUG on.")
-        actor = Actor.system("manage.py seed_demo")
+        actor = Access.operator("manage.py seed_demo")
         with transaction.atomic():
             user, created = user_get_or_create(email=DEMO_EMAIL)
             if created:

@@ -7,7 +7,7 @@ from keyvault.crypto import CryptoError, get_keyring
 from keyvault.envelope_upgrade import legacy_keys, upgrade_all
 from keyvault.management.interrupts import interrupt_on_sigterm
 from keyvault.management.progress import Progress
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.management.base import ProvisioningCommand
 
 
@@ -71,7 +71,7 @@ class Command(ProvisioningCommand):
             progress.finish()
         audit.record(
             action=AuditAction.ENVELOPES_UPGRADED,
-            actor=Actor.system("manage.py upgrade_envelopes"),
+            actor=Access.operator("manage.py upgrade_envelopes"),
             metadata={
                 "resealed": resealed,
                 "changed_concurrently": skipped,

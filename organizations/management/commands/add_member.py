@@ -2,7 +2,7 @@ from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
 from organizations import roles
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.management.base import ProvisioningCommand, no_password_yet
 from organizations.services import membership_add, user_get_or_create
 
@@ -43,7 +43,7 @@ class Command(ProvisioningCommand):
                 organization=organization,
                 user=user,
                 role=role,
-                actor=Actor.system("manage.py add_member"),
+                actor=Access.operator("manage.py add_member"),
             )
         if created:
             self.stdout.write(

@@ -1,6 +1,6 @@
 from django.db import transaction
 
-from organizations.actors import Actor
+from organizations.access import Access
 from organizations.management.base import ProvisioningCommand, no_password_yet
 from organizations.services import organization_create, user_get_or_create
 
@@ -22,7 +22,7 @@ class Command(ProvisioningCommand):
         with transaction.atomic():
             user, created = user_get_or_create(email=owner)
             organization = organization_create(
-                name=name, slug=slug, owner=user, actor=Actor.system("manage.py create_org")
+                name=name, slug=slug, owner=user, actor=Access.operator("manage.py create_org")
             )
         self.stdout.write(f"Created organization {organization.slug!r} owned by {user.email}.")
         if created:

@@ -1,6 +1,8 @@
-"""Who is acting: a signed-in user, a proxy token, or the operator (commands, seeding).
+"""Who is acting, resolved once: a signed-in user, a proxy token, or the operator (commands,
+seeding).
 
-Services take an `Actor` so that authorization and audit see the same caller on every surface.
+Services take an `Access` (as `actor`) so that authorization and audit see the same caller on
+every surface.
 """
 
 from dataclasses import dataclass
@@ -8,18 +10,18 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class Actor:
+class Access:
     user: Any = None
     token: Any = None
     ip: str | None = None
-    system_label: str | None = None
+    operator_label: str | None = None
 
     @classmethod
-    def for_user(cls, user, *, ip: str | None = None) -> "Actor":
+    def for_user(cls, user, *, ip: str | None = None) -> "Access":
         return cls(user=user, ip=ip)
 
     @classmethod
-    def for_request(cls, request) -> "Actor":
+    def for_request(cls, request) -> "Access":
         """The signed-in person behind a page or admin request, with the client's address
         (a trusted proxy's header when one is configured, as everywhere else)."""
         from config.counters import client_address
@@ -27,13 +29,13 @@ class Actor:
         return cls(user=request.user, ip=client_address(request))
 
     @classmethod
-    def for_token(cls, token, *, ip: str | None = None) -> "Actor":
+    def for_token(cls, token, *, ip: str | None = None) -> "Access":
         return cls(token=token, ip=ip)
 
     @classmethod
-    def system(cls, label: str = "system") -> "Actor":
+    def operator(cls, label: str = "system") -> "Access":
         """The operator: trusted by definition, because it already holds the server."""
-        return cls(system_label=label)
+        return cls(operator_label=label)
 
     @property
     def stored_user(self):
@@ -42,13 +44,13 @@ class Actor:
         return self.user if self.user is not None and self.user.pk else None
 
     @property
-    def is_system(self) -> bool:
-        return self.system_label is not None
+    def is_operator(self) -> bool:
+        return self.operator_label is not None
 
     @property
     def label(self) -> str:
-        if self.is_system:
-            return self.system_label
+        if self.is_operator:
+            return self.operator_label
         if self.token is not None:
             return f"token {self.token.name} (…{self.token.last_four})"
         return getattr(self.user, "email", "") or str(self.user)
