@@ -26,7 +26,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # Shipped inside the config package, where top-level names this generic cannot collide.
 SITE_FOLDERS = {"templates": "config/templates", "static": "config/static"}
 # Parts of the checkout that are not Keyvault itself.
-NOT_SHIPPED = {"tests", "benchmarks", "build"}
+# Not part of the server's wheel: the suite, the benchmarks, build output, and the proxy client,
+# which is a package of its own (clients/python/pyproject.toml).
+NOT_SHIPPED = {"tests", "benchmarks", "build", "clients"}
 
 
 def _run(args, *, cwd, env, timeout=180) -> subprocess.CompletedProcess:
