@@ -1,4 +1,5 @@
-"""Sign-in and sign-up forms."""
+"""Sign-in forms, and the password fields of sign-up forms (sign-up itself opens an
+organization, so its page is `organizations/web/sign_up.py`)."""
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
@@ -7,8 +8,6 @@ from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
 from accounts import throttle
-from organizations.models import Organization
-from organizations.services import EMAIL_MAX_LENGTH
 
 
 class ThrottledSignInMixin:
@@ -72,20 +71,6 @@ class PasswordFieldsMixin(forms.Form):
         if first and second and first != second:
             raise ValidationError("The two passwords differ.")
         return second
-
-
-class SignUpForm(PasswordFieldsMixin):
-    email = forms.EmailField(
-        label="Email",
-        max_length=EMAIL_MAX_LENGTH,
-        widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}),
-    )
-    organization_name = forms.CharField(
-        label="Organization name",
-        max_length=Organization._meta.get_field("name").max_length,
-        help_text="Your team's name; you will be its owner. You can rename it later.",
-    )
-    field_order = ["email", "organization_name", "password1", "password2"]
 
 
 class InvitationSignUpForm(PasswordFieldsMixin):

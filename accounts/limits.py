@@ -6,7 +6,7 @@ script could mail strangers in Keyvault's name at will.
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from config import counters
+from core import counters
 
 DAY = 24 * 3600
 HOUR = 3600

@@ -1,15 +1,71 @@
-"""Signing up: a new account, and the organization its owner starts with."""
+"""Accounts: finding people by address and creating them. Signing up with an organization and
+joining through an invitation build on these in `organizations`, which sits above this app."""
 
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
 from accounts.backends import find_user
-from organizations import services as organization_services
-from organizations.access import Access
-from organizations.slugs import available_slug
 
-_SLUG_ATTEMPTS = 3
+# The address is the username too, whose column is the shorter of the two.
+EMAIL_MAX_LENGTH = get_user_model()._meta.get_field("username").max_length
+
+
+def normalize_email(email) -> str:
+    if not isinstance(email, str) or not email.strip():
+        raise ValidationError({"email": "An email address is required."})
+    email = email.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ValidationError({"email": "Enter a valid email address."}) from None
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise ValidationError(
+            {"email": f"The address is longer than {EMAIL_MAX_LENGTH} characters."}
+        )
+    return email
+
+
+@sensitive_variables()
+def user_get_or_create(*, email: str, password: str | None = None):
+    """The user with this email, created when absent: with `password`, or with a random one
+    nobody knows, which its owner replaces through password reset.
+
+    Returns `(user, created)`. A password given for an existing user is refused rather than
+    silently ignored or silently overwriting theirs. Never an unusable password: Django's
+    password reset skips such accounts and sign-up finds the address taken, so it would lock
+    the address's owner out for good.
+    """
+    email = normalize_email(email)
+    User = get_user_model()
+    user = find_user(email)
+    if user is not None:
+        if password is not None:
+            raise ValidationError(
+                {"password": "This user already exists; their password is left unchanged."}
+            )
+        return user, False
+    user = User(username=email, email=email)
+    if password is not None:
+        try:
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise ValidationError({"password": exc.messages}) from None
+        user.set_password(password)
+    else:
+        user.set_password(secrets.token_urlsafe(32))
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        # Someone created the same account a moment ago.
+        raise ValidationError({"email": f"An account for {email} already exists."}) from None
+    return user, True
 
 
 @sensitive_variables()
@@ -17,40 +73,5 @@ def account_create(*, email: str, password: str):
     """A new user signing in with `email`; refuses an address that already has an account."""
     if isinstance(email, str) and find_user(email) is not None:
         raise ValidationError({"email": "An account with this email already exists; sign in."})
-    user, _created = organization_services.user_get_or_create(email=email, password=password)
-    return user
-
-
-@sensitive_variables()
-def account_sign_up(*, email: str, password: str, organization_name: str, ip: str | None = None):
-    """The user and an organization they own, in one transaction: `(user, organization)`."""
-    with transaction.atomic():
-        user = account_create(email=email, password=password)
-        actor = Access.for_user(user, ip=ip)
-        for attempt in range(_SLUG_ATTEMPTS):
-            try:
-                with transaction.atomic():
-                    organization = organization_services.organization_create(
-                        name=organization_name,
-                        slug=available_slug(organization_name),
-                        owner=user,
-                        actor=actor,
-                    )
-                break
-            except ValidationError as exc:
-                # Only a slug taken by a concurrent sign-up is worth another try.
-                if "slug" not in exc.message_dict or attempt == _SLUG_ATTEMPTS - 1:
-                    raise
-    return user, organization
-
-
-@sensitive_variables()
-def account_join(*, invitation, password: str, ip: str | None = None):
-    """A new account for the invited address, joined to the organization in one transaction:
-    if the invitation is refused, no account is left behind."""
-    from organizations.invitations import invitation_accept
-
-    with transaction.atomic():
-        user = account_create(email=invitation.email, password=password)
-        invitation_accept(invitation=invitation, user=user, ip=ip)
+    user, _created = user_get_or_create(email=email, password=password)
     return user

@@ -1,4 +1,4 @@
-"""Failed sign-ins, counted in the shared cache (`config.counters`) so that every app instance
+"""Failed sign-ins, counted in the shared cache (`core.counters`) so that every app instance
 sees them.
 
 Two counters per window: one per (client address, account), which stops guessing one person's
@@ -15,7 +15,7 @@ import logging
 from django.conf import settings
 from django.core.cache import cache
 
-from config import counters
+from core import counters
 
 logger = logging.getLogger(__name__)
 

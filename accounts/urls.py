@@ -8,7 +8,6 @@ app_name = "accounts"
 urlpatterns = [
     path("sign-in/", views.SignInView.as_view(), name="sign_in"),
     path("sign-out/", views.SignOutView.as_view(), name="sign_out"),
-    path("sign-up/", views.sign_up, name="sign_up"),
     path(
         "password/change/",
         auth_views.PasswordChangeView.as_view(

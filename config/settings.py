@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Lowest layer first (docs/architecture.md): each app imports only those listed before it.
+    "audit",
     "accounts",
     "organizations",
     "keyvault",

@@ -1,10 +1,19 @@
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from accounts import urls as account_pages
 from keyvault.web import urls as keyvault_pages
 from organizations.admin_site import site as admin_site
+from organizations.web import sign_up
 from organizations.web import urls as organization_pages
 from organizations.web.organizations import home
+
+# Sign-up opens the new account's first organization, so its view is the organizations app's
+# (accounts sits beneath it); it keeps its address and name among the account pages.
+account_patterns = (
+    [*account_pages.urlpatterns, path("sign-up/", sign_up.sign_up, name="sign_up")],
+    account_pages.app_name,
+)
 
 # Every team page of one organization lives under /o/<org_slug>/.
 organization_scoped = [
@@ -18,7 +27,7 @@ organization_scoped = [
 
 urlpatterns = [
     path("", home, name="home"),
-    path("accounts/", include("accounts.urls")),
+    path("accounts/", include(account_patterns)),
     path("orgs/", include("organizations.web.urls")),
     path("o/<slug:org_slug>/", include(organization_scoped)),
     path("invitations/", include(organization_pages.invitation_patterns)),

@@ -14,16 +14,18 @@ from django.template.response import TemplateResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from keyvault import audit, rotation, services
-from keyvault.audit import AuditAction
+import audit
+from audit import AuditAction
+from audit.models import AuditEvent
+from core.errors import NotFoundError
+from keyvault import rotation, services
 from keyvault.crypto import get_keyring
-from keyvault.errors import NotFoundError
-from keyvault.models import AuditEvent, ProviderKey, ProxyToken
-from keyvault.tokens import SCOPE_CHOICES
+from keyvault.models import ProviderKey, ProxyToken
 from organizations.access import Access
 from organizations.admin import ServiceForm, TenantScopedAdmin, is_trusted
 from organizations.admin_site import site
 from organizations.permissions import Action
+from organizations.token_scopes import SCOPE_CHOICES
 
 # --- Provider keys ---------------------------------------------------------------------------
 
@@ -329,7 +331,7 @@ class AuditEventAdmin(TenantScopedAdmin):
         "created_at",
         "organization",
         "actor_user",
-        "actor_token",
+        "actor_token_id",
         "actor_label",
         "action",
         "target_type",

@@ -1,12 +1,6 @@
-"""Errors services raise besides Django's `ValidationError` and `PermissionDenied`."""
-
-from django.core.exceptions import ObjectDoesNotExist
+"""Errors keyvault's services raise besides Django's `ValidationError` and `PermissionDenied`
+(and `core.errors.NotFoundError`, which every app's services raise)."""
 
 
 class KeyDisabledError(Exception):
     """The key is disabled; its secret is not handed out until it is enabled again."""
-
-
-class NotFoundError(ObjectDoesNotExist):
-    """The key or token a write names no longer exists: another request deleted it after the
-    caller had read it. Surfaces answer as for any missing object: 404, or a message."""

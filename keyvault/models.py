@@ -124,67 +124,6 @@ class ProviderKey(models.Model):
         return providers.secret_binding(self.provider_obj, self.config)
 
 
-class AuditEventQuerySet(models.QuerySet):
-    """Append-only: rows are created, never updated or deleted through the ORM."""
-
-    def update(self, **kwargs):
-        raise TypeError("Audit events are append-only.")
-
-    def delete(self):
-        raise TypeError("Audit events are append-only.")
-
-
-class AuditEvent(models.Model):
-    """Who did what to which target, when and from where. Never holds a secret or a token."""
-
-    organization = models.ForeignKey(
-        Organization,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="audit_events",
-    )
-    actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    actor_token = models.ForeignKey(
-        "ProxyToken",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    # Kept as text too, so the trail still reads after a user or organization is deleted.
-    actor_label = models.CharField(max_length=254)
-    action = models.CharField(max_length=64, db_index=True)
-    target_type = models.CharField(max_length=64, blank=True)
-    target_id = models.CharField(max_length=64, blank=True)
-    target_label = models.CharField(max_length=200, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    objects = AuditEventQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-
-    def __str__(self):
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise TypeError("Audit events are append-only.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("Audit events are append-only.")
-
-
 class ProxyToken(models.Model):
     """A bearer token a proxy uses to read (and optionally manage) one organization's keys.
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
+from core.text import has_control_characters
 from keyvault.endpoints import endpoint_problem
-from organizations.text import has_control_characters
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from django.db import connection
 from django.db.models import Value
 from django.db.models.functions import Lower
 
+from core.text import has_control_characters
 from keyvault import providers
 from keyvault.models import ProviderKey
-from organizations.text import has_control_characters
 
 
 def named(queryset, name: str):

@@ -14,18 +14,22 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from keyvault import audit, providers
-from keyvault.audit import AuditAction
+import audit
+from audit import AuditAction
+from core.errors import NotFoundError
+from core.text import clean_display_name
+from core.tokens import token_digest
+from keyvault import providers
 from keyvault.crypto import CryptoError
-from keyvault.errors import KeyDisabledError, NotFoundError
+from keyvault.errors import KeyDisabledError
 from keyvault.masking import mask_secret
 from keyvault.models import SECRET_MAX_BYTES, ProviderKey, ProxyToken
 from keyvault.selectors import named
-from keyvault.tokens import TokenScope, generate_token, token_digest
+from keyvault.tokens import generate_token
 from organizations.access import Access
 from organizations.authorization import authorize
 from organizations.permissions import Action
-from organizations.text import clean_display_name
+from organizations.token_scopes import TokenScope
 
 logger = logging.getLogger(__name__)
 

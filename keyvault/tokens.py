@@ -1,50 +1,23 @@
-"""Proxy tokens: how they look, how they are generated, and how they are stored.
+"""Proxy tokens: how they look. `core.tokens` generates and hashes them (and says why a plain
+SHA-256 digest is enough); the scopes a token may carry are `organizations.token_scopes`'.
 
-A token is `kvp_` followed by 43 base64url characters (256 random bits). Only its SHA-256
-digest is stored: with that much entropy a plain hash cannot be brute-forced, so no salt or
-pepper is needed, and unlike a keyed hash it survives a change of SECRET_KEY. The `kvp_` prefix
-lets secret scanners recognise a leaked token, and the format is checked before hashing so
-garbage never reaches the database.
+A proxy token is `kvp_` followed by 43 base64url characters (256 random bits). The format is
+checked before hashing so garbage never reaches the database.
 """
-
-import hashlib
-import re
-import secrets
-from enum import StrEnum
 
 from django.views.decorators.debug import sensitive_variables
 
+from core.tokens import random_token, token_pattern
+
 TOKEN_PREFIX = "kvp_"
-TOKEN_RANDOM_BYTES = 32
-
-
-def token_pattern(prefix: str) -> re.Pattern:
-    """The shape of a token `generate_token(prefix)` makes: the prefix and 43 base64url
-    characters."""
-    return re.compile(rf"^{re.escape(prefix)}[A-Za-z0-9_-]{{43}}$")
-
-
 TOKEN_PATTERN = token_pattern(TOKEN_PREFIX)
 
 
-class TokenScope(StrEnum):
-    KEYS_READ = "keys:read"  # key metadata
-    KEYS_SECRET = "keys:secret"  # decrypted secrets
-    KEYS_WRITE = "keys:write"  # create, change, rotate, delete keys; the API also asks keys:read
-
-
-SCOPE_CHOICES = [(scope.value, scope.value) for scope in TokenScope]
-
-
-def generate_token(prefix: str = TOKEN_PREFIX) -> str:
-    return prefix + secrets.token_urlsafe(TOKEN_RANDOM_BYTES)
+def generate_token() -> str:
+    """A new proxy token."""
+    return random_token(TOKEN_PREFIX)
 
 
 @sensitive_variables()
 def looks_like_token(value: str) -> bool:
     return bool(TOKEN_PATTERN.fullmatch(value))
-
-
-@sensitive_variables()
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode("ascii")).hexdigest()

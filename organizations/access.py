@@ -24,7 +24,7 @@ class Access:
     def for_request(cls, request) -> "Access":
         """The signed-in person behind a page or admin request, with the client's address
         (a trusted proxy's header when one is configured, as everywhere else)."""
-        from config.counters import client_address
+        from core.counters import client_address
 
         return cls(user=request.user, ip=client_address(request))
 

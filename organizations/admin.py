@@ -25,7 +25,9 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from accounts import limits
-from keyvault.errors import NotFoundError
+from accounts.services import EMAIL_MAX_LENGTH
+from core.errors import NotFoundError
+from core.forms import add_service_errors
 from organizations import invitations, roles, services
 from organizations.access import Access
 from organizations.admin_site import (
@@ -34,7 +36,6 @@ from organizations.admin_site import (
     site,
 )
 from organizations.formfields import BoundedJSONField
-from organizations.forms import add_service_errors
 from organizations.invitation_mail import invitation_send
 from organizations.models import Invitation, Membership, Organization
 from organizations.permissions import Action, can
@@ -378,7 +379,7 @@ class GrantableRoleChoices:
 
 class InvitationForm(ServiceForm):
     email = forms.EmailField(
-        max_length=services.EMAIL_MAX_LENGTH,
+        max_length=EMAIL_MAX_LENGTH,
         help_text="An invitation is emailed to this address. Nobody joins until the address's "
         "owner accepts it with the link in that email.",
     )

@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
 
-from organizations.text import has_control_characters
+from core.text import has_control_characters
 
 
 class BoundedJSONField(forms.JSONField):

@@ -1,7 +1,7 @@
 """Invitations: an owner or admin invites an email address; its owner follows the link to join.
 
 The link carries `kvi_` followed by 43 base64url characters (256 random bits); only the token's
-SHA-256 digest is stored, for the reasons given in `keyvault.tokens`: with that much entropy a
+SHA-256 digest is stored, for the reasons given in `core.tokens`: with that much entropy a
 plain hash cannot be brute-forced, and a database leak then yields no usable links. The prefix
 lets secret scanners recognise a leaked link, and the format is checked before hashing.
 
@@ -19,16 +19,17 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from keyvault import audit
-from keyvault.audit import AuditAction
-from keyvault.tokens import generate_token, token_digest, token_pattern
+import audit
+from accounts.services import account_create, normalize_email
+from audit import AuditAction
+from core.tokens import random_token, token_digest, token_pattern
 from organizations.access import Access
 from organizations.authorization import authorize, authorize_role_grant
 from organizations.models import Invitation, Membership, Organization
 from organizations.permissions import Action
-from organizations.services import clean_role, normalize_email
+from organizations.services import clean_role
 
-# Made like proxy tokens (keyvault.tokens): 256 random bits behind a recognisable prefix, of
+# Made as proxy tokens are (core.tokens): 256 random bits behind a recognisable prefix, of
 # which only the SHA-256 digest is stored.
 INVITATION_TOKEN_PREFIX = "kvi_"
 INVITATION_TOKEN_PATTERN = token_pattern(INVITATION_TOKEN_PREFIX)
@@ -36,7 +37,7 @@ invitation_token_digest = token_digest
 
 
 def generate_invitation_token() -> str:
-    return generate_token(INVITATION_TOKEN_PREFIX)
+    return random_token(INVITATION_TOKEN_PREFIX)
 
 
 @sensitive_variables()
@@ -247,6 +248,16 @@ def invitation_accept(*, invitation: Invitation, user, ip: str | None = None) ->
             metadata={"email": locked.email, "role": locked.role, "invited_by": inviter},
         )
     return membership
+
+
+@sensitive_variables()
+def account_join(*, invitation, password: str, ip: str | None = None):
+    """A new account for the invited address, joined to the organization in one transaction:
+    if the invitation is refused, no account is left behind."""
+    with transaction.atomic():
+        user = account_create(email=invitation.email, password=password)
+        invitation_accept(invitation=invitation, user=user, ip=ip)
+    return user
 
 
 def invitation_revoke(

@@ -9,10 +9,10 @@ from enum import StrEnum
 
 from django.core.exceptions import PermissionDenied
 
-from keyvault.tokens import TokenScope
 from organizations import roles
 from organizations.models import Organization
 from organizations.roles import Scope
+from organizations.token_scopes import TokenScope
 
 
 class Action(StrEnum):

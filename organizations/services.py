@@ -1,24 +1,21 @@
-"""Writes to organizations, memberships and users; each one atomic and audited.
+"""Writes to organizations and memberships, and signing up with a new organization; each one
+atomic and audited. Creating the accounts themselves is `accounts.services`'.
 
 The last-owner rule lives here: the owners of an organization are locked before a change that
 could remove one, so two concurrent demotions cannot both succeed and leave nobody in charge.
 """
 
-import secrets
-
-from django.contrib.auth import get_user_model
-from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.validators import validate_email, validate_slug
+from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
 from django.views.decorators.debug import sensitive_variables
 
-from accounts.backends import find_user
-from keyvault import audit
-from keyvault.audit import AuditAction
-from keyvault.errors import NotFoundError
-from keyvault.locking import lock_organization_contents
-from organizations import roles
+import audit
+from accounts.services import account_create
+from audit import AuditAction
+from core.errors import NotFoundError
+from core.text import clean_display_name
+from organizations import contents, roles
 from organizations.access import Access
 from organizations.authorization import (
     authorize,
@@ -27,11 +24,9 @@ from organizations.authorization import (
 )
 from organizations.models import Membership, Organization
 from organizations.permissions import Action
-from organizations.text import clean_display_name
+from organizations.slugs import available_slug
 
 NAME_MAX_LENGTH = Organization._meta.get_field("name").max_length
-# The address is the username too, whose column is the shorter of the two.
-EMAIL_MAX_LENGTH = get_user_model()._meta.get_field("username").max_length
 SLUG_MAX_LENGTH = Organization._meta.get_field("slug").max_length
 
 
@@ -61,58 +56,6 @@ def clean_role(role) -> str:
         known = ", ".join(r.id for r in roles.ROLES)
         raise ValidationError({"role": f"Unknown role; choose one of {known}."})
     return role
-
-
-def normalize_email(email) -> str:
-    if not isinstance(email, str) or not email.strip():
-        raise ValidationError({"email": "An email address is required."})
-    email = email.strip().lower()
-    try:
-        validate_email(email)
-    except ValidationError:
-        raise ValidationError({"email": "Enter a valid email address."}) from None
-    if len(email) > EMAIL_MAX_LENGTH:
-        raise ValidationError(
-            {"email": f"The address is longer than {EMAIL_MAX_LENGTH} characters."}
-        )
-    return email
-
-
-@sensitive_variables()
-def user_get_or_create(*, email: str, password: str | None = None):
-    """The user with this email, created when absent: with `password`, or with a random one
-    nobody knows, which its owner replaces through password reset.
-
-    Returns `(user, created)`. A password given for an existing user is refused rather than
-    silently ignored or silently overwriting theirs. Never an unusable password: Django's
-    password reset skips such accounts and sign-up finds the address taken, so it would lock
-    the address's owner out for good.
-    """
-    email = normalize_email(email)
-    User = get_user_model()
-    user = find_user(email)
-    if user is not None:
-        if password is not None:
-            raise ValidationError(
-                {"password": "This user already exists; their password is left unchanged."}
-            )
-        return user, False
-    user = User(username=email, email=email)
-    if password is not None:
-        try:
-            validate_password(password, user)
-        except ValidationError as exc:
-            raise ValidationError({"password": exc.messages}) from None
-        user.set_password(password)
-    else:
-        user.set_password(secrets.token_urlsafe(32))
-    try:
-        with transaction.atomic():
-            user.save()
-    except IntegrityError:
-        # Someone created the same account a moment ago.
-        raise ValidationError({"email": f"An account for {email} already exists."}) from None
-    return user, True
 
 
 @transaction.atomic
@@ -163,7 +106,7 @@ def organization_delete(*, organization: Organization, actor: Access) -> None:
     with transaction.atomic():
         # Django deletes the usage rows before the keys and tokens they belong to; the keys and
         # tokens are locked first, in the order every writer keeps (keyvault.locking).
-        lock_organization_contents(organization.pk)
+        contents.lock_contents(organization.pk)
         audit.record(
             action=AuditAction.ORGANIZATION_DELETED,
             actor=actor,
@@ -285,3 +228,31 @@ def _delete_membership(locked: Membership, owners, actor: Access, action: AuditA
         metadata={"user": locked.user.email, "role": locked.role},
     )
     locked.delete()
+
+
+# --- Signing up --------------------------------------------------------------------------------
+
+_SLUG_ATTEMPTS = 3
+
+
+@sensitive_variables()
+def account_sign_up(*, email: str, password: str, organization_name: str, ip: str | None = None):
+    """The user and an organization they own, in one transaction: `(user, organization)`."""
+    with transaction.atomic():
+        user = account_create(email=email, password=password)
+        actor = Access.for_user(user, ip=ip)
+        for attempt in range(_SLUG_ATTEMPTS):
+            try:
+                with transaction.atomic():
+                    organization = organization_create(
+                        name=organization_name,
+                        slug=available_slug(organization_name),
+                        owner=user,
+                        actor=actor,
+                    )
+                break
+            except ValidationError as exc:
+                # Only a slug taken by a concurrent sign-up is worth another try.
+                if "slug" not in exc.message_dict or attempt == _SLUG_ATTEMPTS - 1:
+                    raise
+    return user, organization

@@ -167,7 +167,7 @@ def tenants(db):
     contains "bravo" and nothing in A does, so a page can be searched for B's rows by text."""
     from types import SimpleNamespace
 
-    from keyvault.models import AuditEvent
+    from audit.models import AuditEvent
     from organizations import services as org_services
     from organizations.access import Access
 

@@ -16,7 +16,7 @@ MODEL_URLS = [
     "/admin/keyvault/providerkey/add/",
     "/admin/keyvault/proxytoken/",
     "/admin/keyvault/proxytoken/add/",
-    "/admin/keyvault/auditevent/",
+    "/admin/audit/auditevent/",
     "/admin/organizations/membership/",
     "/admin/organizations/membership/add/",
     "/admin/organizations/invitation/",
@@ -45,7 +45,7 @@ def object_urls(world):
     return [
         f"/admin/keyvault/providerkey/{world.key.pk}/change/",
         f"/admin/keyvault/proxytoken/{world.token.pk}/change/",
-        f"/admin/keyvault/auditevent/{world.events[0].pk}/change/",
+        f"/admin/audit/auditevent/{world.events[0].pk}/change/",
         f"/admin/organizations/organization/{world.org.pk}/change/",
         f"/admin/organizations/organization/{world.org.pk}/history/",
         f"/admin/organizations/membership/{world.memberships[-1].pk}/delete/",

@@ -7,7 +7,8 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 
-from keyvault.models import AuditEvent, ProviderKey, ProxyToken
+from audit.models import AuditEvent
+from keyvault.models import ProviderKey, ProxyToken
 from organizations.models import Organization
 from tests.test_admin_writes import (
     KEYS,
@@ -112,7 +113,7 @@ def test_accepted_add_with_a_cold_cache_writes_its_history(a, admin, cold_cache)
         f"{KEYS}?q=%00",
         f"{KEYS}?%00=1",
         f"{ORGS}?q=%00",
-        "/admin/keyvault/auditevent/?action__exact=%00",
+        "/admin/audit/auditevent/?action__exact=%00",
         "/admin/autocomplete/?app_label=keyvault&model_name=providerkey"
         "&field_name=organization&term=%00",
         f"{KEYS}add/?_changelist_filters=x&organization=%00",

@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from keyvault.audit import AuditAction
-from keyvault.models import AuditEvent
+from audit import AuditAction
+from audit.models import AuditEvent
 from organizations import roles
 from organizations.invitations import generate_invitation_token
 from organizations.models import Invitation, Membership

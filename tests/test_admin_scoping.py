@@ -7,7 +7,8 @@ import uuid
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
-from keyvault.models import AuditEvent, ProviderKey, ProxyToken
+from audit.models import AuditEvent
+from keyvault.models import ProviderKey, ProxyToken
 from organizations.models import Invitation, Membership, Organization
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 CHANGELISTS = {
     "providerkey": "/admin/keyvault/providerkey/",
     "proxytoken": "/admin/keyvault/proxytoken/",
-    "auditevent": "/admin/keyvault/auditevent/",
+    "auditevent": "/admin/audit/auditevent/",
     "membership": "/admin/organizations/membership/",
     "invitation": "/admin/organizations/invitation/",
     "organization": "/admin/organizations/organization/",

@@ -12,10 +12,11 @@ from django.contrib.messages.storage.cookie import CookieStorage
 from django.contrib.sessions.models import Session
 from django.http import HttpRequest
 
+from audit import AuditAction
+from audit.models import AuditEvent
+from core.tokens import token_digest
 from keyvault import services
-from keyvault.audit import AuditAction
-from keyvault.models import AuditEvent, ProviderKey, ProxyToken
-from keyvault.tokens import token_digest
+from keyvault.models import ProviderKey, ProxyToken
 from organizations.access import Access
 from organizations.invitations import invitation_accept
 from organizations.models import Invitation, Membership, Organization
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.django_db
 
 KEYS = "/admin/keyvault/providerkey/"
 TOKENS = "/admin/keyvault/proxytoken/"
-EVENTS = "/admin/keyvault/auditevent/"
+EVENTS = "/admin/audit/auditevent/"
 MEMBERS = "/admin/organizations/membership/"
 ORGS = "/admin/organizations/organization/"
 

@@ -13,11 +13,12 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from config import counters
+from audit import AuditAction
+from audit.models import AuditEvent
+from core import counters
 from keyvault import services
 from keyvault.api import throttling
-from keyvault.audit import AuditAction
-from keyvault.models import AuditEvent, ProviderKey, ProxyToken
+from keyvault.models import ProviderKey, ProxyToken
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 
@@ -444,7 +445,7 @@ def _throttle_warnings(caplog):
     return [
         record
         for record in caplog.records
-        if record.name == "config.counters" and record.levelno == logging.WARNING
+        if record.name == "core.counters" and record.levelno == logging.WARNING
     ]
 
 
@@ -454,7 +455,7 @@ def test_a_valid_token_is_served_when_the_throttle_cache_is_down(
 ):
     ProviderKeyFactory(organization=organization)
     token = make_token("keys:read")
-    with caplog.at_level(logging.WARNING, logger="config.counters"):
+    with caplog.at_level(logging.WARNING, logger="core.counters"):
         response = client.get("/api/v1/keys", **bearer(token))
     assert response.status_code == 200, response.content
     assert response.json()["count"] == 1
@@ -468,7 +469,7 @@ def test_a_valid_token_is_served_when_the_throttle_cache_is_down(
     "header", [f"Bearer {VALID_SHAPE}", "Basic dXNlcjpwYXNzd29yZA=="], ids=["unknown", "malformed"]
 )
 def test_a_bad_token_is_still_401_when_the_throttle_cache_is_down(client, db, caplog, header):
-    with caplog.at_level(logging.WARNING, logger="config.counters"):
+    with caplog.at_level(logging.WARNING, logger="core.counters"):
         response = client.get("/api/v1/keys", HTTP_AUTHORIZATION=header)
     assert_json_error(response, 401)
     assert response["WWW-Authenticate"] == WWW_AUTHENTICATE
@@ -481,7 +482,7 @@ def test_a_proxy_still_gets_its_secret_when_the_throttle_cache_is_down(
     client, organization, make_token, caplog
 ):
     key = ProviderKeyFactory(organization=organization)
-    with caplog.at_level(logging.WARNING, logger="config.counters"):
+    with caplog.at_level(logging.WARNING, logger="core.counters"):
         response = client.get(f"/api/v1/keys/{key.pk}/secret", **bearer(make_token("keys:secret")))
     assert response.status_code == 200, response.content
     assert response.json()["secret"].startswith("sk-proj-test")

@@ -8,10 +8,11 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 from rest_framework import exceptions
 
+from audit.models import AuditEvent
 from keyvault.api.exceptions import api_exception_handler
 from keyvault.crypto import IntegrityError
 from keyvault.errors import KeyDisabledError
-from keyvault.models import AuditEvent, ProviderKey
+from keyvault.models import ProviderKey
 from tests.factories import ProviderKeyFactory
 
 

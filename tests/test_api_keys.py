@@ -8,9 +8,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from audit import AuditAction
+from audit.models import AuditEvent
 from keyvault import services
-from keyvault.audit import AuditAction
-from keyvault.models import AuditEvent, KeyUsage, ProviderKey, ProxyToken
+from keyvault.models import KeyUsage, ProviderKey, ProxyToken
 from keyvault.usage import recorder
 from organizations.access import Access
 from tests.factories import OrganizationFactory, ProviderKeyFactory

@@ -3,10 +3,11 @@
 import pytest
 from django.db import transaction
 
-from keyvault import audit
-from keyvault.audit import AuditAction
+import audit
+from audit import AuditAction
+from audit.models import AuditEvent
 from keyvault.fields import PendingSecret, SealedSecret
-from keyvault.models import AuditEvent, ProviderKey
+from keyvault.models import ProviderKey
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory, UserFactory
 

@@ -22,10 +22,11 @@ from django.contrib.auth.hashers import check_password
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from audit.models import AuditEvent
 from keyvault import services
 from keyvault.crypto.loading import parse_kek_entries
 from keyvault.management.commands import seed_demo
-from keyvault.models import AuditEvent, ProviderKey
+from keyvault.models import ProviderKey
 from organizations import roles
 from organizations.access import Access
 from organizations.models import Membership, Organization

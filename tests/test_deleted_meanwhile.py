@@ -15,10 +15,11 @@ from django.contrib.messages import get_messages
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from audit import AuditAction
+from audit.models import AuditEvent
+from core.errors import NotFoundError
 from keyvault import services
-from keyvault.audit import AuditAction
-from keyvault.errors import NotFoundError
-from keyvault.models import AuditEvent, ProviderKey, ProxyToken
+from keyvault.models import ProviderKey, ProxyToken
 from organizations import services as org_services
 from organizations.access import Access
 from organizations.models import Organization

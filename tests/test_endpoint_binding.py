@@ -12,13 +12,14 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from audit import AuditAction
+from audit.models import AuditEvent
 from keyvault import crypto, providers, services
-from keyvault.audit import AuditAction
 from keyvault.checks import check_legacy_envelopes
 from keyvault.crypto import Envelope, IntegrityError
 from keyvault.envelope_upgrade import legacy_keys
 from keyvault.fields import SealedSecret
-from keyvault.models import AuditEvent, ProviderKey
+from keyvault.models import ProviderKey
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 

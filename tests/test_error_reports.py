@@ -59,7 +59,7 @@ def reports():
 
 @pytest.fixture
 def fail_in(monkeypatch):
-    """`fail_in("keyvault.audit.record")`: that function raises from now on."""
+    """`fail_in("audit.record")`: that function raises from now on."""
 
     def install(target):
         def fail(*args, **kwargs):
@@ -104,7 +104,7 @@ def keys_url(organization, name, **kwargs):
 
 
 def test_failure_while_adding_a_key_on_the_pages(organization, owner_client, reports, fail_in):
-    fail_in("keyvault.audit.record")
+    fail_in("audit.record")
 
     response = owner_client.post(
         f"{keys_url(organization, 'keys:add')}?provider=openai",
@@ -119,7 +119,7 @@ def test_failure_while_adding_a_key_on_the_pages(organization, owner_client, rep
 def test_failure_while_rotating_a_key_on_the_pages(
     organization, owner_client, provider_key, reports, fail_in
 ):
-    fail_in("keyvault.audit.record")
+    fail_in("audit.record")
 
     response = owner_client.post(
         keys_url(organization, "keys:rotate", pk=provider_key.pk), {"secret": SECRET}
@@ -144,7 +144,7 @@ def test_the_debug_page_masks_the_secret_too(
     organization, owner_client, provider_key, settings, fail_in
 ):
     settings.DEBUG = True
-    fail_in("keyvault.audit.record")
+    fail_in("audit.record")
 
     response = owner_client.post(
         keys_url(organization, "keys:rotate", pk=provider_key.pk), {"secret": SECRET}
@@ -161,7 +161,7 @@ def test_failure_while_creating_a_token_on_the_pages(
     organization, owner_client, reports, fail_in, monkeypatch
 ):
     monkeypatch.setattr("keyvault.services.generate_token", lambda: TOKEN)
-    fail_in("keyvault.audit.record")
+    fail_in("audit.record")
 
     response = owner_client.post(
         keys_url(organization, "tokens:create"), {"name": "gateway", "scopes": ["keys:read"]}
@@ -211,7 +211,7 @@ def test_failure_while_signing_in(reports, fail_in):
 
 
 def test_failure_while_signing_up(reports, fail_in):
-    fail_in("organizations.services.validate_password")
+    fail_in("accounts.services.validate_password")
 
     response = client_for().post(
         reverse("accounts:sign_up"),
@@ -259,7 +259,7 @@ def admin_client(organization, member_of):
 
 
 def test_failure_while_adding_a_key_in_the_admin(organization, admin_client, reports, fail_in):
-    fail_in("keyvault.audit.record")
+    fail_in("audit.record")
 
     response = admin_client.post(
         "/admin/keyvault/providerkey/add/",
@@ -285,7 +285,7 @@ def test_failure_while_rotating_a_key_in_the_admin(
 ):
     url = f"/admin/keyvault/providerkey/{provider_key.pk}/change/"
     data = {"name": provider_key.name, "config": "{}", "enabled": "on", "new_secret": SECRET}
-    fail_in("keyvault.audit.record")
+    fail_in("audit.record")
 
     response = admin_client.post(url, data)
 
@@ -297,7 +297,7 @@ def test_failure_while_creating_a_token_in_the_admin(
     organization, owner, reports, fail_in, monkeypatch
 ):
     monkeypatch.setattr("keyvault.services.generate_token", lambda: TOKEN)
-    fail_in("keyvault.audit.record")
+    fail_in("audit.record")
 
     response = client_for(owner).post(
         "/admin/keyvault/proxytoken/add/",
@@ -329,7 +329,7 @@ def bearer(token) -> dict:
 
 def test_failure_while_creating_a_key_through_the_api(make_token, reports, fail_in):
     token = make_token("keys:write", "keys:read")
-    fail_in("keyvault.audit.record")
+    fail_in("audit.record")
 
     response = client_for().post(
         "/api/v1/keys",
@@ -347,7 +347,7 @@ def test_failure_while_creating_a_key_through_the_api(make_token, reports, fail_
 
 def test_failure_while_rotating_a_key_through_the_api(make_token, provider_key, reports, fail_in):
     token = make_token("keys:write", "keys:read")
-    fail_in("keyvault.audit.record")
+    fail_in("audit.record")
 
     response = client_for().patch(
         f"/api/v1/keys/{provider_key.pk}",

@@ -11,8 +11,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from keyvault.audit import AuditAction
-from keyvault.models import AuditEvent
+from audit import AuditAction
+from audit.models import AuditEvent
 from organizations import invitations, roles
 from organizations.access import Access
 from organizations.invitations import (

@@ -6,8 +6,9 @@ from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from keyvault.audit import AuditAction
-from keyvault.models import AuditEvent
+from accounts.services import user_get_or_create
+from audit import AuditAction
+from audit.models import AuditEvent
 from organizations import roles, services
 from organizations.access import Access
 from organizations.models import Membership, Organization
@@ -221,7 +222,7 @@ def test_authorization_comes_before_validation():
 
 
 def test_user_get_or_create_normalizes_the_email():
-    user, created = services.user_get_or_create(email="  Alice@Example.COM ")
+    user, created = user_get_or_create(email="  Alice@Example.COM ")
     assert created
     assert (user.username, user.email) == ("alice@example.com", "alice@example.com")
 
@@ -229,7 +230,7 @@ def test_user_get_or_create_normalizes_the_email():
 def test_a_user_made_without_a_password_can_still_reset_it():
     from django.contrib.auth.forms import PasswordResetForm
 
-    user, created = services.user_get_or_create(email="alice@example.com")
+    user, created = user_get_or_create(email="alice@example.com")
     # Not an unusable password, which Django's reset skips (the address would be locked out):
     # a random one nobody knows, which the reset replaces.
     assert created and user.has_usable_password()
@@ -237,14 +238,14 @@ def test_a_user_made_without_a_password_can_still_reset_it():
 
 
 def test_user_get_or_create_finds_the_existing_user_whatever_the_case():
-    first, _ = services.user_get_or_create(email="alice@example.com")
-    again, created = services.user_get_or_create(email="ALICE@example.com ")
+    first, _ = user_get_or_create(email="alice@example.com")
+    again, created = user_get_or_create(email="ALICE@example.com ")
     assert (again, created) == (first, False)
     assert User.objects.count() == 1
 
 
 def test_user_get_or_create_sets_a_valid_password_for_a_new_user():
-    user, created = services.user_get_or_create(
+    user, created = user_get_or_create(
         email="bob@example.com", password="long unusual passphrase 42"
     )
     assert created
@@ -255,7 +256,7 @@ def test_user_get_or_create_refuses_a_password_for_an_existing_user():
     user = UserFactory(email="carol@example.com")
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
-        services.user_get_or_create(email="carol@example.com", password="another passphrase 42")
+        user_get_or_create(email="carol@example.com", password="another passphrase 42")
     assert set(excinfo.value.message_dict) == {"password"}
     user.refresh_from_db()
     assert user.check_password("correct horse battery staple")
@@ -270,7 +271,7 @@ def test_user_get_or_create_refuses_a_password_for_an_existing_user():
 def test_user_get_or_create_refuses_a_weak_password_and_creates_nobody(password):
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
-        services.user_get_or_create(email="dave@example.com", password=password)
+        user_get_or_create(email="dave@example.com", password=password)
     assert set(excinfo.value.message_dict) == {"password"}
     assert _state() == before
 
@@ -281,7 +282,7 @@ def test_user_get_or_create_refuses_a_weak_password_and_creates_nobody(password)
 def test_user_get_or_create_refuses_a_bad_email(email):
     before = _state()
     with pytest.raises(ValidationError) as excinfo:
-        services.user_get_or_create(email=email)
+        user_get_or_create(email=email)
     assert set(excinfo.value.message_dict) == {"email"}
     assert _state() == before
 

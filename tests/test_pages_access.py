@@ -25,7 +25,8 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, reverse
 
-from keyvault.models import AuditEvent, ProviderKey, ProxyToken
+from audit.models import AuditEvent
+from keyvault.models import ProviderKey, ProxyToken
 from organizations import roles
 from organizations import services as org_services
 from organizations.access import Access

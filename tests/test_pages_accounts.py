@@ -9,8 +9,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
-from keyvault.audit import AuditAction
-from keyvault.models import AuditEvent, ProviderKey, ProxyToken
+from audit import AuditAction
+from audit.models import AuditEvent
+from keyvault.models import ProviderKey, ProxyToken
 from organizations import roles
 from organizations.models import Membership, Organization
 from tests.factories import (

@@ -14,10 +14,11 @@ from django.test import RequestFactory
 
 from accounts import throttle
 from accounts.backends import find_user
-from keyvault.models import AuditEvent, ProviderKey
+from accounts.services import user_get_or_create
+from audit.models import AuditEvent
+from keyvault.models import ProviderKey
 from organizations import roles
 from organizations.models import Invitation, Membership
-from organizations.services import user_get_or_create
 from tests.factories import InvitationFactory, ProviderKeyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -134,7 +135,7 @@ def test_an_account_created_twice_at_once_is_a_field_error_not_a_crash(db):
     user_get_or_create(email="race@example.com", password="a long enough passphrase")
     # The second writer passed its existence check before the first one committed.
     with (
-        mock.patch("organizations.services.find_user", return_value=None),
+        mock.patch("accounts.services.find_user", return_value=None),
         pytest.raises(ValidationError) as caught,
     ):
         user_get_or_create(email="race@example.com", password="a long enough passphrase")

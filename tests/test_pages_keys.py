@@ -10,9 +10,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from audit import AuditAction
+from audit.models import AuditEvent
 from keyvault import services
-from keyvault.audit import AuditAction
-from keyvault.models import AuditEvent, ProviderKey
+from keyvault.models import ProviderKey
 from organizations import roles
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory

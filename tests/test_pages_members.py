@@ -11,8 +11,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from keyvault.audit import AuditAction
-from keyvault.models import AuditEvent
+from audit import AuditAction
+from audit.models import AuditEvent
 from organizations import roles
 from organizations.models import Invitation, Membership
 from tests.factories import InvitationFactory, ProviderKeyFactory, UserFactory

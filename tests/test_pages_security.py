@@ -18,10 +18,12 @@ from django.urls import resolve, reverse
 from django.views.debug import SafeExceptionReporterFilter
 
 from accounts import views as account_views
-from keyvault.models import AuditEvent, ProviderKey, ProxyToken
+from audit.models import AuditEvent
+from keyvault.models import ProviderKey, ProxyToken
 from keyvault.web import keys as key_views
 from organizations import roles
 from organizations.models import Invitation, Membership
+from organizations.web import sign_up as sign_up_pages
 from tests.factories import InvitationFactory, ProviderKeyFactory, ProxyTokenFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -261,7 +263,7 @@ def test_sign_up_hides_the_passwords_from_error_reports():
         {"email": "a@example.com", "organization_name": "A", "password1": "p1", "password2": "p2"},
     )
 
-    account_views.sign_up(request)
+    sign_up_pages.sign_up(request)
 
     params = reported(request)
     assert (params["password1"], params["password2"]) == (MASK, MASK)

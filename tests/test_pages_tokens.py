@@ -13,9 +13,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from keyvault.audit import AuditAction
-from keyvault.models import AuditEvent, ProxyToken
-from keyvault.tokens import token_digest
+from audit import AuditAction
+from audit.models import AuditEvent
+from core.tokens import token_digest
+from keyvault.models import ProxyToken
 from tests.factories import ProviderKeyFactory, ProxyTokenFactory
 
 pytestmark = pytest.mark.django_db

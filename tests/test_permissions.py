@@ -5,8 +5,9 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 
+from audit.models import AuditEvent
 from keyvault import services
-from keyvault.models import AuditEvent, ProviderKey
+from keyvault.models import ProviderKey
 from organizations import roles
 from organizations.access import Access
 from organizations.authorization import authorize, authorize_role_grant

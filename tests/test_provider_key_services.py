@@ -13,11 +13,12 @@ from django.db import IntegrityError, connection, transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from audit import AuditAction
+from audit.models import AuditEvent
 from keyvault import crypto, providers, services
-from keyvault.audit import AuditAction
 from keyvault.errors import KeyDisabledError
 from keyvault.fields import SealedSecret
-from keyvault.models import SECRET_MAX_BYTES, AuditEvent, ProviderKey
+from keyvault.models import SECRET_MAX_BYTES, ProviderKey
 from organizations import roles
 from organizations.access import Access
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES

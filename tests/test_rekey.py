@@ -8,9 +8,10 @@ from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
 from django.db import OperationalError
 
+from audit import AuditAction
+from audit.models import AuditEvent
 from keyvault import services
-from keyvault.audit import AuditAction
-from keyvault.models import AuditEvent, ProviderKey
+from keyvault.models import ProviderKey
 from organizations import roles
 from organizations.access import Access
 from tests.factories import OrganizationFactory, ProviderKeyFactory

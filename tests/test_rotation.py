@@ -17,12 +17,13 @@ import pytest
 from django.core.management import CommandError, call_command, load_command_class
 from django.db import OperationalError, connection, connections
 
+from audit import AuditAction
+from audit.models import AuditEvent
 from keyvault import rotation, services
-from keyvault.audit import AuditAction
 from keyvault.crypto import get_keyring
 from keyvault.fields import SealedSecret, SecretField
 from keyvault.management.commands.rotate_kek import _interrupt_on_sigterm
-from keyvault.models import AuditEvent, ProviderKey
+from keyvault.models import ProviderKey
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 

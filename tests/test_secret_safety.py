@@ -6,8 +6,9 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
+from audit.models import AuditEvent
 from keyvault import services
-from keyvault.models import AuditEvent, ProviderKey
+from keyvault.models import ProviderKey
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 

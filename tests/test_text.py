@@ -4,7 +4,7 @@ visible, one-line text."""
 import pytest
 from django.core.exceptions import ValidationError
 
-from organizations.text import clean_display_name, has_control_characters
+from core.text import clean_display_name, has_control_characters
 
 # Names no list, audit trail or terminal can show faithfully: each must be refused.
 INVISIBLE_NAMES = {

@@ -12,9 +12,10 @@ from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
+from core.tokens import token_digest
 from keyvault.api.throttling import AuthFailureThrottle
 from keyvault.models import ProxyToken
-from keyvault.tokens import looks_like_token, token_digest
+from keyvault.tokens import looks_like_token
 
 REALM = "keyvault"
 

@@ -1,6 +1,6 @@
 """Throttles that keep their state in Django's cache, so all app instances share it.
 
-Fixed one-minute windows counted with an atomic increment (`config.counters`): one cache round
+Fixed one-minute windows counted with an atomic increment (`core.counters`): one cache round
 trip per request on Redis, instead of the timestamp lists DRF's stock throttles rewrite on every
 request.
 """
@@ -10,7 +10,7 @@ import time
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
-from config import counters
+from core import counters
 
 WINDOW_SECONDS = 60
 # Counters outlive their window a little, so a late increment never revives a stale count.

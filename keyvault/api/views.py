@@ -10,7 +10,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.counters import client_address
+from core.counters import client_address
 from keyvault import selectors, services
 from keyvault.api.parsers import StrictJSONParser
 from keyvault.api.serializers import (
@@ -24,8 +24,8 @@ from keyvault.api.serializers import (
     ProviderKeyUpdateSerializer,
 )
 from keyvault.retrieval import retrieve_secret
-from keyvault.tokens import TokenScope
 from organizations.access import Access
+from organizations.token_scopes import TokenScope
 
 READ = {TokenScope.KEYS_READ}
 SECRET = {TokenScope.KEYS_SECRET}

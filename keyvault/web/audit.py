@@ -3,7 +3,7 @@
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
-from keyvault.models import AuditEvent
+from audit.models import AuditEvent
 from keyvault.web.forms import AuditFilterForm
 from organizations.permissions import Action
 from organizations.web.context import org_page

@@ -7,11 +7,11 @@ offer saved passwords; forms check shape only, and the services decide everythin
 from django import forms
 from django.utils.html import escape
 
+from audit import AuditAction
 from keyvault import providers
-from keyvault.audit import AuditAction
 from keyvault.models import ProviderKey, ProxyToken
 from keyvault.services import MAX_TOKEN_DAYS
-from keyvault.tokens import TokenScope
+from organizations.token_scopes import TokenScope
 
 CONFIG_PREFIX = "config_"
 

@@ -11,14 +11,14 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from core.errors import NotFoundError
+from core.forms import add_service_errors
+from core.text import has_control_characters
 from keyvault import providers, services
-from keyvault.errors import NotFoundError
 from keyvault.models import ProviderKey
 from keyvault.web.forms import ProviderChoiceForm, ProviderKeyForm, RotateForm
 from organizations import permissions
-from organizations.forms import add_service_errors
 from organizations.permissions import Action
-from organizations.text import has_control_characters
 from organizations.web.context import org_page
 from organizations.web.organizations import remember_organization
 

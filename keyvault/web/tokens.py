@@ -7,11 +7,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.debug import sensitive_variables
 
+from core.errors import NotFoundError
+from core.forms import add_service_errors
 from keyvault import services
-from keyvault.errors import NotFoundError
 from keyvault.models import ProxyToken
 from keyvault.web.forms import TokenCreateForm
-from organizations.forms import add_service_errors
 from organizations.permissions import Action
 from organizations.web.context import org_page
 

@@ -1,33 +1,20 @@
-"""A base for provisioning commands: bad input exits non-zero with one readable line.
+"""Provisioning commands that name an organization (`--org`) or create accounts; the one-line
+errors they share with every command are `core.management`'s."""
 
-Django prints argparse's usage block and, for errors raised while handling, a `CommandError:`
-line; validation errors from services, an object deleted meanwhile and database errors are
-turned into that one line here, and argument errors are shortened to one line too, so scripts
-can show the message as it is.
-"""
+from django.core.management.base import CommandError
 
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError
-
-from keyvault.errors import NotFoundError
+from core.management import ProvisioningCommand
 from organizations.models import Organization
 
 
-class OneLineParser(CommandParser):
-    def error(self, message):
-        if self.called_from_command_line:
-            self.exit(2, f"{self.prog}: error: {message}\n")
-        raise CommandError(f"Error: {message}")
-
-
-def validation_message(error: ValidationError) -> str:
-    if hasattr(error, "error_dict"):
-        return "; ".join(
-            f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages)
-            for field, messages in error.message_dict.items()
-        )
-    return " ".join(error.messages)
+class OrganizationCommand(ProvisioningCommand):
+    @staticmethod
+    def organization(slug: str) -> Organization:
+        """The organization named by a `--org` slug, or a one-line error."""
+        organization = Organization.objects.filter(slug=slug.strip().lower()).first()
+        if organization is None:
+            raise CommandError(f"No organization with slug {slug!r}.")
+        return organization
 
 
 def no_password_yet(user) -> str:
@@ -37,38 +24,3 @@ def no_password_yet(user) -> str:
         "password?' on the sign-in page (or you set one with "
         f"`python manage.py changepassword {user.username}`)."
     )
-
-
-def database_error_message(error: DatabaseError) -> str:
-    """The first line of the database's message: the rest (DETAIL, CONTEXT) can quote row
-    values and spans lines."""
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
-class ProvisioningCommand(BaseCommand):
-    def create_parser(self, prog_name, subcommand, **kwargs):
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        # Same parser, one-line errors: Django builds it, so its class is swapped afterwards.
-        parser.__class__ = OneLineParser
-        return parser
-
-    @staticmethod
-    def organization(slug: str) -> Organization:
-        """The organization named by a `--org` slug, or a one-line error."""
-        organization = Organization.objects.filter(slug=slug.strip().lower()).first()
-        if organization is None:
-            raise CommandError(f"No organization with slug {slug!r}.")
-        return organization
-
-    def execute(self, *args, **options):
-        try:
-            return super().execute(*args, **options)
-        except ValidationError as exc:
-            raise CommandError(validation_message(exc)) from None
-        except PermissionDenied as exc:
-            raise CommandError(str(exc) or "Permission denied.") from None
-        except NotFoundError as exc:
-            raise CommandError(str(exc)) from None
-        except DatabaseError as exc:
-            raise CommandError(f"Database error: {database_error_message(exc)}") from None

@@ -3,10 +3,10 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from accounts.services import EMAIL_MAX_LENGTH
 from organizations import roles
 from organizations.models import Organization
 from organizations.permissions import can_grant_role
-from organizations.services import EMAIL_MAX_LENGTH
 
 NAME_MAX_LENGTH = Organization._meta.get_field("name").max_length
 SLUG_MAX_LENGTH = Organization._meta.get_field("slug").max_length

@@ -22,10 +22,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.backends import find_user
 from accounts.forms import InvitationSignUpForm
-from accounts.services import account_join
-from config.counters import client_address
+from core.counters import client_address
+from core.forms import add_service_errors
 from organizations import invitations
-from organizations.forms import add_service_errors
+from organizations.invitations import account_join
 from organizations.models import Invitation
 
 _SESSION_KEY = "keyvault_invitation"

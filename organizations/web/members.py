@@ -10,8 +10,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts import limits
+from core.forms import add_service_errors
 from organizations import invitations, permissions, services
-from organizations.forms import add_service_errors
 from organizations.invitation_mail import invitation_send
 from organizations.models import Invitation, Membership
 from organizations.permissions import Action

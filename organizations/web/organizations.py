@@ -6,10 +6,10 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 
 from accounts import limits
-from keyvault.errors import NotFoundError
+from core.errors import NotFoundError
+from core.forms import add_service_errors
 from organizations import permissions, services
 from organizations.access import Access
-from organizations.forms import add_service_errors
 from organizations.permissions import Action
 from organizations.selectors import organizations_for
 from organizations.slugs import available_slug

@@ -2,10 +2,10 @@ from django.views.decorators.debug import sensitive_variables
 
 from keyvault import services
 from organizations.access import Access
-from organizations.management.base import ProvisioningCommand
+from organizations.management.base import OrganizationCommand
 
 
-class Command(ProvisioningCommand):
+class Command(OrganizationCommand):
     help = "Create a proxy token and print it (alone, on stdout). It is never shown again."
 
     def add_arguments(self, parser):

@@ -1,9 +1,9 @@
 from django.core.management.base import CommandError
 
+from core.management import ProvisioningCommand
 from keyvault.crypto import CryptoError
 from keyvault.crypto.keyring import validate_kek_id
 from keyvault.crypto.loading import new_kek_line
-from organizations.management.base import ProvisioningCommand
 
 
 class Command(ProvisioningCommand):

@@ -5,13 +5,13 @@ from django.core.management.base import CommandError
 from django.db.models import Q
 from django.utils import timezone
 
+from core.management import ProvisioningCommand
 from keyvault import providers
 from keyvault.crypto import CryptoError, get_keyring
 from keyvault.envelope_upgrade import legacy_keys
 from keyvault.management.progress import Progress
 from keyvault.models import SECRET_CONTEXT_FIELDS, ProviderKey
 from keyvault.rotation import keys_per_kek
-from organizations.management.base import ProvisioningCommand
 
 UNUSED_DAYS = 90
 _secret_field = ProviderKey._meta.get_field("secret")

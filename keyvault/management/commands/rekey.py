@@ -3,15 +3,16 @@ import uuid
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
+from core.management import database_error_message
 from keyvault import services
 from keyvault.crypto import CryptoError
 from keyvault.management.progress import Progress
 from keyvault.models import ProviderKey
 from organizations.access import Access
-from organizations.management.base import ProvisioningCommand, database_error_message
+from organizations.management.base import OrganizationCommand
 
 
-class Command(ProvisioningCommand):
+class Command(OrganizationCommand):
     help = (
         "Give the chosen secrets a fresh data key and ciphertext (same secret, same version): "
         "the response to a suspected exposure of stored envelopes. Without --org or --key, "

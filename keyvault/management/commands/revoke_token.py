@@ -1,10 +1,10 @@
 from django.core.management.base import CommandError
 
+from core.management import ProvisioningCommand
 from keyvault import services
 from keyvault.models import ProxyToken
 from keyvault.selectors import named
 from organizations.access import Access
-from organizations.management.base import ProvisioningCommand
 
 
 class Command(ProvisioningCommand):

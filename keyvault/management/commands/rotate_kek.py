@@ -5,13 +5,13 @@ from contextlib import contextmanager
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from keyvault import audit
-from keyvault.audit import AuditAction
+import audit
+from audit import AuditAction
+from core.management import ProvisioningCommand, database_error_message
 from keyvault.crypto import CryptoError, get_keyring
 from keyvault.management.progress import Progress
 from keyvault.rotation import pending_by_kek, rewrap_all
 from organizations.access import Access
-from organizations.management.base import ProvisioningCommand, database_error_message
 
 
 @contextmanager

@@ -2,12 +2,13 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import transaction
 
+from accounts.services import user_get_or_create
+from core.management import ProvisioningCommand
 from keyvault import services
 from keyvault.models import ProviderKey
 from organizations.access import Access
-from organizations.management.base import ProvisioningCommand
 from organizations.models import Organization
-from organizations.services import organization_create, user_get_or_create
+from organizations.services import organization_create
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "keyvault-demo"

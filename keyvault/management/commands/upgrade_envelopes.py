@@ -1,14 +1,14 @@
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from keyvault import audit
-from keyvault.audit import AuditAction
+import audit
+from audit import AuditAction
+from core.management import ProvisioningCommand
 from keyvault.crypto import CryptoError, get_keyring
 from keyvault.envelope_upgrade import legacy_keys, upgrade_all
 from keyvault.management.interrupts import interrupt_on_sigterm
 from keyvault.management.progress import Progress
 from organizations.access import Access
-from organizations.management.base import ProvisioningCommand
 
 
 def _first_line(exc: Exception) -> str:

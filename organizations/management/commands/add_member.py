@@ -1,13 +1,14 @@
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
+from accounts.services import user_get_or_create
 from organizations import roles
 from organizations.access import Access
-from organizations.management.base import ProvisioningCommand, no_password_yet
-from organizations.services import membership_add, user_get_or_create
+from organizations.management.base import OrganizationCommand, no_password_yet
+from organizations.services import membership_add
 
 
-class Command(ProvisioningCommand):
+class Command(OrganizationCommand):
     help = (
         "Add a person to an organization with a role, without asking them: the operator's "
         "tool. It trusts you, the operator, to vouch that the address belongs to that person. "

@@ -1,8 +1,10 @@
 from django.db import transaction
 
+from accounts.services import user_get_or_create
+from core.management import ProvisioningCommand
 from organizations.access import Access
-from organizations.management.base import ProvisioningCommand, no_password_yet
-from organizations.services import organization_create, user_get_or_create
+from organizations.management.base import no_password_yet
+from organizations.services import organization_create
 
 
 class Command(ProvisioningCommand):

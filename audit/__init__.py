@@ -1,10 +1,19 @@
-"""Recording audit events: the one way services write to the append-only trail."""
+"""The audit trail: who did what to which target, when and from where.
+
+`audit.record(...)` is the one way services write to the append-only trail (`AuditEvent` in
+`audit/models.py`), and `AuditAction` names what they record. Like `django.contrib.auth`, the
+package itself is the interface: this module is imported while Django loads its apps, before
+models may be defined, so `record` imports the model when called.
+
+The app sits beneath `accounts`, `organizations` and `keyvault` (docs/architecture.md): it
+imports none of them. Who acted arrives as any object with the attributes of `Actor`, which
+`organizations.access.Access` has.
+"""
 
 from enum import StrEnum
+from typing import Any, Protocol
 
 from keyvault.fields import PendingSecret, SealedSecret
-from keyvault.models import AuditEvent
-from organizations.access import Access
 
 
 class AuditAction(StrEnum):
@@ -30,6 +39,15 @@ class AuditAction(StrEnum):
     ENVELOPES_UPGRADED = "kek.envelopes_upgraded"
 
 
+class Actor(Protocol):
+    """What the trail records of who acted."""
+
+    stored_user: Any  # a saved user, or None
+    token: Any  # the proxy token that acted, or None
+    label: str
+    ip: str | None
+
+
 # Metadata is free-form, so it is checked: a key name that suggests secret material, or a value
 # that is a secret object, is refused outright rather than trusted to every caller.
 _FORBIDDEN_KEY_PARTS = ("secret", "token", "password", "plaintext", "credential")
@@ -51,18 +69,21 @@ def _check_metadata(value, path="metadata"):
 def record(
     *,
     action: AuditAction,
-    actor: Access,
+    actor: Actor,
     organization=None,
     target=None,
     target_label: str | None = None,
     metadata: dict | None = None,
-) -> AuditEvent:
+):
+    """Append one `AuditEvent` and return it."""
+    from audit.models import AuditEvent
+
     metadata = metadata or {}
     _check_metadata(metadata)
     return AuditEvent.objects.create(
         organization=organization,
         actor_user=actor.stored_user,
-        actor_token=actor.token,
+        actor_token_id=actor.token.pk if actor.token is not None else None,
         actor_label=actor.label[:254],
         action=str(action),
         target_type=target._meta.label_lower if target is not None else "",
