@@ -86,7 +86,7 @@ def _files_under(folder: Path) -> list[Path]:
 def test_the_checkout_has_the_packages_this_module_expects():
     """Guards the discovery below: it must see the apps, or the next tests prove nothing."""
     packages = {package.as_posix() for package in _checkout_packages()}
-    assert {"accounts", "config", "keyvault", "organizations"} <= packages
+    assert {"accounts", "audit", "config", "core", "keyvault", "organizations"} <= packages
     assert {"keyvault/migrations", "organizations/management/commands"} <= packages
 
 
