@@ -127,7 +127,7 @@ class ProviderKey(models.Model):
 class ProxyToken(models.Model):
     """A bearer token a proxy uses to read (and optionally manage) one organization's keys.
 
-    Only the SHA-256 digest of the token is stored (see `keyvault.tokens`); the token itself is
+    Only the SHA-256 digest of the token is stored (see `core.tokens`); the token itself is
     shown once, at creation. Revoking sets `revoked_at` and keeps the row for the audit trail.
     """
 

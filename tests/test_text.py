@@ -1,4 +1,4 @@
-"""`organizations.text.clean_display_name`: the names of keys, tokens and organizations must be
+"""`core.text.clean_display_name`: the names of keys, tokens and organizations must be
 visible, one-line text."""
 
 import pytest
