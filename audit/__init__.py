@@ -6,7 +6,7 @@ package itself is the interface: this module is imported while Django loads its 
 models may be defined, so `record` imports the model when called.
 
 The app sits beneath `accounts`, `organizations` and `keyvault` (docs/architecture.md): it
-imports none of them. Who acted arrives as any object with the attributes of `Actor`, which
+imports none of them. Who acted arrives as any object with the attributes of `Caller`, which
 `organizations.access.Access` has.
 """
 
@@ -39,8 +39,8 @@ class AuditAction(StrEnum):
     ENVELOPES_UPGRADED = "kek.envelopes_upgraded"
 
 
-class Actor(Protocol):
-    """What the trail records of who acted."""
+class Caller(Protocol):
+    """What the trail records of the caller who acted."""
 
     stored_user: Any  # a saved user, or None
     token: Any  # the proxy token that acted, or None
@@ -69,7 +69,7 @@ def _check_metadata(value, path="metadata"):
 def record(
     *,
     action: AuditAction,
-    actor: Actor,
+    actor: Caller,
     organization=None,
     target=None,
     target_label: str | None = None,
