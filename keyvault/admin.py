@@ -20,9 +20,8 @@ from keyvault.crypto import get_keyring
 from keyvault.errors import NotFoundError
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from keyvault.tokens import SCOPE_CHOICES
-from organizations.access import Access
 from organizations.admin import ServiceForm, TenantScopedAdmin, is_trusted
-from organizations.admin_site import site
+from organizations.admin_site import admin_access, site
 from organizations.permissions import Action
 
 # --- Provider keys ---------------------------------------------------------------------------
@@ -138,13 +137,13 @@ class ProviderKeyAdmin(TenantScopedAdmin):
         return [*fixed, *self.readonly_fields]
 
     def delete_model(self, request, obj):
-        services.provider_key_delete(key=obj, actor=Access.for_request(request))
+        services.provider_key_delete(key=obj, actor=admin_access(request))
 
     def delete_queryset(self, request, queryset):
         for key in queryset:
             # One deleted by someone else since the list was read is gone, as asked.
             with suppress(NotFoundError):
-                services.provider_key_delete(key=key, actor=Access.for_request(request))
+                services.provider_key_delete(key=key, actor=admin_access(request))
 
     def _set_enabled(self, request, queryset, enabled: bool):
         changed = 0
@@ -152,7 +151,7 @@ class ProviderKeyAdmin(TenantScopedAdmin):
             if key.enabled != enabled:
                 try:
                     services.provider_key_update(
-                        key=key, actor=Access.for_request(request), enabled=enabled
+                        key=key, actor=admin_access(request), enabled=enabled
                     )
                 except NotFoundError:  # deleted by someone else since the list was read
                     continue
@@ -176,7 +175,7 @@ class ProviderKeyAdmin(TenantScopedAdmin):
             # Audited like `manage.py rotate_kek`: an envelope change leaves a trace.
             audit.record(
                 action=AuditAction.KEK_ROTATION,
-                actor=Access.for_request(request),
+                actor=admin_access(request),
                 metadata={
                     "primary": keyring.primary_kek_id,
                     "rewrapped": done,
@@ -295,7 +294,7 @@ class ProxyTokenAdmin(TenantScopedAdmin):
         revoked = 0
         for token in queryset.filter(revoked_at__isnull=True):
             try:
-                services.proxy_token_revoke(token=token, actor=Access.for_request(request))
+                services.proxy_token_revoke(token=token, actor=admin_access(request))
             except NotFoundError:  # deleted with its organization since the list was read
                 continue
             revoked += 1

@@ -8,5 +8,7 @@ class KeyDisabledError(Exception):
 
 
 class NotFoundError(ObjectDoesNotExist):
-    """The key or token a write names no longer exists: another request deleted it after the
-    caller had read it. Surfaces answer as for any missing object: 404, or a message."""
+    """The key or token does not exist for this caller: it never did, it is another
+    organization's (the same answer, so an id is no existence oracle), or another request
+    deleted it after the caller had read it. Surfaces answer as for any missing object: 404, or
+    a message."""

@@ -375,9 +375,9 @@ def test_failure_after_decrypting_for_the_api(make_token, organization, reports,
 
 def test_failure_while_checking_a_bearer_token(make_token, reports, fail_in):
     token = make_token("keys:read")
-    fail_in("keyvault.api.authentication.token_digest")
+    fail_in("keyvault.token_auth.token_digest")
 
     response = client_for().get("/api/v1/keys", **bearer(token))
 
     assert response.status_code == 500
-    the_report(reports, secrets=[token.raw], names=["authenticate"])
+    the_report(reports, secrets=[token.raw], names=["authenticate", "proxy_token_authenticate"])
