@@ -5,8 +5,16 @@ module holds a service is the package's business.
 
 - `provider_keys`: every write to provider keys, and the single decrypt path.
 - `proxy_tokens`: creating and revoking proxy tokens.
+- `envelopes`: the instance-wide jobs over every envelope (KEK rotation, the format upgrade).
 """
 
+from keyvault.services.envelopes import (
+    EnvelopeJob,
+    EnvelopesUpgrade,
+    KekRotation,
+    envelopes_upgrade,
+    kek_rotate,
+)
 from keyvault.services.provider_keys import (
     NAME_MAX_LENGTH,
     clean_name,
@@ -30,8 +38,13 @@ __all__ = [
     "MAX_TOKEN_DAYS",
     "NAME_MAX_LENGTH",
     "TOKEN_NAME_MAX_LENGTH",
+    "EnvelopeJob",
+    "EnvelopesUpgrade",
+    "KekRotation",
     "clean_name",
     "clean_secret",
+    "envelopes_upgrade",
+    "kek_rotate",
     "provider_key_check_reveal",
     "provider_key_create",
     "provider_key_delete",
