@@ -3,7 +3,8 @@
 Callers use `from keyvault import services` and `services.provider_key_create(...)`: which
 module holds a service is the package's business.
 
-- `provider_keys`: every write to provider keys, and the single decrypt path.
+- `provider_keys`: creating, editing, rotating, rekeying and deleting provider keys, and the
+  one path that hands a plaintext secret out (`provider_key_reveal`).
 - `proxy_tokens`: creating and revoking proxy tokens.
 - `envelopes`: the instance-wide jobs over every envelope (KEK rotation, the format upgrade).
 """

@@ -1,8 +1,16 @@
-"""Every write to provider keys, and `provider_key_reveal`, the single decrypt path.
+"""Every change to what a provider key is (created, edited, rotated, rekeyed, deleted), and
+`provider_key_reveal`, the only path that hands a plaintext secret out.
 
 Each write validates first, runs in one transaction, and records its audit event in that same
 transaction: a failure leaves neither a half-written row nor an orphan event. Pages, the admin,
-the API and commands all call these functions, so no rule is written twice.
+the API and commands all call these functions, so no rule is written twice. Key rows are also
+written by the envelope jobs (`keyvault.services.envelopes`: re-wrapped or re-sealed, the secret
+unchanged) and the usage flush (`last_used_at`, `keyvault.usage`), and deleting an organization
+deletes its keys with it (`organizations.services`).
+
+Other code opens secrets too, and keeps the plaintext inside: checking a secret before it is
+replaced and rekeying (here), re-wrapping and re-sealing (the envelope jobs), and
+`keyvault_status --verify`. None of them returns or logs it, or stores it other than sealed.
 """
 
 import hmac
@@ -405,8 +413,9 @@ _REKEY_ATTEMPTS = 5
 
 
 def provider_key_check_reveal(*, key: ProviderKey, actor: Access) -> None:
-    """Whether `actor` may have the key's secret now: authorized to reveal, and the key
-    enabled (`KeyDisabledError` otherwise). Revalidation asks this without decrypting."""
+    """Raise unless `actor` may have the key's secret now: `PermissionDenied` unless
+    authorized to reveal, `KeyDisabledError` for a disabled key. Revalidation asks this
+    without decrypting."""
     # The id, not the related object: the proxy's hot path must not pay a query for it.
     authorize(actor, Action.KEY_REVEAL, key.organization_id, key)
     if not key.enabled:
@@ -415,8 +424,8 @@ def provider_key_check_reveal(*, key: ProviderKey, actor: Access) -> None:
 
 @sensitive_variables()
 def provider_key_reveal(*, key: ProviderKey, actor: Access) -> str:
-    """The key's plaintext secret: the only decrypting code, and authorized here (only the
-    operator and tokens with keys:secret may decrypt).
+    """The key's plaintext secret: the only function that hands one out, and authorized here
+    (only the operator and tokens with keys:secret may have it).
 
     A disabled key raises `KeyDisabledError`. A value that fails its integrity check raises
     the crypto layer's typed error after logging the key id (never the value): it is never
