@@ -9,14 +9,11 @@ from contextlib import suppress
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.template.response import TemplateResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from keyvault import audit, rotation, services
-from keyvault.audit import AuditAction
-from keyvault.crypto import get_keyring
+from keyvault import services
 from keyvault.errors import NotFoundError
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from keyvault.tokens import SCOPE_CHOICES
@@ -168,24 +165,20 @@ class ProviderKeyAdmin(TenantScopedAdmin):
 
     @admin.action(description="Re-wrap selected keys under the primary KEK", permissions=["rewrap"])
     def rewrap_under_primary(self, request, queryset):
-        keyring = get_keyring()
-        with transaction.atomic():
-            result = rotation.rewrap_keys(queryset.exclude(kek_id=keyring.primary_kek_id), keyring)
-            done, failed = result.rewrapped, len(result.failed)
-            # Audited like `manage.py rotate_kek`: an envelope change leaves a trace.
-            audit.record(
-                action=AuditAction.KEK_ROTATION,
-                actor=admin_access(request),
-                metadata={
-                    "primary": keyring.primary_kek_id,
-                    "rewrapped": done,
-                    "changed_concurrently": result.skipped_concurrent,
-                    "failed": failed,
-                },
+        job = services.kek_rotate(actor=admin_access(request), keys=queryset)
+        failed = len(job.failed)
+        if job.stopped:
+            cause = "a database error" if job.database_error is not None else "an interruption"
+            self.message_user(
+                request,
+                f"Stopped by {cause} after {job.written} keys re-wrapped under {job.primary}; "
+                "run the action again for the rest.",
+                messages.ERROR,
             )
+            return
         self.message_user(
             request,
-            f"{done} keys re-wrapped under {keyring.primary_kek_id}"
+            f"{job.written} keys re-wrapped under {job.primary}"
             + (
                 f"; {failed} could not be opened (see keyvault_status --verify)." if failed else "."
             ),

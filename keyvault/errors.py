@@ -1,10 +1,16 @@
-"""Errors services raise besides Django's `ValidationError` and `PermissionDenied`."""
+"""Errors services raise besides Django's `ValidationError` and `PermissionDenied`.
+
+An error a client should branch on carries its `code` as a class attribute; how a surface
+answers it (the API's status, a page's message) is the surface's business.
+"""
 
 from django.core.exceptions import ObjectDoesNotExist
 
 
 class KeyDisabledError(Exception):
     """The key is disabled; its secret is not handed out until it is enabled again."""
+
+    code = "key_disabled"  # what a client branches on (see docs/api.md)
 
 
 class NotFoundError(ObjectDoesNotExist):

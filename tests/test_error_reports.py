@@ -160,7 +160,7 @@ def test_the_debug_page_masks_the_secret_too(
 def test_failure_while_creating_a_token_on_the_pages(
     organization, owner_client, reports, fail_in, monkeypatch
 ):
-    monkeypatch.setattr("keyvault.services.generate_token", lambda: TOKEN)
+    monkeypatch.setattr("keyvault.services.proxy_tokens.generate_token", lambda: TOKEN)
     fail_in("keyvault.audit.record")
 
     response = owner_client.post(
@@ -176,7 +176,7 @@ def fail_rendering_the_token(monkeypatch):
     """Rendering `{{ raw_token }}` fails: the template's frames hold the token in `context`."""
     from django.template import base
 
-    monkeypatch.setattr("keyvault.services.generate_token", lambda: TOKEN)
+    monkeypatch.setattr("keyvault.services.proxy_tokens.generate_token", lambda: TOKEN)
     render_value = base.render_value_in_context
 
     def render_or_fail(value, context):
@@ -296,7 +296,7 @@ def test_failure_while_rotating_a_key_in_the_admin(
 def test_failure_while_creating_a_token_in_the_admin(
     organization, owner, reports, fail_in, monkeypatch
 ):
-    monkeypatch.setattr("keyvault.services.generate_token", lambda: TOKEN)
+    monkeypatch.setattr("keyvault.services.proxy_tokens.generate_token", lambda: TOKEN)
     fail_in("keyvault.audit.record")
 
     response = client_for(owner).post(
