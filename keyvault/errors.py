@@ -1,6 +1,12 @@
 """Errors keyvault's services raise besides Django's `ValidationError` and `PermissionDenied`
-(and `core.errors.NotFoundError`, which every app's services raise)."""
+(and `core.errors.NotFoundError`, which every app's services raise).
+
+An error a client should branch on carries its `code` as a class attribute; how a surface
+answers it (the API's status, a page's message) is the surface's business.
+"""
 
 
 class KeyDisabledError(Exception):
     """The key is disabled; its secret is not handed out until it is enabled again."""
+
+    code = "key_disabled"  # what a client branches on (see docs/api.md)

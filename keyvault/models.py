@@ -171,13 +171,20 @@ class ProxyToken(models.Model):
     def __repr__(self):
         return f"<ProxyToken {self.name!r} …{self.last_four}>"
 
-    @property
-    def is_active(self) -> bool:
+    def refusal(self, now=None) -> str | None:
+        """Why the token may not be used now (`"revoked"`, `"expired"`), or None: the one rule
+        for a token's validity, which authentication and every listing ask."""
         from django.utils import timezone
 
-        return self.revoked_at is None and (
-            self.expires_at is None or self.expires_at > timezone.now()
-        )
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or timezone.now()):
+            return "expired"
+        return None
+
+    @property
+    def is_active(self) -> bool:
+        return self.refusal() is None
 
 
 class KeyUsage(models.Model):

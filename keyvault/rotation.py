@@ -35,6 +35,11 @@ class BatchResult:
     skipped_concurrent: int = 0  # changed by someone else while the batch ran
     failed: list = field(default_factory=list)  # ids whose envelope would not open
 
+    @property
+    def seen(self) -> int:
+        """How many keys the batch went through, whatever became of them."""
+        return self.rewrapped + self.skipped_concurrent + len(self.failed)
+
 
 _SWAP_ROWS_PER_STATEMENT = 1000
 
@@ -99,12 +104,12 @@ def pending_by_kek(keyring: Keyring) -> dict[str, int]:
     return keys_per_kek(ProviderKey.objects.exclude(kek_id=keyring.primary_kek_id))
 
 
-def _to_rewrap(keyring: Keyring, after, batch_size: int) -> list[ProviderKey]:
-    keys = (
-        ProviderKey.objects.exclude(kek_id=keyring.primary_kek_id)
-        .only(*SECRET_CONTEXT_FIELDS)
-        .order_by("id")
-    )
+def _to_rewrap(keyring: Keyring, after, batch_size: int, among=None) -> list[ProviderKey]:
+    keys = ProviderKey.objects.all()
+    if among is not None:
+        # By id: the caller's queryset may join or defer what this one must not.
+        keys = keys.filter(pk__in=among.values("pk"))
+    keys = keys.exclude(kek_id=keyring.primary_kek_id).only(*SECRET_CONTEXT_FIELDS).order_by("id")
     if after is not None:
         keys = keys.filter(id__gt=after)
     return list(keys[:batch_size])
@@ -120,15 +125,17 @@ def _lost_lock_conflict(exc: Exception) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) in _LOCK_CONFLICTS
 
 
-def rewrap_batch(keyring: Keyring, *, batch_size: int, after=None) -> tuple[BatchResult, object]:
-    """Re-wrap up to `batch_size` keys with ids above `after`; returns the result and the last
-    id seen, to continue from.
+def rewrap_batch(
+    keyring: Keyring, *, batch_size: int, after=None, among=None
+) -> tuple[BatchResult, object]:
+    """Re-wrap up to `batch_size` keys (of the queryset `among`, all by default) with ids above
+    `after`; returns the result and the last id seen, to continue from.
 
     A batch aborted by a lock conflict is rolled back and tried again, a bounded number of
     times. Keyvault's own writers keep one lock order and cannot deadlock with it; a writer
     that does not (hand-written SQL, an older release during a rolling deploy) costs a retry
     instead of stopping the job."""
-    keys = _to_rewrap(keyring, after, batch_size)
+    keys = _to_rewrap(keyring, after, batch_size, among)
     if not keys:
         return BatchResult(), None
     attempt = 1
@@ -170,11 +177,12 @@ def rewrap_keys(keys, keyring: Keyring) -> BatchResult:
     return result
 
 
-def rewrap_all(keyring: Keyring, *, batch_size: int) -> Iterator[BatchResult]:
-    """Batches until nothing is left under an old KEK (except keys that fail to open)."""
+def rewrap_all(keyring: Keyring, *, batch_size: int, among=None) -> Iterator[BatchResult]:
+    """Batches until nothing (of `among`, all keys by default) is left under an old KEK,
+    except keys that fail to open."""
     after = None
     while True:
-        result, after = rewrap_batch(keyring, batch_size=batch_size, after=after)
+        result, after = rewrap_batch(keyring, batch_size=batch_size, after=after, among=among)
         if after is None:
             return
         yield result

@@ -11,6 +11,7 @@ from keyvault import services
 from keyvault.crypto import envelope as crypto_envelope
 from keyvault.models import ProviderKey
 from keyvault.retrieval import key_etag, retrieve_secret
+from keyvault.services import provider_keys
 from keyvault.usage import recorder
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
@@ -44,7 +45,7 @@ def key(organization):
 def opened():
     """Spy on the one decrypting call."""
     with mock.patch.object(
-        services._secret_field, "open", wraps=services._secret_field.open
+        provider_keys._secret_field, "open", wraps=provider_keys._secret_field.open
     ) as spy:
         yield spy
 

@@ -468,6 +468,43 @@ def test_upgrade_envelopes_is_resumable_after_an_interruption(legacy_keys_of, mo
         assert services.provider_key_reveal(key=loaded, actor=OPERATOR) == f"{SECRET}{n}"
 
 
+def test_a_database_error_during_the_upgrade_is_one_line_and_on_the_audit_trail(
+    legacy_keys_of, monkeypatch
+):
+    from django.db import OperationalError
+
+    from keyvault import envelope_upgrade
+
+    real_batch = envelope_upgrade.upgrade_batch
+    calls = []
+
+    def connection_lost_on_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("server closed the connection unexpectedly\n\tDETAIL: …")
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(envelope_upgrade, "upgrade_batch", connection_lost_on_the_second_batch)
+    out = io.StringIO()
+    with pytest.raises(CommandError) as excinfo:
+        call_command("upgrade_envelopes", "--batch-size", "2", stdout=out)
+
+    assert str(excinfo.value) == (
+        "The database refused after 2 keys (server closed the connection unexpectedly); "
+        "run upgrade_envelopes again to continue."
+    )
+    assert out.getvalue() == ""
+    assert legacy_keys().count() == 3
+    # The two envelopes re-sealed before the error are accounted for, like any stopped run.
+    event = AuditEvent.objects.get(action=AuditAction.ENVELOPES_UPGRADED)
+    assert event.metadata == {
+        "resealed": 2,
+        "changed_concurrently": 0,
+        "failed": 0,
+        "interrupted": True,
+    }
+
+
 def test_a_rotation_during_the_upgrade_wins(legacy_keys_of, monkeypatch):
     from keyvault import envelope_upgrade
 

@@ -19,6 +19,7 @@ from keyvault import crypto, providers, services
 from keyvault.errors import KeyDisabledError
 from keyvault.fields import SealedSecret
 from keyvault.models import SECRET_MAX_BYTES, ProviderKey
+from keyvault.services import provider_keys
 from organizations import roles
 from organizations.access import Access
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
@@ -581,7 +582,7 @@ def test_a_tampered_secret_raises_a_typed_error_logs_the_key_id_and_changes_noth
     row_before, counts_before = raw_row(victim), counts()
     loaded = ProviderKey.objects.get(pk=victim.pk)
     with (
-        caplog.at_level(logging.ERROR, logger="keyvault.services"),
+        caplog.at_level(logging.ERROR, logger="keyvault.services.provider_keys"),
         pytest.raises(crypto.IntegrityError) as exc_info,
     ):
         services.provider_key_reveal(actor=OPERATOR, key=loaded)
@@ -611,7 +612,7 @@ REVEALED = "sk-proj-reveal-authorization-0123456789"
 def opened():
     """Spy on the one decrypting call."""
     with mock.patch.object(
-        services._secret_field, "open", wraps=services._secret_field.open
+        provider_keys._secret_field, "open", wraps=provider_keys._secret_field.open
     ) as spy:
         yield spy
 
@@ -833,7 +834,7 @@ def test_not_even_a_superuser_may_reveal_a_key(provider_key):
         username="root@example.com", email="root@example.com", password="x" * 20
     )
     with (
-        mock.patch.object(services._secret_field, "open") as opened,
+        mock.patch.object(provider_keys._secret_field, "open") as opened,
         pytest.raises(PermissionDenied),
     ):
         services.provider_key_reveal(key=provider_key, actor=Access.for_user(superuser))

@@ -22,7 +22,7 @@ from audit.models import AuditEvent
 from keyvault import rotation, services
 from keyvault.crypto import get_keyring
 from keyvault.fields import SealedSecret, SecretField
-from keyvault.management.commands.rotate_kek import _interrupt_on_sigterm
+from keyvault.management.interrupts import interrupt_on_sigterm
 from keyvault.models import ProviderKey
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
@@ -188,6 +188,26 @@ def test_the_rotation_is_recorded_in_the_audit_log_with_counts(old_keys):
     }
 
 
+def test_kek_rotate_limited_to_some_keys_rewraps_only_those(old_keys, secrets_by_pk):
+    chosen, others = by_id(old_keys)[:3], by_id(old_keys)[3:]
+    batches = []
+
+    job = services.kek_rotate(
+        actor=SYSTEM,
+        keys=ProviderKey.objects.filter(pk__in=[key.pk for key in chosen]),
+        batch_size=2,
+        on_batch=batches.append,
+    )
+
+    assert (job.primary, job.written, job.stopped) == (PRIMARY_ID, 3, False)
+    assert [batch.rewrapped for batch in batches] == [2, 1]
+    assert {kek_of(key.pk) for key in chosen} == {PRIMARY_ID}
+    assert {kek_of(key.pk) for key in others} == {OLD_ID}
+    event = AuditEvent.objects.get(action=AuditAction.KEK_ROTATION)
+    assert (event.actor_label, event.metadata["rewrapped"]) == ("t", 3)
+    assert all(reveal(key.pk) == secrets_by_pk[key.pk] for key in old_keys)
+
+
 # --- interruption and resumption ---------------------------------------------------------------
 
 
@@ -287,7 +307,7 @@ def test_the_job_can_run_outside_the_main_thread():
 
     def body():
         try:
-            with _interrupt_on_sigterm():
+            with interrupt_on_sigterm():
                 pass
         except Exception as exc:
             errors.append(exc)

@@ -15,7 +15,7 @@ from keyvault import services, tokens
 from keyvault.models import ProxyToken
 from organizations import roles
 from organizations.access import Access
-from organizations.token_scopes import TokenScope
+from organizations.roles import TokenScope
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
 
 SYSTEM = Access.operator("tests")

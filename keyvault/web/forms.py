@@ -11,7 +11,7 @@ from audit import AuditAction
 from keyvault import providers
 from keyvault.models import ProviderKey, ProxyToken
 from keyvault.services import MAX_TOKEN_DAYS
-from organizations.token_scopes import TokenScope
+from organizations.roles import TokenScope
 
 CONFIG_PREFIX = "config_"
 
