@@ -1,76 +1,23 @@
 """`SecretField`: a model field that stores a secret as an encrypted envelope.
 
-Reading a row decrypts nothing: the attribute holds a `SealedSecret`, which only the field can
-open, with the row's own context (model, field, organization, primary key, and the binding its
-model names: the settings that decide where the secret is sent). Assigning a string
-holds it as a `PendingSecret` until `save()` seals it. Neither object ever shows plaintext in
-`repr` or `str`, and a plaintext can never reach the database through `update()` or a lookup.
+The field is Django's field protocol and nothing more, as `JSONField` is for JSON: reading a
+row decrypts nothing (the attribute holds a `SealedSecret`, the envelope text); assigning a
+string holds it as a `PendingSecret` until `save()` seals it, through `keyvault.sealing`, which
+owns every use of a key (sealing, opening, re-wrapping) and the context a secret is bound to.
+Neither value ever shows plaintext in `repr` or `str`, and a plaintext can never reach the
+database through `update()`, `bulk_update()` or a lookup.
 """
 
 from django import forms
-from django.conf import settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
-from django.views.decorators.debug import sensitive_variables
 
-from keyvault import crypto
-from keyvault.crypto import EncryptionContext, Keyring
+from keyvault import crypto, sealing
+from keyvault.sealing import PendingSecret, SealedSecret
 
-
-class SealedSecret:
-    """A stored secret, still encrypted. Holds the envelope text, never the plaintext."""
-
-    __slots__ = ("envelope",)
-
-    def __init__(self, envelope: str):
-        self.envelope = envelope
-
-    @property
-    def kek_id(self) -> str | None:
-        """The id of the KEK its data key is wrapped under, read from the envelope header."""
-        parts = self.envelope.split(crypto.envelope.SEPARATOR, 2)
-        return parts[1] if len(parts) == 3 else None
-
-    def __eq__(self, other):
-        return isinstance(other, SealedSecret) and other.envelope == self.envelope
-
-    def __hash__(self):
-        return hash(self.envelope)
-
-    def __repr__(self):
-        return f"<SealedSecret kek={self.kek_id!r}>"
-
-    __str__ = __repr__
-
-
-class PendingSecret:
-    """A plaintext assigned to a `SecretField` and not yet saved; the field seals it at save."""
-
-    __slots__ = ("_plaintext",)
-
-    def __init__(self, plaintext: str):
-        self._plaintext = plaintext
-
-    @property
-    def plaintext(self) -> str:
-        return self._plaintext
-
-    def __repr__(self):
-        return "<PendingSecret (hidden)>"
-
-    __str__ = __repr__
-
-    def __reduce__(self):
-        # Pickling would copy the plaintext into caches, sessions or task queues.
-        raise TypeError("An unsaved secret cannot be pickled.")
-
-
-def _legacy_allowed() -> bool:
-    """Whether this process opens envelopes in a legacy format (docs/operations.md): on only
-    while they are being upgraded."""
-    return bool(getattr(settings, "KEYVAULT_OPEN_LEGACY_ENVELOPES", False))
+__all__ = ["PendingSecret", "SealedSecret", "SecretField", "SecretFormField"]
 
 
 def _is_envelope(text: str) -> bool:
@@ -125,8 +72,6 @@ class SecretField(models.TextField):
         # until the secret is sealed again, which is the point.
         self.binding_method = binding_method
         super().__init__(*args, **kwargs)
-
-    # --- Django's field protocol -------------------------------------------------------------
 
     def check(self, **kwargs):
         return [
@@ -264,7 +209,7 @@ class SecretField(models.TextField):
     def pre_save(self, model_instance, add):
         value = getattr(model_instance, self.attname)
         if isinstance(value, PendingSecret):
-            value = self.seal(model_instance, value.plaintext)
+            value = sealing.seal_secret(model_instance, value.plaintext, field=self.name)
             setattr(model_instance, self.attname, value)
         if self.kek_id_field is not None:
             setattr(model_instance, self.kek_id_field, value.kek_id if value else "")
@@ -293,62 +238,3 @@ class SecretField(models.TextField):
     def value_to_string(self, obj):
         value = self.value_from_object(obj)
         return value.envelope if isinstance(value, SealedSecret) else None
-
-    # --- Sealing and opening -----------------------------------------------------------------
-
-    def context_for(self, instance) -> EncryptionContext:
-        organization_field = self.model._meta.get_field(self.organization_field)
-        organization_id = getattr(instance, organization_field.attname, None)
-        if organization_id is None or instance.pk is None:
-            raise ValueError(
-                "A secret can be sealed or opened only on a row with an organization and a "
-                "primary key."
-            )
-        return EncryptionContext(
-            # The model that declares the field, not the instance's class: a proxy model (or a
-            # subclass) of the same table must seal and open with the same associated data.
-            model=self.model._meta.label_lower,
-            field=self.name,
-            # Canonical text of each id, whatever form it was assigned in ("ABC…" or hex
-            # without hyphens for a UUID): the same row must always give the same context.
-            organization_id=str(organization_field.target_field.to_python(organization_id)),
-            row_id=str(self.model._meta.pk.to_python(instance.pk)),
-            binding=getattr(instance, self.binding_method)() if self.binding_method else "",
-        )
-
-    @sensitive_variables()
-    def seal(self, instance, plaintext: str, keyring: Keyring | None = None) -> SealedSecret:
-        envelope = crypto.seal(
-            plaintext.encode("utf-8"),
-            self.context_for(instance),
-            keyring or crypto.get_keyring(),
-        )
-        return SealedSecret(envelope)
-
-    @sensitive_variables()
-    def open(self, instance, keyring: Keyring | None = None) -> str:
-        """The plaintext of the instance's stored secret. Raises a `CryptoError` on failure."""
-        value = getattr(instance, self.attname)
-        if not isinstance(value, SealedSecret):
-            raise TypeError("Only a saved secret can be opened.")
-        plaintext = crypto.open_sealed(
-            value.envelope,
-            self.context_for(instance),
-            keyring or crypto.get_keyring(),
-            legacy=_legacy_allowed(),
-        )
-        return plaintext.decode("utf-8")
-
-    def rewrap(self, instance, keyring: Keyring | None = None) -> SealedSecret:
-        """The stored secret with its data key re-wrapped under the primary KEK."""
-        value = getattr(instance, self.attname)
-        if not isinstance(value, SealedSecret):
-            raise TypeError("Only a saved secret can be re-wrapped.")
-        return SealedSecret(
-            crypto.rewrap(
-                value.envelope,
-                self.context_for(instance),
-                keyring or crypto.get_keyring(),
-                legacy=_legacy_allowed(),
-            )
-        )

@@ -21,12 +21,11 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Count
 
 from keyvault.crypto import CryptoError, Keyring
-from keyvault.fields import SealedSecret
 from keyvault.locking import lock_keys
 from keyvault.models import SECRET_CONTEXT_FIELDS, ProviderKey
+from keyvault.sealing import SealedSecret, rewrap_secret
 
 logger = logging.getLogger(__name__)
-_secret_field = ProviderKey._meta.get_field("secret")
 
 
 @dataclass
@@ -162,7 +161,7 @@ def rewrap_keys(keys, keyring: Keyring) -> BatchResult:
     swaps = []
     for key in keys:
         try:
-            swaps.append((key.pk, key.secret, _secret_field.rewrap(key, keyring)))
+            swaps.append((key.pk, key.secret, rewrap_secret(key, keyring)))
         except (CryptoError, ValidationError):  # ValidationError: a provider no longer known
             result.failed.append(key.pk)
     result.rewrapped = swap_envelopes(swaps)

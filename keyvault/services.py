@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from keyvault import audit, providers
+from keyvault import audit, providers, sealing
 from keyvault.audit import AuditAction
 from keyvault.crypto import CryptoError
 from keyvault.errors import KeyDisabledError, NotFoundError
@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 NAME_MAX_LENGTH = ProviderKey._meta.get_field("name").max_length
 _UNSET = object()
-_secret_field = ProviderKey._meta.get_field("secret")
 
 
 # --- Validation ------------------------------------------------------------------------------
@@ -287,7 +286,7 @@ def _current_secret(key: ProviderKey) -> str:
     deleted and added again.
     """
     try:
-        return _secret_field.open(key)
+        return sealing.open_secret(key)
     except CryptoError:
         raise ValidationError(
             {
@@ -395,7 +394,7 @@ def provider_key_rekey(*, key: ProviderKey, actor: Access) -> bool:
     for _attempt in range(_REKEY_ATTEMPTS):
         with transaction.atomic():
             old = current.secret
-            new = _secret_field.seal(current, _secret_field.open(current))
+            new = sealing.seal_secret(current, sealing.open_secret(current))
             if swap_envelope(current.pk, old, new):
                 audit.record(
                     action=AuditAction.KEY_REKEYED,
@@ -440,7 +439,7 @@ def provider_key_reveal(*, key: ProviderKey, actor: Access) -> str:
     """
     provider_key_check_reveal(key=key, actor=actor)
     try:
-        return _secret_field.open(key)
+        return sealing.open_secret(key)
     except CryptoError as exc:
         logger.error(
             "Provider key %s of organization %s failed to decrypt: %s: %s",

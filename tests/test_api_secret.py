@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
-from keyvault import services
+from keyvault import sealing, services
 from keyvault.crypto import envelope as crypto_envelope
 from keyvault.models import ProviderKey
 from keyvault.retrieval import key_etag, retrieve_secret
@@ -43,9 +43,7 @@ def key(organization):
 @pytest.fixture
 def opened():
     """Spy on the one decrypting call."""
-    with mock.patch.object(
-        services._secret_field, "open", wraps=services._secret_field.open
-    ) as spy:
+    with mock.patch.object(sealing, "open_secret", wraps=sealing.open_secret) as spy:
         yield spy
 
 
