@@ -38,7 +38,6 @@ def seed(count: int) -> None:
             secret_hint=mask_secret(secret),
         )
         key.secret = seal_secret(key, secret)
-        key.kek_id = key.secret.kek_id
         batch.append(key)
         if len(batch) == BATCH:
             with transaction.atomic():

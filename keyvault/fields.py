@@ -6,18 +6,21 @@ string holds it as a `PendingSecret` until `save()` seals it, through `keyvault.
 owns every use of a key (sealing, opening, re-wrapping) and the context a secret is bound to.
 Neither value ever shows plaintext in `repr` or `str`, and a plaintext can never reach the
 database through `update()`, `bulk_update()` or a lookup.
+
+`EnvelopeKekId` reads an envelope's KEK id in SQL, for a column the database computes.
 """
 
 from django import forms
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
-from django.db import models
+from django.db import NotSupportedError, models
 from django.db.models.query_utils import DeferredAttribute
 
 from keyvault import crypto, sealing
+from keyvault.crypto.envelope import SEPARATOR
 from keyvault.sealing import PendingSecret, SealedSecret
 
-__all__ = ["PendingSecret", "SealedSecret", "SecretField", "SecretFormField"]
+__all__ = ["EnvelopeKekId", "PendingSecret", "SealedSecret", "SecretField", "SecretFormField"]
 
 
 def _is_envelope(text: str) -> bool:
@@ -61,12 +64,10 @@ class SecretField(models.TextField):
         self,
         *args,
         organization_field="organization",
-        kek_id_field=None,
         binding_method=None,
         **kwargs,
     ):
         self.organization_field = organization_field
-        self.kek_id_field = kek_id_field
         # The name of a model method returning the text the secret is bound to (see
         # `keyvault.crypto.context`): changing what it returns makes the stored value unopenable
         # until the secret is sealed again, which is the point.
@@ -78,7 +79,6 @@ class SecretField(models.TextField):
             *super().check(**kwargs),
             *self._check_options(),
             *self._check_organization_field(),
-            *self._check_kek_id_field(),
             *self._check_binding_method(),
             *self._check_primary_key_default(),
         ]
@@ -122,24 +122,6 @@ class SecretField(models.TextField):
             ]
         return []
 
-    def _check_kek_id_field(self):
-        if self.kek_id_field is None:
-            return []
-        fields = list(self.model._meta.concrete_fields)
-        names = [field.name for field in fields]
-        if self.kek_id_field not in names or names.index(self.kek_id_field) < names.index(
-            self.name
-        ):
-            return [
-                checks.Error(
-                    f"kek_id_field {self.kek_id_field!r} must name a field declared after "
-                    f"{self.name!r}: it is filled in when the secret is sealed at save.",
-                    obj=self,
-                    id="keyvault.E004",
-                )
-            ]
-        return []
-
     def _check_binding_method(self):
         if self.binding_method is None or callable(getattr(self.model, self.binding_method, None)):
             return []
@@ -168,8 +150,6 @@ class SecretField(models.TextField):
         name, path, args, kwargs = super().deconstruct()
         if self.organization_field != "organization":
             kwargs["organization_field"] = self.organization_field
-        if self.kek_id_field is not None:
-            kwargs["kek_id_field"] = self.kek_id_field
         if self.binding_method is not None:
             kwargs["binding_method"] = self.binding_method
         return name, path, args, kwargs
@@ -211,8 +191,6 @@ class SecretField(models.TextField):
         if isinstance(value, PendingSecret):
             value = sealing.seal_secret(model_instance, value.plaintext, field=self.name)
             setattr(model_instance, self.attname, value)
-        if self.kek_id_field is not None:
-            setattr(model_instance, self.kek_id_field, value.kek_id if value else "")
         return value
 
     def get_lookup(self, lookup_name):
@@ -238,3 +216,39 @@ class SecretField(models.TextField):
     def value_to_string(self, obj):
         value = self.value_from_object(obj)
         return value.envelope if isinstance(value, SealedSecret) else None
+
+
+class EnvelopeKekId(models.Func):
+    """The KEK id of a stored envelope, computed by the database: the second segment of
+    `kv<N>.<kek id>.…` (docs/encryption.md), or "" for text without one.
+
+    Written for a generated column (`ProviderKey.kek_id`): the database then derives the KEK id
+    from whatever envelope a row holds, however it was written, so no writer can forget it.
+    Both spellings are deterministic functions of the text alone, as a stored generated column
+    requires, and agree on every input (the SQLite one is `split_part` spelled out).
+    """
+
+    arity = 1
+    output_field = models.CharField(max_length=64)
+    # A constant of the format, written into the column's definition as a literal.
+    _separator = "'" + SEPARATOR.replace("'", "''") + "'"
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        envelope, params = compiler.compile(self.source_expressions[0])
+        return f"split_part({envelope}, {self._separator}, 2)", params
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        envelope, params = compiler.compile(self.source_expressions[0])
+        # With a separator appended, the text after the first one always ends in one: the
+        # KEK id is what comes before it ("" when the envelope has no second segment).
+        # No ", " in the SQL: Django's SQLite introspection splits a table's definition into
+        # columns there, and would fail on this table.
+        padded = f"({envelope}||{self._separator})"
+        rest = f"substr({padded},instr({padded},{self._separator})+1)"
+        sql = f"substr({rest},1,instr({rest},{self._separator})-1)"
+        return sql, params * 4
+
+    def as_sql(self, compiler, connection, **extra_context):
+        raise NotSupportedError(
+            f"EnvelopeKekId has no SQL for {connection.vendor}: only PostgreSQL and SQLite."
+        )

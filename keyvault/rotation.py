@@ -41,7 +41,8 @@ _SWAP_ROWS_PER_STATEMENT = 1000
 def swap_envelopes(swaps: list[tuple]) -> int:
     """For each `(pk, old, new)`, replace the row's envelope with `new` only if it is still
     exactly `old` (compare-and-swap), so a concurrent change by someone else is never
-    overwritten; `kek_id` moves along. Returns how many rows were swapped.
+    overwritten. Returns how many rows were swapped. (`kek_id` is the database's to compute
+    from the new envelope.)
 
     One statement per thousand rows (`UPDATE … FROM (VALUES …)`, which PostgreSQL and SQLite
     both run) instead of one UPDATE per row: re-wrapping is bound by round trips. Call it in a
@@ -58,19 +59,14 @@ def swap_envelopes(swaps: list[tuple]) -> int:
     for start in range(0, len(swaps), _SWAP_ROWS_PER_STATEMENT):
         chunk = swaps[start : start + _SWAP_ROWS_PER_STATEMENT]
         lock_keys([pk for pk, _old, _new in chunk])
-        values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+        values = ", ".join(["(%s, %s, %s)"] * len(chunk))
         params = []
         for pk, old, new in chunk:
-            params += [
-                pk_field.get_db_prep_value(pk, connection),
-                old.envelope,
-                new.envelope,
-                new.kek_id,
-            ]
+            params += [pk_field.get_db_prep_value(pk, connection), old.envelope, new.envelope]
         # VALUES columns are named column1… on both databases. (Not a CTE: Python's sqlite3
         # reports no row count for a statement that does not start with UPDATE.)
         sql = (
-            f"UPDATE {table} SET secret = swaps.column3, kek_id = swaps.column4 "  # noqa: S608
+            f"UPDATE {table} SET secret = swaps.column3 "  # noqa: S608
             f"FROM (VALUES {values}) AS swaps "
             f"WHERE {table}.id = swaps.column1 AND {table}.secret = swaps.column2"
         )

@@ -257,7 +257,7 @@ def provider_key_update(
         if rotated or new_routing != old_routing:
             # Sealed again at save, bound to the settings the row now has.
             locked.secret = new_secret
-            update_fields += ["secret", "kek_id"]
+            update_fields += ["secret"]
         _save_checked(locked, update_fields=update_fields)
         _record_update(locked, actor, changes, old_routing, new_routing)
         if rotated:
@@ -347,9 +347,7 @@ def provider_key_rotate(*, key: ProviderKey, actor: Access, secret: str) -> Prov
         locked.secret_hint = mask_secret(secret, key_prefixes=locked.provider_obj.key_prefixes)
         locked.version += 1
         locked.rotated_at = timezone.now()
-        locked.save(
-            update_fields=["secret", "kek_id", "secret_hint", "version", "rotated_at", "updated_at"]
-        )
+        locked.save(update_fields=["secret", "secret_hint", "version", "rotated_at", "updated_at"])
         audit.record(
             action=AuditAction.KEY_ROTATED,
             actor=actor,
@@ -403,7 +401,8 @@ def provider_key_rekey(*, key: ProviderKey, actor: Access) -> bool:
                     target=current,
                     metadata={"from_kek": old.kek_id, "to_kek": new.kek_id},
                 )
-                key.secret, key.kek_id = new, new.kek_id
+                key.secret = new
+                key.refresh_from_db(fields=["kek_id"])
                 return True
         current = ProviderKey.objects.filter(pk=key.pk).first()
         if current is None:
