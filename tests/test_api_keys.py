@@ -8,10 +8,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from keyvault import services
+from keyvault import sealing, services
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, KeyUsage, ProviderKey, ProxyToken
-from keyvault.services import provider_keys
 from keyvault.usage import recorder
 from organizations.access import Access
 from tests.factories import OrganizationFactory, ProviderKeyFactory
@@ -182,7 +181,7 @@ def test_list_of_a_thousand_keys_decrypts_nothing(api, organization, monkeypatch
     def refuse(*args, **kwargs):
         raise AssertionError("listing must not decrypt")
 
-    monkeypatch.setattr(provider_keys._secret_field, "open", refuse)
+    monkeypatch.setattr(sealing, "open_secret", refuse)
     assert api("get", "/api/v1/keys").status_code == 200
 
 

@@ -13,12 +13,11 @@ from django.db import IntegrityError, connection, transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from keyvault import crypto, providers, services
+from keyvault import crypto, providers, sealing, services
 from keyvault.audit import AuditAction
 from keyvault.errors import KeyDisabledError
 from keyvault.fields import SealedSecret
 from keyvault.models import SECRET_MAX_BYTES, AuditEvent, ProviderKey
-from keyvault.services import provider_keys
 from organizations import roles
 from organizations.access import Access
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
@@ -610,9 +609,7 @@ REVEALED = "sk-proj-reveal-authorization-0123456789"
 @pytest.fixture
 def opened():
     """Spy on the one decrypting call."""
-    with mock.patch.object(
-        provider_keys._secret_field, "open", wraps=provider_keys._secret_field.open
-    ) as spy:
+    with mock.patch.object(sealing, "open_secret", wraps=sealing.open_secret) as spy:
         yield spy
 
 
@@ -833,7 +830,7 @@ def test_not_even_a_superuser_may_reveal_a_key(provider_key):
         username="root@example.com", email="root@example.com", password="x" * 20
     )
     with (
-        mock.patch.object(provider_keys._secret_field, "open") as opened,
+        mock.patch.object(sealing, "open_secret") as opened,
         pytest.raises(PermissionDenied),
     ):
         services.provider_key_reveal(key=provider_key, actor=Access.for_user(superuser))
