@@ -13,7 +13,7 @@ imports none of them. Who acted arrives as any object with the attributes of `Ca
 from enum import StrEnum
 from typing import Any, Protocol
 
-from keyvault.fields import PendingSecret, SealedSecret
+from keyvault.sealing import PendingSecret, SealedSecret
 
 
 class AuditAction(StrEnum):

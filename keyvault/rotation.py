@@ -21,12 +21,11 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Count
 
 from keyvault.crypto import CryptoError, Keyring
-from keyvault.fields import SealedSecret
 from keyvault.locking import lock_keys
 from keyvault.models import SECRET_CONTEXT_FIELDS, ProviderKey
+from keyvault.sealing import SealedSecret, rewrap_secret
 
 logger = logging.getLogger(__name__)
-_secret_field = ProviderKey._meta.get_field("secret")
 
 
 @dataclass
@@ -47,7 +46,8 @@ _SWAP_ROWS_PER_STATEMENT = 1000
 def swap_envelopes(swaps: list[tuple]) -> int:
     """For each `(pk, old, new)`, replace the row's envelope with `new` only if it is still
     exactly `old` (compare-and-swap), so a concurrent change by someone else is never
-    overwritten; `kek_id` moves along. Returns how many rows were swapped.
+    overwritten. Returns how many rows were swapped. (`kek_id` is the database's to compute
+    from the new envelope.)
 
     One statement per thousand rows (`UPDATE … FROM (VALUES …)`, which PostgreSQL and SQLite
     both run) instead of one UPDATE per row: re-wrapping is bound by round trips. Call it in a
@@ -64,19 +64,14 @@ def swap_envelopes(swaps: list[tuple]) -> int:
     for start in range(0, len(swaps), _SWAP_ROWS_PER_STATEMENT):
         chunk = swaps[start : start + _SWAP_ROWS_PER_STATEMENT]
         lock_keys([pk for pk, _old, _new in chunk])
-        values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+        values = ", ".join(["(%s, %s, %s)"] * len(chunk))
         params = []
         for pk, old, new in chunk:
-            params += [
-                pk_field.get_db_prep_value(pk, connection),
-                old.envelope,
-                new.envelope,
-                new.kek_id,
-            ]
+            params += [pk_field.get_db_prep_value(pk, connection), old.envelope, new.envelope]
         # VALUES columns are named column1… on both databases. (Not a CTE: Python's sqlite3
         # reports no row count for a statement that does not start with UPDATE.)
         sql = (
-            f"UPDATE {table} SET secret = swaps.column3, kek_id = swaps.column4 "  # noqa: S608
+            f"UPDATE {table} SET secret = swaps.column3 "  # noqa: S608
             f"FROM (VALUES {values}) AS swaps "
             f"WHERE {table}.id = swaps.column1 AND {table}.secret = swaps.column2"
         )
@@ -169,7 +164,7 @@ def rewrap_keys(keys, keyring: Keyring) -> BatchResult:
     swaps = []
     for key in keys:
         try:
-            swaps.append((key.pk, key.secret, _secret_field.rewrap(key, keyring)))
+            swaps.append((key.pk, key.secret, rewrap_secret(key, keyring)))
         except (CryptoError, ValidationError):  # ValidationError: a provider no longer known
             result.failed.append(key.pk)
     result.rewrapped = swap_envelopes(swaps)

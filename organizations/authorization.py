@@ -22,3 +22,10 @@ def authorize_role_grant(actor: Access, organization, role_id: str) -> None:
         raise permissions.PermissionDenied("Tokens cannot manage members.")
     if not permissions.can_grant_role(actor, organization, role_id):
         raise permissions.PermissionDenied("You cannot grant a role above your own.")
+
+
+def authorize_instance_operation(actor: Access) -> None:
+    """Jobs over every organization's keys (KEK rotation, envelope upgrades) are for the
+    trusted: the operator and active superusers."""
+    if not permissions.may_operate_instance(actor):
+        raise permissions.PermissionDenied("Only the operator and superusers run this.")

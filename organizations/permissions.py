@@ -165,3 +165,9 @@ def may_create_organization_for(access, owner) -> bool:
     if access.is_trusted:
         return True
     return access.token is None and access.user is not None and access.user.pk == owner.pk
+
+
+def may_operate_instance(access) -> bool:
+    """Whether `access` may run jobs over every organization's keys (KEK rotation, envelope
+    upgrades): the operator and active superusers only."""
+    return access.is_trusted

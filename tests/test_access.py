@@ -239,3 +239,22 @@ def test_access_invitation_is_for_those_who_manage_members(
     for access, invitation_id in ((admin, foreign.pk), (viewer, invitation.pk)):
         with pytest.raises(Invitation.DoesNotExist):
             access_invitation(access, invitation_id, organization_id=organization.pk)
+
+
+def test_jobs_over_every_organization_are_for_the_trusted_only(
+    organization, member_of, make_token, provider_key
+):
+    from audit.models import AuditEvent
+    from keyvault import services
+
+    owner = Access.for_member(member_of(organization, roles.OWNER.id))
+    token = Access.for_token(make_token("keys:read", "keys:secret", "keys:write"))
+    before = AuditEvent.objects.count()
+    for caller in (owner, token, Access.for_user(UserFactory(is_superuser=True, is_active=False))):
+        for job in (services.kek_rotate, services.envelopes_upgrade):
+            with pytest.raises(PermissionDenied):
+                job(actor=caller)
+    assert AuditEvent.objects.count() == before
+    services.kek_rotate(actor=Access.for_user(UserFactory(is_superuser=True)))
+    services.envelopes_upgrade(actor=Access.operator("tests"))
+    assert AuditEvent.objects.count() == before + 2

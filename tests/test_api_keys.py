@@ -10,9 +10,8 @@ from django.db import connection
 
 from audit import AuditAction
 from audit.models import AuditEvent
-from keyvault import services
+from keyvault import sealing, services
 from keyvault.models import KeyUsage, ProviderKey, ProxyToken
-from keyvault.services import provider_keys
 from keyvault.usage import recorder
 from organizations.access import Access
 from tests.factories import OrganizationFactory, ProviderKeyFactory
@@ -183,7 +182,7 @@ def test_list_of_a_thousand_keys_decrypts_nothing(api, organization, monkeypatch
     def refuse(*args, **kwargs):
         raise AssertionError("listing must not decrypt")
 
-    monkeypatch.setattr(provider_keys._secret_field, "open", refuse)
+    monkeypatch.setattr(sealing, "open_secret", refuse)
     assert api("get", "/api/v1/keys").status_code == 200
 
 

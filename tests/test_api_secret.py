@@ -7,11 +7,10 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
-from keyvault import services
+from keyvault import sealing, services
 from keyvault.crypto import envelope as crypto_envelope
 from keyvault.models import ProviderKey
 from keyvault.retrieval import key_etag, retrieve_secret
-from keyvault.services import provider_keys
 from keyvault.usage import recorder
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
@@ -44,9 +43,7 @@ def key(organization):
 @pytest.fixture
 def opened():
     """Spy on the one decrypting call."""
-    with mock.patch.object(
-        provider_keys._secret_field, "open", wraps=provider_keys._secret_field.open
-    ) as spy:
+    with mock.patch.object(sealing, "open_secret", wraps=sealing.open_secret) as spy:
         yield spy
 
 

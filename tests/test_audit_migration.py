@@ -19,7 +19,7 @@ from audit.models import AuditEvent
 # The newest migrations of the code that had AuditEvent in keyvault; Django's own apps stay
 # as they are.
 BEFORE_THE_MOVE = [
-    ("keyvault", "0003_secret_bound_to_routing_settings"),
+    ("keyvault", "0004_kek_id_computed_from_the_envelope"),
     ("organizations", "0003_unlock_placeholder_accounts"),
 ]
 MOVED = {"keyvault", "organizations", "audit"}

@@ -18,8 +18,8 @@ from keyvault import crypto, providers, services
 from keyvault.checks import check_legacy_envelopes
 from keyvault.crypto import Envelope, IntegrityError
 from keyvault.envelope_upgrade import legacy_keys
-from keyvault.fields import SealedSecret
 from keyvault.models import ProviderKey
+from keyvault.sealing import SealedSecret, secret_context
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 
@@ -34,7 +34,6 @@ AZURE = {
     "api_version": "2024-06-01",
 }
 EVIL = "https://collector.evil.example"
-_secret_field = ProviderKey._meta.get_field("secret")
 
 
 def problems(provider_id: str, config: dict) -> dict:
@@ -387,7 +386,7 @@ def test_settings_that_do_not_route_the_secret_are_not_bound(azure_key):
 def seal_format_1(key: ProviderKey, plaintext: str) -> None:
     """Write `plaintext` into `key` the way format 1 sealed it (no binding), as rows written
     before format 2 hold it."""
-    context = _secret_field.context_for(key)
+    context = secret_context(key)
     keyring = crypto.get_keyring()
     dek, nonce = os.urandom(32), os.urandom(12)
     ciphertext = AESGCM(dek).encrypt(nonce, plaintext.encode(), context.data_aad(1))

@@ -15,11 +15,10 @@ from hypothesis import strategies as st
 
 from audit import AuditAction
 from audit.models import AuditEvent
-from keyvault import crypto, providers, services
+from keyvault import crypto, providers, sealing, services
 from keyvault.errors import KeyDisabledError
 from keyvault.fields import SealedSecret
 from keyvault.models import SECRET_MAX_BYTES, ProviderKey
-from keyvault.services import provider_keys
 from organizations import roles
 from organizations.access import Access
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
@@ -611,9 +610,7 @@ REVEALED = "sk-proj-reveal-authorization-0123456789"
 @pytest.fixture
 def opened():
     """Spy on the one decrypting call."""
-    with mock.patch.object(
-        provider_keys._secret_field, "open", wraps=provider_keys._secret_field.open
-    ) as spy:
+    with mock.patch.object(sealing, "open_secret", wraps=sealing.open_secret) as spy:
         yield spy
 
 
@@ -834,7 +831,7 @@ def test_not_even_a_superuser_may_reveal_a_key(provider_key):
         username="root@example.com", email="root@example.com", password="x" * 20
     )
     with (
-        mock.patch.object(provider_keys._secret_field, "open") as opened,
+        mock.patch.object(sealing, "open_secret") as opened,
         pytest.raises(PermissionDenied),
     ):
         services.provider_key_reveal(key=provider_key, actor=Access.for_user(superuser))

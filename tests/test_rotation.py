@@ -21,9 +21,9 @@ from audit import AuditAction
 from audit.models import AuditEvent
 from keyvault import rotation, services
 from keyvault.crypto import get_keyring
-from keyvault.fields import SealedSecret, SecretField
 from keyvault.management.interrupts import interrupt_on_sigterm
 from keyvault.models import ProviderKey
+from keyvault.sealing import SealedSecret, rewrap_secret
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 
@@ -453,15 +453,14 @@ def test_other_database_errors_are_not_tried_again(old_keys, monkeypatch):
 def racing(monkeypatch, target, action):
     """Run `action()` the first time the job re-wraps `target`: after the job read the row and
     before it writes it back."""
-    real_rewrap = SecretField.rewrap
     done = []
 
-    def rewrap(self, instance, keyring=None):
+    def rewrap(instance, keyring=None):
         if instance.pk == target.pk and not done:
             done.append(action())
-        return real_rewrap(self, instance, keyring)
+        return rewrap_secret(instance, keyring)
 
-    monkeypatch.setattr(SecretField, "rewrap", rewrap)
+    monkeypatch.setattr(rotation, "rewrap_secret", rewrap)
     return done
 
 
@@ -586,7 +585,7 @@ def test_swap_envelope_writes_only_over_the_envelope_it_read_and_moves_kek_id(
 ):
     key = ProviderKey.objects.get(pk=old_keys[0].pk)
     old = key.secret
-    new = key._meta.get_field("secret").rewrap(key)
+    new = rewrap_secret(key)
     stale = SealedSecret(raw_envelope(old_keys[1]))
 
     assert rotation.swap_envelope(key.pk, stale, new) is False

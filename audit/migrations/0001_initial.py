@@ -1,7 +1,7 @@
 """`AuditEvent`, moved here from the `keyvault` app with its table (`keyvault_auditevent`) and
 every row in it.
 
-On a database that had the model in keyvault, keyvault's 0004 migration dropped the foreign-key
+On a database that had the model in keyvault, keyvault's 0005 migration dropped the foreign-key
 constraint of `actor_token_id` and took the model out of keyvault's state; this one adds it to
 the audit app's state without touching the table, which already has exactly these columns and
 indexes. A fresh database gets the same table from keyvault's migrations, which run first.
@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("keyvault", "0004_auditevent_moves_to_audit"),
+        ("keyvault", "0005_auditevent_moves_to_audit"),
         ("organizations", "0001_initial"),
         ("contenttypes", "0002_remove_content_type_name"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

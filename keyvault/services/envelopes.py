@@ -23,6 +23,7 @@ from keyvault.crypto import Keyring, get_keyring
 from keyvault.envelope_upgrade import upgrade_all
 from keyvault.rotation import BatchResult, rewrap_all
 from organizations.access import Access
+from organizations.authorization import authorize_instance_operation
 
 DEFAULT_BATCH_SIZE = 1000
 
@@ -68,7 +69,8 @@ def kek_rotate(
 ) -> KekRotation:
     """Re-wrap every data key that is not under the primary KEK (only those of `keys`, a
     `ProviderKey` queryset, when given), calling `on_batch` after each batch, and record the
-    run as one `kek.rotation` event."""
+    run as one `kek.rotation` event. Instance-wide: for the operator and active superusers."""
+    authorize_instance_operation(actor)
     keyring = keyring or get_keyring()
     job = KekRotation(primary=keyring.primary_kek_id)
     _run(job, rewrap_all(keyring, batch_size=batch_size, among=keys), on_batch)
@@ -89,7 +91,9 @@ def envelopes_upgrade(
     on_batch: OnBatch = None,
 ) -> EnvelopesUpgrade:
     """Seal every secret still in an older envelope format again in the current one, calling
-    `on_batch` after each batch, and record the run as one `kek.envelopes_upgraded` event."""
+    `on_batch` after each batch, and record the run as one `kek.envelopes_upgraded` event.
+    Instance-wide: for the operator and active superusers."""
+    authorize_instance_operation(actor)
     keyring = keyring or get_keyring()
     job = EnvelopesUpgrade()
 

@@ -25,7 +25,7 @@ import audit
 from audit import AuditAction
 from core.errors import NotFoundError
 from core.text import clean_display_name
-from keyvault import providers
+from keyvault import providers, sealing
 from keyvault.crypto import CryptoError
 from keyvault.errors import KeyDisabledError
 from keyvault.masking import mask_secret
@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 NAME_MAX_LENGTH = ProviderKey._meta.get_field("name").max_length
 _UNSET = object()
-_secret_field = ProviderKey._meta.get_field("secret")
 
 
 # --- Validation ------------------------------------------------------------------------------
@@ -254,7 +253,7 @@ def provider_key_update(
         if rotated or new_routing != old_routing:
             # Sealed again at save, bound to the settings the row now has.
             locked.secret = new_secret
-            update_fields += ["secret", "kek_id"]
+            update_fields += ["secret"]
         _save_checked(locked, update_fields=update_fields)
         _record_update(locked, actor, changes, old_routing, new_routing)
         if rotated:
@@ -283,7 +282,7 @@ def _current_secret(key: ProviderKey) -> str:
     deleted and added again.
     """
     try:
-        return _secret_field.open(key)
+        return sealing.open_secret(key)
     except CryptoError:
         raise ValidationError(
             {
@@ -344,9 +343,7 @@ def provider_key_rotate(*, key: ProviderKey, actor: Access, secret: str) -> Prov
         locked.secret_hint = mask_secret(secret, key_prefixes=locked.provider_obj.key_prefixes)
         locked.version += 1
         locked.rotated_at = timezone.now()
-        locked.save(
-            update_fields=["secret", "kek_id", "secret_hint", "version", "rotated_at", "updated_at"]
-        )
+        locked.save(update_fields=["secret", "secret_hint", "version", "rotated_at", "updated_at"])
         audit.record(
             action=AuditAction.KEY_ROTATED,
             actor=actor,
@@ -389,7 +386,7 @@ def provider_key_rekey(*, key: ProviderKey, actor: Access) -> bool:
     for _attempt in range(_REKEY_ATTEMPTS):
         with transaction.atomic():
             old = current.secret
-            new = _secret_field.seal(current, _secret_field.open(current))
+            new = sealing.seal_secret(current, sealing.open_secret(current))
             if swap_envelope(current.pk, old, new):
                 audit.record(
                     action=AuditAction.KEY_REKEYED,
@@ -398,7 +395,8 @@ def provider_key_rekey(*, key: ProviderKey, actor: Access) -> bool:
                     target=current,
                     metadata={"from_kek": old.kek_id, "to_kek": new.kek_id},
                 )
-                key.secret, key.kek_id = new, new.kek_id
+                key.secret = new
+                key.refresh_from_db(fields=["kek_id"])
                 return True
         current = ProviderKey.objects.filter(pk=key.pk).first()
         if current is None:
@@ -435,7 +433,7 @@ def provider_key_reveal(*, key: ProviderKey, actor: Access) -> str:
     """
     provider_key_check_reveal(key=key, actor=actor)
     try:
-        return _secret_field.open(key)
+        return sealing.open_secret(key)
     except CryptoError as exc:
         logger.error(
             "Provider key %s of organization %s failed to decrypt: %s: %s",

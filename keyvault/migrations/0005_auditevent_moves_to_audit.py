@@ -13,7 +13,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("keyvault", "0003_secret_bound_to_routing_settings"),
+        ("keyvault", "0004_kek_id_computed_from_the_envelope"),
         # Reads keyvault's AuditEvent: it must run while the model is still keyvault's.
         ("organizations", "0003_unlock_placeholder_accounts"),
     ]
