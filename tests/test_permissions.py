@@ -7,12 +7,10 @@ from django.core.exceptions import PermissionDenied
 
 from keyvault import services
 from keyvault.models import AuditEvent, ProviderKey
-from organizations import roles
 from organizations.access import Access
 from organizations.authorization import authorize, authorize_role_grant
 from organizations.models import Membership
 from organizations.permissions import (
-    KEY_CHANGE_ACTIONS,
     Action,
     can,
     can_grant_role,
@@ -20,31 +18,25 @@ from organizations.permissions import (
     require,
     visible_actions,
 )
+from tests import matrix
 from tests.factories import ProviderKeyFactory, UserFactory
+from tests.matrix import ADMIN, MEMBER, OWNER, VIEWER
 
 OPERATOR = Access.operator("tests")
 
-OWNER, ADMIN, MEMBER, VIEWER = (role.id for role in roles.ROLES)
-ROLE_IDS = [OWNER, ADMIN, MEMBER, VIEWER]
-EVERYONE = frozenset(ROLE_IDS)
+ROLE_IDS = list(matrix.ROLES)
+EVERYONE = matrix.EVERYONE
 
-# docs/permissions.md "The matrix", one row per action that needs no particular object.
-MATRIX = {
-    Action.KEY_LIST: EVERYONE,
-    Action.KEY_ADD: {OWNER, ADMIN, MEMBER},
-    Action.TOKEN_MANAGE: {OWNER, ADMIN},
-    Action.AUDIT_READ: {OWNER, ADMIN},
-    Action.MEMBER_MANAGE: {OWNER, ADMIN},
-    Action.ORG_MANAGE: {OWNER},
-    # People never see a secret again after typing it: decrypting is for proxy tokens only.
-    Action.KEY_REVEAL: frozenset(),
-}
+# docs/permissions.md "The matrix" (tests/matrix.py), one row per action that needs no
+# particular object; an action the code does not know fails here, at import.
+MATRIX = {Action(action): allowed for action, allowed in matrix.ALLOWED.items()}
+KEY_CHANGE_ACTIONS = frozenset(Action(action) for action in matrix.KEY_CHANGE_ACTIONS)
 # "edit / rotate / disable / delete a key": members only on keys they added.
-KEY_CHANGE_ON_OWN_KEY = {OWNER, ADMIN, MEMBER}
-KEY_CHANGE_ON_OTHERS_KEY = {OWNER, ADMIN}
+KEY_CHANGE_ON_OWN_KEY = matrix.CHANGE_OWN_KEY
+KEY_CHANGE_ON_OTHERS_KEY = matrix.CHANGE_ANY_KEY
 # "members: invite, remove, change role": admins not on owners, nobody above their own role.
-MAY_MANAGE_TARGET = {OWNER: EVERYONE, ADMIN: {ADMIN, MEMBER, VIEWER}, MEMBER: set(), VIEWER: set()}
-MAY_GRANT = MAY_MANAGE_TARGET
+MAY_MANAGE_TARGET = matrix.MAY_MANAGE
+MAY_GRANT = matrix.MAY_GRANT
 
 
 def _cells(table, allowed):
@@ -524,3 +516,45 @@ def test_authorize_role_grant_refuses_above_own_role(organization, member_of, ro
 def test_operator_is_authorized_for_every_action(organization, action):
     authorize(Access.operator(), action, organization)
     authorize_role_grant(Access.operator(), organization, OWNER)
+
+
+# --- Proxy tokens: the scopes column of the matrix, through authorize ------------------------
+
+
+def _token_cells(allowed):
+    return [
+        pytest.param(scope, Action(action), id=f"{scope}-{action}")
+        for action in sorted(set(matrix.ALLOWED) | matrix.KEY_CHANGE_ACTIONS)
+        for scope in matrix.TOKEN_SCOPES
+        if (matrix.TOKEN_SCOPE_FOR.get(action) == scope) == allowed
+    ]
+
+
+@pytest.mark.parametrize(("scope", "action"), _token_cells(allowed=True))
+def test_a_token_may_take_the_actions_its_scope_allows(
+    organization, provider_key, make_token, scope, action
+):
+    access = Access.for_token(make_token(scope))
+    authorize(access, action, organization)
+    if action in KEY_CHANGE_ACTIONS:
+        authorize(access, action, organization, provider_key)
+
+
+@pytest.mark.parametrize(("scope", "action"), _token_cells(allowed=False))
+def test_a_token_may_not_take_an_action_its_scope_does_not_allow(
+    organization, provider_key, make_token, scope, action
+):
+    access = Access.for_token(make_token(scope))
+    with pytest.raises(PermissionDenied):
+        authorize(access, action, organization)
+    with pytest.raises(PermissionDenied):
+        authorize(access, action, organization, _object_for(action, organization, provider_key))
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_a_token_with_every_scope_is_refused_in_another_organization(
+    organization, other_organization, make_token, action
+):
+    outsider = Access.for_token(make_token(*matrix.TOKEN_SCOPES, organization=other_organization))
+    with pytest.raises(PermissionDenied):
+        authorize(outsider, action, organization)
