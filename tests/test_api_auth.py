@@ -19,11 +19,12 @@ from keyvault.api import throttling
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from organizations.access import Access
+from tests import matrix
 from tests.factories import ProviderKeyFactory
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 WWW_AUTHENTICATE = 'Bearer realm="keyvault"'
-SCOPES = ["keys:read", "keys:secret", "keys:write"]
+SCOPES = list(matrix.TOKEN_SCOPES)
 
 
 @pytest.fixture

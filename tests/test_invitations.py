@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent
-from organizations import invitations, roles
+from organizations import invitations
 from organizations.access import Access
 from organizations.invitations import (
     invitation_accept,
@@ -24,14 +24,15 @@ from organizations.invitations import (
     pending_invitations,
 )
 from organizations.models import Invitation, Membership
+from tests import matrix
 from tests.factories import InvitationFactory, UserFactory
+from tests.matrix import ADMIN, MEMBER, OWNER, VIEWER
 
 pytestmark = pytest.mark.django_db
 
-OWNER, ADMIN, MEMBER, VIEWER = (role.id for role in roles.ROLES)
-ROLE_IDS = [OWNER, ADMIN, MEMBER, VIEWER]
+ROLE_IDS = list(matrix.ROLES)
 # Which roles each role may invite someone with: never above its own; members and viewers none.
-MAY_GRANT = {OWNER: set(ROLE_IDS), ADMIN: {ADMIN, MEMBER, VIEWER}, MEMBER: set(), VIEWER: set()}
+MAY_GRANT = matrix.MAY_GRANT
 
 
 def _state():

@@ -8,21 +8,22 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent
-from organizations import roles, services
+from organizations import services
 from organizations.access import Access
 from organizations.models import Membership, Organization
+from tests import matrix
 from tests.factories import UserFactory
+from tests.matrix import ADMIN, MEMBER, OWNER, VIEWER
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
 
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
-OWNER, ADMIN, MEMBER, VIEWER = (role.id for role in roles.ROLES)
-ROLE_IDS = [OWNER, ADMIN, MEMBER, VIEWER]
+ROLE_IDS = list(matrix.ROLES)
 # Whom each role may manage, and which roles it may grant (docs/permissions.md: admins not owners,
 # nobody above their own role; members and viewers manage nobody).
-MAY_MANAGE = {OWNER: set(ROLE_IDS), ADMIN: {ADMIN, MEMBER, VIEWER}, MEMBER: set(), VIEWER: set()}
-MAY_GRANT = MAY_MANAGE
+MAY_MANAGE = matrix.MAY_MANAGE
+MAY_GRANT = matrix.MAY_GRANT
 
 
 def _state():

@@ -15,6 +15,7 @@ from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent
 from organizations import roles
 from organizations.models import Invitation, Membership
+from tests import matrix
 from tests.factories import InvitationFactory, ProviderKeyFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -448,7 +449,7 @@ def test_an_owner_with_a_second_owner_can_demote_themself(
 # --- Leaving on one's own ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", [r.id for r in roles.ROLES if r.id != roles.OWNER.id])
+@pytest.mark.parametrize("role", matrix.in_order(matrix.EVERYONE - {matrix.OWNER}))
 def test_any_role_can_leave_on_its_own(client, organization, owner, member_of, role):
     user = member_of(organization, role).user
     client.force_login(user)

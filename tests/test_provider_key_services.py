@@ -20,6 +20,7 @@ from keyvault.fields import SealedSecret
 from keyvault.models import SECRET_MAX_BYTES, AuditEvent, ProviderKey
 from organizations import roles
 from organizations.access import Access
+from tests import matrix
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
 
 OPERATOR = Access.operator("tests")
@@ -619,7 +620,7 @@ def _reveal_target(organization, **overrides):
     return ProviderKey.objects.get(pk=create(organization, secret=REVEALED, **overrides).pk)
 
 
-@pytest.mark.parametrize("role", [role.id for role in roles.ROLES])
+@pytest.mark.parametrize("role", matrix.ROLES)
 def test_no_user_may_reveal_a_key_whatever_their_role(organization, member_of, opened, role):
     key = _reveal_target(organization)
     user = member_of(organization, role).user
@@ -628,9 +629,7 @@ def test_no_user_may_reveal_a_key_whatever_their_role(organization, member_of, o
     opened.assert_not_called()
 
 
-@pytest.mark.parametrize(
-    "role", [role.id for role in roles.ROLES if roles.Scope.KEYS_ADD in role.scopes]
-)
+@pytest.mark.parametrize("role", matrix.in_order(matrix.ALLOWED["key.add"]))
 def test_not_even_the_user_who_added_the_key_may_reveal_it(organization, member_of, opened, role):
     user = member_of(organization, role).user
     key = _reveal_target(organization, actor=Access.for_user(user))

@@ -13,6 +13,7 @@ from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, ProxyToken
 from organizations import roles
 from organizations.access import Access
+from tests import matrix
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
 
 SYSTEM = Access.operator("tests")
@@ -77,11 +78,7 @@ def test_digest_is_sha256_hex():
 
 
 def test_scopes_are_the_three_documented():
-    assert {scope.value for scope in tokens.TokenScope} == {
-        "keys:read",
-        "keys:secret",
-        "keys:write",
-    }
+    assert [scope.value for scope in tokens.TokenScope] == list(matrix.TOKEN_SCOPES)
 
 
 # --- proxy_token_create ---------------------------------------------------------------------
