@@ -160,6 +160,12 @@ def signed_in():
 
 
 @pytest.fixture
+def owner_client(owner, signed_in):
+    """A client signed in as `owner`, the owner of `organization`."""
+    return signed_in(owner)
+
+
+@pytest.fixture
 def tenants(db):
     """Two organizations seen from the admin: Alpha (A) and Bravo (B), each with an owner, an
     admin, a member, a viewer, an OpenAI key, a proxy token, a pending invitation and audit

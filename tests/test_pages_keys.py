@@ -4,10 +4,8 @@ their fields with nothing written, editing, rotating and deleting."""
 
 import re
 from datetime import timedelta
-from html.parser import HTMLParser
 
 import pytest
-from django.urls import reverse
 from django.utils import timezone
 
 from keyvault import services
@@ -16,6 +14,7 @@ from keyvault.models import AuditEvent, ProviderKey
 from organizations import roles
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
+from tests.helpers import Tags, field_block, rows, url
 
 pytestmark = pytest.mark.django_db
 
@@ -30,10 +29,6 @@ AZURE = {
 }
 
 
-def url(name, organization, **kwargs):
-    return reverse(name, kwargs={"org_slug": organization.slug, **kwargs})
-
-
 def add_url(organization, provider="openai"):
     return f"{url('keys:add', organization)}?provider={provider}"
 
@@ -44,36 +39,8 @@ def post_key(client, organization, provider="openai", **fields):
     return client.post(add_url(organization, provider), data, REMOTE_ADDR=CLIENT_IP)
 
 
-class Tags(HTMLParser):
-    """Every start tag of a page as `(tag, attributes)`."""
-
-    def __init__(self, html):
-        super().__init__()
-        self.tags = []
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def named(self, name):
-        return [attrs for tag, attrs in self.tags if attrs.get("name") == name]
-
-
-def field_block(html: str, name: str) -> str:
-    """The `<div class="field …">` group of the form field `name`: its label, errors, input."""
-    blocks = re.split(r'(?=<div class="field[ "])', html)
-    found = [block for block in blocks if f'name="{name}"' in block]
-    assert len(found) == 1, f"no single field block for {name}"
-    return found[0]
-
-
 def written() -> tuple[int, int]:
     return ProviderKey.objects.count(), AuditEvent.objects.count()
-
-
-@pytest.fixture
-def owner_client(owner, signed_in):
-    return signed_in(owner)
 
 
 # --- Adding -----------------------------------------------------------------------------------
@@ -331,16 +298,6 @@ def listed(organization, owner, member_of):
         secret="sk-ant-ListedClaudeSecretAbCdEfGhIjKlMnOp4444",
     )
     return {"prod": prod, "batch": batch, "claude": claude, "member": member}
-
-
-def rows(html: str) -> dict[str, str]:
-    """Each key row of the list by the key's name."""
-    found = {}
-    for row in re.findall(r"<tr[ >].*?</tr>", html, flags=re.S):
-        name = re.search(r"<strong>(.*?)</strong>", row)
-        if name:
-            found[name.group(1)] = row
-    return found
 
 
 def groups(html: str) -> dict[str, list[str]]:
