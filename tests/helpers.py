@@ -16,6 +16,9 @@ from django.urls import reverse
 
 from keyvault.models import AuditEvent
 
+# A proxy token anywhere in a text: `kvp_` and 43 base64url characters (docs/api.md).
+TOKEN_PATTERN = re.compile(r"kvp_[A-Za-z0-9_-]{43}")
+
 # --- The team pages ---------------------------------------------------------------------------
 
 
