@@ -20,6 +20,7 @@ from tests.factories import (
     ProxyTokenFactory,
     UserFactory,
 )
+from tests.helpers import text, url
 
 pytestmark = pytest.mark.django_db
 
@@ -29,14 +30,6 @@ NEW_PASSWORD = "another long passphrase 77"
 SIGN_IN = reverse("accounts:sign_in")
 SIGN_UP = reverse("accounts:sign_up")
 THROTTLED = "Too many failed sign-ins"
-
-
-def url(name, organization, **kwargs):
-    return reverse(name, kwargs={"org_slug": organization.slug, **kwargs})
-
-
-def text(response) -> str:
-    return response.content.decode().replace("&#x27;", "'")
 
 
 def signed_in_user(client):

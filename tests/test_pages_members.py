@@ -17,6 +17,7 @@ from organizations import roles
 from organizations.models import Invitation, Membership
 from tests import matrix
 from tests.factories import InvitationFactory, ProviderKeyFactory, UserFactory
+from tests.helpers import text, url
 
 pytestmark = pytest.mark.django_db
 
@@ -26,15 +27,6 @@ INVITEE = "new.person@example.com"
 LINK = re.compile(r"http://testserver(/invitations/kvi_[A-Za-z0-9_-]{43}/)")
 SECRET = "sk-proj-MembersPageS3cretQwErTyUiOpAsDfGhJk7c1d"
 User = get_user_model()
-
-
-def url(name, organization, **kwargs):
-    return reverse(name, kwargs={"org_slug": organization.slug, **kwargs})
-
-
-@pytest.fixture
-def owner_client(owner, signed_in):
-    return signed_in(owner)
 
 
 def invite(client, organization, email=INVITEE, role=roles.MEMBER.id):
@@ -48,10 +40,6 @@ def link_in(message) -> str:
 
 def membership(organization, email):
     return Membership.objects.filter(organization=organization, user__email=email).first()
-
-
-def text(response) -> str:
-    return response.content.decode().replace("&#x27;", "'")
 
 
 # --- Inviting ---------------------------------------------------------------------------------
