@@ -9,6 +9,7 @@ from django.contrib.contenttypes.models import ContentType
 
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from organizations.models import Organization
+from tests.helpers import messages_of
 from tests.test_admin_writes import (
     KEYS,
     ORGS,
@@ -16,7 +17,6 @@ from tests.test_admin_writes import (
     add_key,
     change,
     form_errors,
-    messages_of,
     row,
 )
 

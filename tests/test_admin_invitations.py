@@ -17,7 +17,7 @@ from organizations import roles
 from organizations.invitations import generate_invitation_token
 from organizations.models import Invitation, Membership
 from tests.factories import InvitationFactory, MembershipFactory, OrganizationFactory
-from tests.test_admin_writes import everything_stored_beside_pages, messages_of
+from tests.helpers import messages_of, stored_beside_pages
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +83,7 @@ def test_an_address_someone_else_signed_up_with_gets_an_invitation_not_the_membe
     assert message.to == ["colleague@example.com"]
     [(_path, token)] = LINK.findall(message.body)
     assert token not in admin.get(response["Location"]).content.decode()
-    assert token not in everything_stored_beside_pages(admin)
+    assert token not in stored_beside_pages(admin)
 
     # Holding an account under the address opens nothing without the link.
     assert squatter_client.post("/invitations/accept/").status_code == 404
