@@ -101,6 +101,15 @@ class Tags(HTMLParser):
         return missing
 
 
+# --- The API ---------------------------------------------------------------------------------
+
+
+def bearer(token) -> dict:
+    """The request header that presents `token` (a factory-made token or the raw string)."""
+    raw = token if isinstance(token, str) else token.raw
+    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+
+
 # --- What is kept beside the pages ------------------------------------------------------------
 
 
