@@ -107,20 +107,13 @@ def old_kek_first(settings):
 def raw_envelope(db):
     """Read (`raw_envelope(key)`) or overwrite (`raw_envelope(key, text)`) a provider key's
     stored envelope with plain SQL, bypassing the field and the model."""
-    from django.db import connection
-
-    from keyvault.models import ProviderKey
+    from tests.helpers import store_envelope, stored_envelope
 
     def access(key, text=None):
-        pk = ProviderKey._meta.pk.get_db_prep_value(key.pk, connection)
-        with connection.cursor() as cursor:
-            if text is not None:
-                cursor.execute(
-                    "UPDATE keyvault_providerkey SET secret = %s WHERE id = %s", [text, pk]
-                )
-                return text
-            cursor.execute("SELECT secret FROM keyvault_providerkey WHERE id = %s", [pk])
-            return cursor.fetchone()[0]
+        if text is not None:
+            store_envelope(key, text)
+            return text
+        return stored_envelope(key)
 
     return access
 

@@ -1,5 +1,6 @@
 """Helpers the test modules share, one copy each: addressing and reading the team pages, the
-messages and everything else kept beside them.
+API's header, the messages and everything else kept beside the pages, and the database's state
+before and after a write that must change nothing.
 
 Fixtures live in tests/conftest.py; the role matrix the surfaces are checked against is
 tests/matrix.py.
@@ -8,13 +9,16 @@ tests/matrix.py.
 import re
 from html.parser import HTMLParser
 
+from django.apps import apps
 from django.contrib.admin.models import LogEntry
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.contrib.sessions.models import Session
+from django.core import mail
+from django.db import connection
 from django.http import HttpRequest
 from django.urls import reverse
 
-from keyvault.models import AuditEvent
+from keyvault.models import AuditEvent, ProviderKey
 
 # A proxy token anywhere in a text: `kvp_` and 43 base64url characters (docs/api.md).
 TOKEN_PATTERN = re.compile(r"kvp_[A-Za-z0-9_-]{43}")
@@ -151,3 +155,60 @@ def stored_beside_pages(client) -> str:
     parts += messages_of(client)
     parts += [_fields_of(event) for event in AuditEvent.objects.all()]
     return "\n".join(parts)
+
+
+# --- The database, as stored ------------------------------------------------------------------
+# Read with plain SQL, past the models and their fields: what a field would hide or convert on
+# the way out is compared as the database holds it.
+
+
+def _select(model, where: str = "", params=()):
+    table = connection.ops.quote_name(model._meta.db_table)
+    pk = connection.ops.quote_name(model._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {table} {where} ORDER BY {pk}", params)  # noqa: S608
+        columns = [column[0] for column in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _key_pk(key):
+    return ProviderKey._meta.pk.get_db_prep_value(key.pk, connection)
+
+
+def key_row(key) -> dict:
+    """Every column of a provider key's row as stored (the secret as its sealed envelope): what a
+    refused or invalid change must leave exactly as it was."""
+    [row] = _select(ProviderKey, "WHERE id = %s", [_key_pk(key)])
+    return row
+
+
+def stored_envelope(key) -> str:
+    """The envelope a provider key's secret column holds."""
+    return key_row(key)["secret"]
+
+
+def store_envelope(key, envelope: str) -> None:
+    """Overwrite a provider key's stored envelope, bypassing the field and the model."""
+    table = connection.ops.quote_name(ProviderKey._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET secret = %s WHERE id = %s",  # noqa: S608 - metadata name
+            [envelope, _key_pk(key)],
+        )
+
+
+# Left out: sessions, which signing in and out writes whatever else was refused, and the tables
+# only migrations write (content types and permissions), read hundreds of times for nothing.
+_NOT_IN_SNAPSHOTS = {"django_session", "django_content_type", "auth_permission"}
+
+
+def snapshot() -> dict:
+    """Every row of every table (but those above) and every email sent: equal before and after a
+    refused or invalid request, command or service call, it wrote nothing anywhere."""
+    state = {
+        model._meta.db_table: _select(model)
+        for model in apps.get_models(include_auto_created=True)
+        if model._meta.db_table not in _NOT_IN_SNAPSHOTS
+    }
+    state["sent mail"] = [(m.subject, m.to, m.body) for m in getattr(mail, "outbox", [])]
+    return state
