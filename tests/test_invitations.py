@@ -26,6 +26,7 @@ from organizations.invitations import (
 from organizations.models import Invitation, Membership
 from tests import matrix
 from tests.factories import InvitationFactory, UserFactory
+from tests.helpers import snapshot
 from tests.matrix import ADMIN, MEMBER, OWNER, VIEWER
 
 pytestmark = pytest.mark.django_db
@@ -33,19 +34,6 @@ pytestmark = pytest.mark.django_db
 ROLE_IDS = list(matrix.ROLES)
 # Which roles each role may invite someone with: never above its own; members and viewers none.
 MAY_GRANT = matrix.MAY_GRANT
-
-
-def _state():
-    """Everything a refused write must leave untouched."""
-    return {
-        "memberships": sorted(
-            Membership.objects.values_list("organization__slug", "user__username", "role")
-        ),
-        "invitations": sorted(
-            Invitation.objects.values_list("pk", "email", "role", "accepted_at", "revoked_at")
-        ),
-        "audit": AuditEvent.objects.count(),
-    }
 
 
 def _expire(invitation):
@@ -249,22 +237,22 @@ def test_role_may_invite_with_role(organization, owner, actor_of, role, granted)
 @pytest.mark.parametrize(("role", "granted"), _grant_cells(allowed=False))
 def test_role_may_not_invite_with_role(organization, owner, actor_of, role, granted):
     actor = actor_of(role)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_create(
             organization=organization, email="bob@example.com", role=granted, actor=actor
         )
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_admin_cannot_invite_an_owner(organization, owner, actor_of):
     admin = actor_of(ADMIN)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_create(
             organization=organization, email="boss@example.com", role=OWNER, actor=admin
         )
-    assert _state() == before
+    assert snapshot() == before
     assert not Invitation.objects.exists()
 
 
@@ -273,22 +261,22 @@ def test_manager_of_another_organization_cannot_invite_here(
     organization, other_organization, owner, actor_of, role
 ):
     actor = actor_of(role, org=other_organization)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_create(
             organization=organization, email="x@example.com", role=VIEWER, actor=actor
         )
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_a_token_cannot_invite(organization, make_token):
     actor = Access.for_token(make_token("keys:read", "keys:secret", "keys:write"))
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_create(
             organization=organization, email="x@example.com", role=VIEWER, actor=actor
         )
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_a_deactivated_admin_cannot_invite(organization, owner, actor_of):
@@ -317,7 +305,7 @@ def test_authorization_comes_before_validation(organization, owner, member_of, a
 @pytest.mark.parametrize("case", [str.lower, str.upper])
 def test_inviting_a_member_is_a_validation_error(organization, owner, member_of, case):
     existing = member_of(organization, VIEWER, user=UserFactory(email="carol@example.com"))
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_create(
             organization=organization,
@@ -326,7 +314,7 @@ def test_inviting_a_member_is_a_validation_error(organization, owner, member_of,
             actor=Access.for_user(owner),
         )
     assert "already a member" in excinfo.value.message_dict["email"][0]
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_a_member_elsewhere_can_be_invited(organization, other_organization, owner, member_of):
@@ -342,18 +330,18 @@ def test_a_member_elsewhere_can_be_invited(organization, other_organization, own
 
 @pytest.mark.parametrize("email", ["", "   ", None, "not-an-email", "a@", "a b@c.d", 42])
 def test_inviting_a_bad_email_is_a_validation_error(organization, owner, email):
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_create(
             organization=organization, email=email, role=MEMBER, actor=Access.for_user(owner)
         )
     assert set(excinfo.value.message_dict) == {"email"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("role", ["", "boss", "Owner", None])
 def test_inviting_with_an_unknown_role_is_a_validation_error(organization, owner, role):
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_create(
             organization=organization,
@@ -362,7 +350,7 @@ def test_inviting_with_an_unknown_role_is_a_validation_error(organization, owner
             actor=Access.for_user(owner),
         )
     assert set(excinfo.value.message_dict) == {"role"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 # --- Re-inviting ------------------------------------------------------------------------------
@@ -397,12 +385,12 @@ def test_admin_cannot_replace_a_pending_owner_invitation(organization, invite, a
     """Replacing is revoking, and nobody revokes an invitation to a role above their own."""
     old = invite("boss@example.com", role=OWNER)
     admin = actor_of(ADMIN)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_create(
             organization=organization, email="boss@example.com", role=VIEWER, actor=admin
         )
-    assert _state() == before
+    assert snapshot() == before
     assert Invitation.objects.get(pk=old.pk).is_pending
 
 
@@ -421,7 +409,7 @@ def test_an_invitation_inserted_concurrently_is_a_validation_error(
     """The lock covers rows that exist; the database's constraint has the last word."""
     invite("bob@example.com")
     monkeypatch.setattr(invitations, "_revoke_replaced", lambda **kwargs: None)
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_create(
             organization=organization,
@@ -430,7 +418,7 @@ def test_an_invitation_inserted_concurrently_is_a_validation_error(
             actor=Access.for_user(owner),
         )
     assert set(excinfo.value.message_dict) == {"email"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_the_database_allows_one_pending_invitation_per_address_and_organization(invite):
@@ -519,11 +507,11 @@ def test_accepting_twice_is_refused(organization, invite):
     invitation = invite("bob@example.com")
     bob = UserFactory(email="bob@example.com")
     invitation_accept(invitation=invitation, user=bob)
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_accept(invitation=invitation, user=bob)  # the caller's copy is stale
     assert excinfo.value.code == "used"
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_a_used_link_does_not_let_a_removed_member_back_in(organization, owner, invite):
@@ -539,21 +527,23 @@ def test_a_used_link_does_not_let_a_removed_member_back_in(organization, owner, 
 def test_an_expired_invitation_is_refused(invite):
     invitation = invite("bob@example.com")
     _expire(invitation)
-    before = _state()
+    bob = UserFactory(email="bob@example.com")
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
-        invitation_accept(invitation=invitation, user=UserFactory(email="bob@example.com"))
+        invitation_accept(invitation=invitation, user=bob)
     assert excinfo.value.code == "expired"
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_a_revoked_invitation_is_refused(invite, owner):
     invitation = invite("bob@example.com")
     invitation_revoke(invitation=invitation, actor=Access.for_user(owner))
-    before = _state()
+    bob = UserFactory(email="bob@example.com")
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
-        invitation_accept(invitation=invitation, user=UserFactory(email="bob@example.com"))
+        invitation_accept(invitation=invitation, user=bob)
     assert excinfo.value.code == "revoked"
-    assert _state() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize(
@@ -562,41 +552,41 @@ def test_a_revoked_invitation_is_refused(invite, owner):
 def test_a_forwarded_link_does_not_let_someone_else_in(invite, email):
     invitation = invite("bob@example.com")
     mallory = UserFactory(username=email or "mallory", email=email)
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_accept(invitation=invitation, user=mallory)
     assert excinfo.value.code == "wrong_user"
-    assert _state() == before
+    assert snapshot() == before
     assert Invitation.objects.get(pk=invitation.pk).is_pending
 
 
 def test_a_deactivated_user_cannot_accept(invite):
     invitation = invite("bob@example.com")
     bob = UserFactory(email="bob@example.com", is_active=False)
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_accept(invitation=invitation, user=bob)
     assert excinfo.value.code == "inactive"
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_an_anonymous_user_cannot_accept(invite):
     invitation = invite("bob@example.com")
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_accept(invitation=invitation, user=AnonymousUser())
     assert excinfo.value.code == "inactive"
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_an_existing_member_cannot_accept(organization, invite, member_of):
     invitation = invite("bob@example.com", role=ADMIN)
     bob = member_of(organization, VIEWER, user=UserFactory(email="bob@example.com")).user
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_accept(invitation=invitation, user=bob)
     assert excinfo.value.code == "already_member"
-    assert _state() == before
+    assert snapshot() == before
     assert Membership.objects.get(user=bob).role == VIEWER
 
 
@@ -613,11 +603,12 @@ def admin_invitation(organization, owner, member_of, invite):
 
 
 def _refused_for_inviter(invitation):
-    before = _state()
+    bob = UserFactory(email="bob@example.com")
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
-        invitation_accept(invitation=invitation, user=UserFactory(email="bob@example.com"))
+        invitation_accept(invitation=invitation, user=bob)
     assert excinfo.value.code == "inviter_lost_rights"
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_an_invitation_from_a_removed_inviter_is_refused(admin_invitation):
@@ -713,10 +704,10 @@ def test_revoking_twice_records_once(invite, owner):
 def test_revoking_an_accepted_invitation_changes_nothing(invite, owner):
     invitation = invite("bob@example.com")
     membership = invitation_accept(invitation=invitation, user=UserFactory(email="bob@example.com"))
-    before = _state()
+    before = snapshot()
     result = invitation_revoke(invitation=invitation, actor=Access.for_user(owner))
     assert result.revoked_at is None
-    assert _state() == before
+    assert snapshot() == before
     assert Membership.objects.filter(pk=membership.pk).exists()
 
 
@@ -724,28 +715,28 @@ def test_revoking_an_accepted_invitation_changes_nothing(invite, owner):
 def test_member_or_viewer_cannot_revoke(invite, actor_of, role):
     invitation = invite()
     actor = actor_of(role)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_revoke(invitation=invitation, actor=actor)
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_admin_cannot_revoke_an_owner_invitation(invite, actor_of):
     invitation = invite(role=OWNER)
     admin = actor_of(ADMIN)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_revoke(invitation=invitation, actor=admin)
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_owner_of_another_organization_cannot_revoke(invite, other_organization, actor_of):
     invitation = invite()
     outsider = actor_of(OWNER, org=other_organization)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_revoke(invitation=invitation, actor=outsider)
-    assert _state() == before
+    assert snapshot() == before
 
 
 # --- pending_invitations and the model --------------------------------------------------------
