@@ -20,7 +20,7 @@ from tests.factories import (
     ProxyTokenFactory,
     UserFactory,
 )
-from tests.helpers import text, url
+from tests.helpers import snapshot, text, url
 
 pytestmark = pytest.mark.django_db
 
@@ -51,10 +51,6 @@ def sign_up(client, **fields):
         **fields,
     }
     return client.post(SIGN_UP, data)
-
-
-def counts() -> tuple[int, int, int]:
-    return User.objects.count(), Organization.objects.count(), Membership.objects.count()
 
 
 # --- Sign-up ----------------------------------------------------------------------------------
@@ -93,7 +89,7 @@ def test_the_slug_stays_unique_when_the_name_is_taken(client):
 
 def test_an_email_with_an_account_cannot_sign_up_again(client):
     UserFactory(email="founder@example.com")
-    before = counts()
+    before = snapshot()
 
     response = sign_up(client, email="Founder@Example.com")
 
@@ -101,7 +97,7 @@ def test_an_email_with_an_account_cannot_sign_up_again(client):
     assert "An account with this email already exists" in " ".join(
         response.context["form"].errors["email"]
     )
-    assert counts() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize(
@@ -117,13 +113,13 @@ def test_an_email_with_an_account_cannot_sign_up_again(client):
 def test_a_weak_or_mismatched_password_creates_nothing(
     client, password1, password2, field, message
 ):
-    before = counts()
+    before = snapshot()
 
     response = sign_up(client, password1=password1, password2=password2)
 
     assert response.status_code == 200
     assert message in " ".join(response.context["form"].errors[field])
-    assert counts() == before
+    assert snapshot() == before
     assert not _is_signed_in(client)
     assert password1 not in re.findall(r'value="([^"]*)"', response.content.decode())
 
