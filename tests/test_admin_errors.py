@@ -9,7 +9,7 @@ from django.contrib.contenttypes.models import ContentType
 
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from organizations.models import Organization
-from tests.helpers import messages_of
+from tests.helpers import messages_of, snapshot
 from tests.test_admin_writes import (
     KEYS,
     ORGS,
@@ -42,20 +42,16 @@ def cold_cache():
     ContentType.objects.clear_cache()
 
 
-def written() -> tuple:
-    return ProviderKey.objects.count(), AuditEvent.objects.count(), LogEntry.objects.count()
-
-
 # --- A refused form with a cold content-type cache ------------------------------------------
 
 
 def test_refused_add_is_a_form_error_with_a_cold_cache(a, admin, cold_cache):
-    before = written()
+    before = snapshot()
 
     errors = form_errors(add_key(admin, a.org, name=""))
 
     assert "name" in errors
-    assert written() == before
+    assert snapshot() == before
 
 
 def test_refused_change_is_a_form_error_with_a_cold_cache(a, admin, form_data):
@@ -144,7 +140,7 @@ def test_the_same_filters_without_nul_still_work(a, admin):
     ids=["nested-3000", "nested-40", "lone-surrogate", "nul", "surrogate-in-a-name"],
 )
 def test_unstorable_config_is_a_form_error(a, admin, form_data, config):
-    before = written()
+    before = snapshot()
     add = add_key(admin, a.org, config=config)
     url = f"{KEYS}{a.key.pk}/change/"
     key_before = row(a.key)
@@ -154,7 +150,7 @@ def test_unstorable_config_is_a_form_error(a, admin, form_data, config):
         assert "config" in form_errors(response)
         # The page shown again puts back the text as typed.
         assert response.context["adminform"].form["config"].value() == config
-    assert written() == before
+    assert snapshot() == before
     assert row(a.key) == key_before
 
 

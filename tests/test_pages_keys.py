@@ -14,7 +14,7 @@ from keyvault.models import AuditEvent, ProviderKey
 from organizations import roles
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
-from tests.helpers import Tags, field_block, rows, url
+from tests.helpers import Tags, field_block, rows, snapshot, url
 
 pytestmark = pytest.mark.django_db
 
@@ -37,10 +37,6 @@ def post_key(client, organization, provider="openai", **fields):
     data = {"name": "Production", "secret": SECRET, "enabled": "on", **fields}
     data = {name: value for name, value in data.items() if value is not None}
     return client.post(add_url(organization, provider), data, REMOTE_ADDR=CLIENT_IP)
-
-
-def written() -> tuple[int, int]:
-    return ProviderKey.objects.count(), AuditEvent.objects.count()
 
 
 # --- Adding -----------------------------------------------------------------------------------
@@ -152,13 +148,13 @@ def test_add_without_a_known_provider_shows_the_provider_chooser(organization, o
 
 
 def test_posting_a_key_for_an_unknown_provider_writes_nothing(organization, owner_client):
-    before = written()
+    before = snapshot()
 
     response = post_key(owner_client, organization, provider="nope")
 
     assert response.status_code == 200
     assert "keyvault/keys/choose_provider.html" in [t.name for t in response.templates]
-    assert written() == before
+    assert snapshot() == before
 
 
 # --- Errors beside their fields, nothing written ----------------------------------------------
@@ -212,7 +208,7 @@ ERROR_CASES = {
 def test_add_form_errors_show_beside_their_field_and_nothing_is_written(
     organization, owner_client, default_prod_key, provider, fields, field, message
 ):
-    before = written()
+    before = snapshot()
 
     response = post_key(owner_client, organization, provider=provider, **fields)
 
@@ -221,7 +217,7 @@ def test_add_form_errors_show_beside_their_field_and_nothing_is_written(
     block = field_block(response.content.decode(), field)
     assert "has-error" in block.split(">", 1)[0]
     assert message in block.replace("&#x27;", "'")
-    assert written() == before
+    assert snapshot() == before
 
 
 def test_the_typed_secret_is_not_rendered_back_when_the_form_has_errors(
@@ -247,7 +243,7 @@ def test_a_service_account_key_typed_into_a_form_with_errors_is_not_rendered_bac
         '{"type": "service_account", "private_key_id": "abcdef0123456789", '
         f'"private_key": "{private_key}", "client_email": "svc@proj.iam.gserviceaccount.com"}}'
     )
-    before = written()
+    before = snapshot()
 
     response = post_key(
         owner_client,
@@ -259,7 +255,7 @@ def test_a_service_account_key_typed_into_a_form_with_errors_is_not_rendered_bac
     )
 
     assert response.status_code == 200
-    assert written() == before
+    assert snapshot() == before
     html = response.content.decode()
     assert "VertexPrivateKeyMaterialZq81xW" not in html
 
@@ -472,7 +468,7 @@ def test_edit_errors_show_beside_the_field_and_change_nothing(
 ):
     services.provider_key_update(key=key, actor=OPERATOR, is_default=True)
     other = ProviderKeyFactory(organization=organization, name="Other")
-    before = written()
+    before = snapshot()
 
     response = owner_client.post(
         url("keys:edit", organization, pk=other.pk), {"enabled": "on", **fields}
@@ -482,7 +478,7 @@ def test_edit_errors_show_beside_the_field_and_change_nothing(
     assert field in response.context["form"].errors
     block = field_block(response.content.decode(), field)
     assert message in block.replace("&#x27;", "'")
-    assert written() == before
+    assert snapshot() == before
     other.refresh_from_db()
     assert (other.name, other.config, other.is_default) == ("Other", {}, False)
 
@@ -510,13 +506,13 @@ def test_rotating_bumps_the_version_and_changes_the_hint(organization, owner, ow
 def test_rotating_to_a_blank_secret_shows_the_error_and_keeps_the_key(
     organization, owner_client, key
 ):
-    before = (written(), ProviderKey.objects.get(pk=key.pk).secret.envelope)
+    before = snapshot()
 
     response = owner_client.post(url("keys:rotate", organization, pk=key.pk), {"secret": "   "})
 
     assert response.status_code == 200
     assert "The secret cannot be empty." in field_block(response.content.decode(), "secret")
-    assert (written(), ProviderKey.objects.get(pk=key.pk).secret.envelope) == before
+    assert snapshot() == before
     assert ProviderKey.objects.get(pk=key.pk).version == 1
 
 
