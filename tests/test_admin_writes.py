@@ -16,7 +16,7 @@ from organizations.access import Access
 from organizations.invitations import invitation_accept
 from organizations.models import Invitation, Membership, Organization
 from tests.factories import ProviderKeyFactory, UserFactory
-from tests.helpers import TOKEN_PATTERN, messages_of, stored_beside_pages
+from tests.helpers import TOKEN_PATTERN, key_row, messages_of, stored_beside_pages
 
 pytestmark = pytest.mark.django_db
 
@@ -79,20 +79,6 @@ def form_errors(response) -> dict:
     errors = response.context["adminform"].form.errors
     assert errors
     return errors
-
-
-def row(key) -> tuple:
-    """Everything about a key that a refused change must leave as it was."""
-    key = ProviderKey.objects.get(pk=key.pk)
-    return (
-        key.name,
-        key.config,
-        key.is_default,
-        key.enabled,
-        key.version,
-        key.secret_hint,
-        key.secret.envelope,
-    )
 
 
 # --- Provider keys: the same services, the same audit -----------------------------------------
@@ -288,13 +274,13 @@ def test_bad_input_on_change_leaves_the_row_and_audit_unchanged(
     a, admin, form_data, siblings, target, changes, error_field
 ):
     key = a.key if target == "key" else siblings[target]
-    before, events, log_count = row(key), AuditEvent.objects.count(), LogEntry.objects.count()
+    before, events, log_count = key_row(key), AuditEvent.objects.count(), LogEntry.objects.count()
 
     errors = form_errors(change(admin, f"{KEYS}{key.pk}/change/", form_data, **changes))
 
     if error_field:
         assert error_field in errors
-    assert row(key) == before
+    assert key_row(key) == before
     assert (AuditEvent.objects.count(), LogEntry.objects.count()) == (events, log_count)
 
 
