@@ -107,13 +107,13 @@ def old_kek_first(settings):
 def raw_envelope(db):
     """Read (`raw_envelope(key)`) or overwrite (`raw_envelope(key, text)`) a provider key's
     stored envelope with plain SQL, bypassing the field and the model."""
-    from tests.helpers import store_envelope, stored_envelope
+    from tests.helpers import raw_secret_column, write_raw_secret_column
 
     def access(key, text=None):
         if text is not None:
-            store_envelope(key, text)
+            write_raw_secret_column(key, text)
             return text
-        return stored_envelope(key)
+        return raw_secret_column(key)
 
     return access
 

@@ -182,12 +182,12 @@ def key_row(key) -> dict:
     return row
 
 
-def stored_envelope(key) -> str:
+def raw_secret_column(key) -> str:
     """The envelope a provider key's secret column holds."""
     return key_row(key)["secret"]
 
 
-def store_envelope(key, envelope: str) -> None:
+def write_raw_secret_column(key, envelope: str) -> None:
     """Overwrite a provider key's stored envelope, bypassing the field and the model."""
     table = connection.ops.quote_name(ProviderKey._meta.db_table)
     with connection.cursor() as cursor:

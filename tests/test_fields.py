@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django import forms
 from django.core.exceptions import FieldError, ValidationError
 from django.core.management import call_command
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, models, transaction
 from django.forms import modelform_factory
 from django.test.utils import isolate_apps
 
@@ -21,29 +21,11 @@ from keyvault.models import ProviderKey
 from organizations.access import Access
 from organizations.models import Organization
 from tests.factories import ProviderKeyFactory
+from tests.helpers import raw_secret_column, write_raw_secret_column
 
 OPERATOR = Access.operator("tests")
 
 PLAINTEXT = "sk-proj-fieldtest-Zq8wPmV3xK9yT2nB7cR4"
-_TABLE = connection.ops.quote_name(ProviderKey._meta.db_table)
-
-
-def _db_pk(key):
-    return ProviderKey._meta.pk.get_db_prep_value(key.pk, connection)
-
-
-def raw_secret_column(key) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT secret FROM {_TABLE} WHERE id = %s", [_db_pk(key)])  # noqa: S608
-        return cursor.fetchone()[0]
-
-
-def write_raw_secret_column(key, envelope: str) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_TABLE} SET secret = %s WHERE id = %s",  # noqa: S608
-            [envelope, _db_pk(key)],
-        )
 
 
 def keyvault_error_ids(model, field_name="secret"):

@@ -21,7 +21,7 @@ from keyvault.models import SECRET_MAX_BYTES, AuditEvent, ProviderKey
 from organizations import roles
 from organizations.access import Access
 from tests import matrix
-from tests.helpers import key_row, snapshot, stored_envelope
+from tests.helpers import key_row, raw_secret_column, snapshot
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
 
 OPERATOR = Access.operator("tests")
@@ -366,7 +366,7 @@ def test_the_database_rejects_a_duplicate_name_ignoring_case(organization, other
 
 def test_update_changes_name_config_default_and_enabled_without_a_version_bump(organization):
     key = create(organization)
-    envelope_before = stored_envelope(key)
+    envelope_before = raw_secret_column(key)
     updated = services.provider_key_update(
         key=key,
         actor=SYSTEM,
@@ -385,7 +385,7 @@ def test_update_changes_name_config_default_and_enabled_without_a_version_bump(o
     assert updated.version == 1
     assert updated.rotated_at is None
     assert updated.kek_id == "test-primary"
-    assert stored_envelope(key) == envelope_before
+    assert raw_secret_column(key) == envelope_before
     event = AuditEvent.objects.filter(action=AuditAction.KEY_UPDATED).get()
     assert event.target_id == str(key.pk)
     assert event.metadata == {
@@ -693,7 +693,7 @@ def test_no_column_and_no_audit_row_contains_the_plaintext(organization):
     assert "kv2." not in audit_rows
     for key, secret in keys:
         row = key_row(key)
-        assert stored_envelope(key).startswith("kv2.test-primary.")
+        assert raw_secret_column(key).startswith("kv2.test-primary.")
         for needle in (secret, secret[:12], secret[-12:], json.dumps(secret)[1:-1]):
             assert needle not in repr(row)
             assert needle not in audit_rows
@@ -762,7 +762,7 @@ def test_any_non_blank_text_round_trips_to_its_stripped_form(organization, secre
     loaded = ProviderKey.objects.get(pk=key.pk)
     assert services.provider_key_reveal(actor=OPERATOR, key=loaded) == secret.strip()
     if len(secret.strip()) >= 12:
-        assert secret.strip() not in stored_envelope(key)
+        assert secret.strip() not in raw_secret_column(key)
     _prefix, _, tail = loaded.secret_hint.partition("…")
     assert len(tail) <= 4
     assert secret.strip().endswith(tail)
