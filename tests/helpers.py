@@ -9,6 +9,7 @@ tests/matrix.py.
 import re
 from html.parser import HTMLParser
 
+import pytest
 from django.apps import apps
 from django.contrib.admin.models import LogEntry
 from django.contrib.messages.storage.cookie import CookieStorage
@@ -19,9 +20,25 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from keyvault.models import AuditEvent, ProviderKey
+from tests import matrix
 
 # A proxy token anywhere in a text: `kvp_` and 43 base64url characters (docs/api.md).
 TOKEN_PATTERN = re.compile(r"kvp_[A-Za-z0-9_-]{43}")
+
+# --- The role matrix, as test cases ---------------------------------------------------------
+
+
+def role_pairs(table, allowed: bool, verb: str) -> list:
+    """A test case `(role, other)` for each pair of roles (highest first) whose cell in `table`,
+    a role's allowed other roles like tests/matrix.py's MAY_GRANT, is `allowed`; each case is
+    named `<role>-<verb>-<other>`."""
+    return [
+        pytest.param(role, other, id=f"{role}-{verb}-{other}")
+        for role in matrix.ROLES
+        for other in matrix.ROLES
+        if (other in table[role]) == allowed
+    ]
+
 
 # --- The team pages ---------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from organizations.invitations import (
 from organizations.models import Invitation, Membership
 from tests import matrix
 from tests.factories import InvitationFactory, UserFactory
-from tests.helpers import snapshot
+from tests.helpers import role_pairs, snapshot
 from tests.matrix import ADMIN, MEMBER, OWNER, VIEWER
 
 pytestmark = pytest.mark.django_db
@@ -217,16 +217,7 @@ def test_the_operator_invites_without_an_inviter(organization):
     assert AuditEvent.objects.get().actor_label == "ops"
 
 
-def _grant_cells(allowed):
-    return [
-        pytest.param(actor, granted, id=f"{actor}-invites-{granted}")
-        for actor in ROLE_IDS
-        for granted in ROLE_IDS
-        if (granted in MAY_GRANT[actor]) == allowed
-    ]
-
-
-@pytest.mark.parametrize(("role", "granted"), _grant_cells(allowed=True))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, True, "invites"))
 def test_role_may_invite_with_role(organization, owner, actor_of, role, granted):
     invitation, _ = invitation_create(
         organization=organization, email="bob@example.com", role=granted, actor=actor_of(role)
@@ -234,7 +225,7 @@ def test_role_may_invite_with_role(organization, owner, actor_of, role, granted)
     assert Invitation.objects.get(pk=invitation.pk).role == granted
 
 
-@pytest.mark.parametrize(("role", "granted"), _grant_cells(allowed=False))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, False, "invites"))
 def test_role_may_not_invite_with_role(organization, owner, actor_of, role, granted):
     actor = actor_of(role)
     before = snapshot()

@@ -13,7 +13,7 @@ from organizations.access import Access
 from organizations.models import Membership, Organization
 from tests import matrix
 from tests.factories import UserFactory
-from tests.helpers import snapshot
+from tests.helpers import role_pairs, snapshot
 from tests.matrix import ADMIN, MEMBER, OWNER, VIEWER
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
 
@@ -279,16 +279,7 @@ def test_user_get_or_create_refuses_a_bad_email(email):
 # --- membership_add -------------------------------------------------------------------------
 
 
-def _add_cells(allowed):
-    return [
-        pytest.param(actor, granted, id=f"{actor}-adds-{granted}")
-        for actor in ROLE_IDS
-        for granted in ROLE_IDS
-        if (granted in MAY_GRANT[actor]) == allowed
-    ]
-
-
-@pytest.mark.parametrize(("role", "granted"), _add_cells(allowed=True))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, True, "adds"))
 def test_role_may_add_a_member_with_role(organization, actor_of, role, granted):
     actor = actor_of(role)
     user = UserFactory()
@@ -305,7 +296,7 @@ def test_role_may_add_a_member_with_role(organization, actor_of, role, granted):
     assert event.metadata == {"user": user.email, "role": granted}
 
 
-@pytest.mark.parametrize(("role", "granted"), _add_cells(allowed=False))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, False, "adds"))
 def test_role_may_not_add_a_member_with_role(organization, actor_of, role, granted):
     actor = actor_of(role)
     user = UserFactory()
@@ -483,16 +474,7 @@ def test_owner_of_another_organization_cannot_change_roles_here(
 # --- membership_remove ----------------------------------------------------------------------
 
 
-def _remove_cells(allowed):
-    return [
-        pytest.param(actor, target, id=f"{actor}-removes-{target}")
-        for actor in ROLE_IDS
-        for target in ROLE_IDS
-        if (target in MAY_MANAGE[actor]) == allowed
-    ]
-
-
-@pytest.mark.parametrize(("role", "target"), _remove_cells(allowed=True))
+@pytest.mark.parametrize(("role", "target"), role_pairs(MAY_MANAGE, True, "removes"))
 def test_role_may_remove_target(organization, owner, member_of, actor_of, role, target):
     actor = actor_of(role)
     membership = member_of(organization, target)
@@ -506,7 +488,7 @@ def test_role_may_remove_target(organization, owner, member_of, actor_of, role, 
     assert event.metadata == {"user": membership.user.email, "role": target}
 
 
-@pytest.mark.parametrize(("role", "target"), _remove_cells(allowed=False))
+@pytest.mark.parametrize(("role", "target"), role_pairs(MAY_MANAGE, False, "removes"))
 def test_role_may_not_remove_target(organization, owner, member_of, actor_of, role, target):
     actor = actor_of(role)
     membership = member_of(organization, target)

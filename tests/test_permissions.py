@@ -20,7 +20,7 @@ from organizations.permissions import (
 )
 from tests import matrix
 from tests.factories import ProviderKeyFactory, UserFactory
-from tests.helpers import key_row
+from tests.helpers import key_row, role_pairs
 from tests.matrix import ADMIN, MEMBER, OWNER, VIEWER
 
 OPERATOR = Access.operator("tests")
@@ -55,15 +55,6 @@ def _key_cells(roles_allowed, allowed):
         for action in sorted(KEY_CHANGE_ACTIONS)
         for role in ROLE_IDS
         if (role in roles_allowed) == allowed
-    ]
-
-
-def _pair_cells(table, allowed):
-    return [
-        pytest.param(actor, target, id=f"{actor}-on-{target}")
-        for actor in ROLE_IDS
-        for target in ROLE_IDS
-        if (target in table[actor]) == allowed
     ]
 
 
@@ -191,7 +182,7 @@ def test_member_demoted_to_viewer_can_no_longer_change_the_key_they_added(organi
 # --- permissions.can: managing members ------------------------------------------------------
 
 
-@pytest.mark.parametrize(("role", "target"), _pair_cells(MAY_MANAGE_TARGET, allowed=True))
+@pytest.mark.parametrize(("role", "target"), role_pairs(MAY_MANAGE_TARGET, True, "on"))
 def test_role_may_manage_member_of_target_role(organization, member_of, role, target):
     membership = member_of(organization, role)
     other = member_of(organization, target)
@@ -199,7 +190,7 @@ def test_role_may_manage_member_of_target_role(organization, member_of, role, ta
     assert can_manage_member(membership, other)
 
 
-@pytest.mark.parametrize(("role", "target"), _pair_cells(MAY_MANAGE_TARGET, allowed=False))
+@pytest.mark.parametrize(("role", "target"), role_pairs(MAY_MANAGE_TARGET, False, "on"))
 def test_role_may_not_manage_member_of_target_role(organization, member_of, role, target):
     membership = member_of(organization, role)
     other = member_of(organization, target)
@@ -207,12 +198,12 @@ def test_role_may_not_manage_member_of_target_role(organization, member_of, role
     assert not can_manage_member(membership, other)
 
 
-@pytest.mark.parametrize(("role", "granted"), _pair_cells(MAY_GRANT, allowed=True))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, True, "on"))
 def test_role_may_grant_role(organization, member_of, role, granted):
     assert can_grant_role(member_of(organization, role), granted)
 
 
-@pytest.mark.parametrize(("role", "granted"), _pair_cells(MAY_GRANT, allowed=False))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, False, "on"))
 def test_role_may_not_grant_role(organization, member_of, role, granted):
     assert not can_grant_role(member_of(organization, role), granted)
 
@@ -497,7 +488,7 @@ def test_authorize_allows_what_the_matrix_allows(organization, member_of, role, 
     authorize(Access.for_user(member_of(organization, role).user), action, organization)
 
 
-@pytest.mark.parametrize(("role", "granted"), _pair_cells(MAY_GRANT, allowed=False))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, False, "on"))
 def test_authorize_role_grant_refuses_above_own_role(organization, member_of, role, granted):
     with pytest.raises(PermissionDenied):
         authorize_role_grant(
