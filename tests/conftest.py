@@ -3,6 +3,7 @@ from django.core.cache import cache
 
 from keyvault.usage import recorder
 from organizations import roles
+from organizations.access import Access
 from tests.factories import (
     InvitationFactory,
     MembershipFactory,
@@ -40,6 +41,17 @@ def member_of(db):
 
     def make(organization, role=roles.MEMBER.id, user=None):
         return MembershipFactory(organization=organization, role=role, user=user or UserFactory())
+
+    return make
+
+
+@pytest.fixture
+def actor_of(member_of, organization):
+    """`actor_of(role)`: an Access for a new user holding `role` in `organization` (or in
+    `org=`)."""
+
+    def make(role, org=None):
+        return Access.for_user(member_of(org or organization, role).user)
 
     return make
 

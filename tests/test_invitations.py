@@ -43,16 +43,6 @@ def _expire(invitation):
 
 
 @pytest.fixture
-def actor_of(member_of, organization):
-    """`actor_of(role)`: an Access for a new user holding `role` in `organization`."""
-
-    def make(role, org=None):
-        return Access.for_user(member_of(org or organization, role).user)
-
-    return make
-
-
-@pytest.fixture
 def invite(organization, owner):
     """`invite(email, role=MEMBER, by=owner)`: an invitation to `organization` made through the
     service by a user (or by the operator with `by=None`); the link's token is `.raw`."""

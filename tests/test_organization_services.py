@@ -27,16 +27,6 @@ MAY_MANAGE = matrix.MAY_MANAGE
 MAY_GRANT = matrix.MAY_GRANT
 
 
-@pytest.fixture
-def actor_of(member_of, organization):
-    """`actor_of(role)`: an Access for a new user holding `role` in `organization`."""
-
-    def make(role, org=None):
-        return Access.for_user(member_of(org or organization, role).user)
-
-    return make
-
-
 # --- organization_create --------------------------------------------------------------------
 
 
