@@ -131,6 +131,19 @@ def raw_envelope(db):
 
 
 @pytest.fixture
+def opened():
+    """A spy on the one call that decrypts a key's secret: `opened.assert_not_called()`."""
+    from unittest import mock
+
+    from keyvault import services
+
+    with mock.patch.object(
+        services._secret_field, "open", wraps=services._secret_field.open
+    ) as spy:
+        yield spy
+
+
+@pytest.fixture
 def tamper(raw_envelope):
     """Flip one bit of a stored key's ciphertext (`segment` 4) or wrapped key (2) in the
     database; the envelope stays well formed but no longer authenticates."""

@@ -39,15 +39,6 @@ def key(organization):
     return ProviderKeyFactory(organization=organization, secret=SECRET, is_default=True)
 
 
-@pytest.fixture
-def opened():
-    """Spy on the one decrypting call."""
-    with mock.patch.object(
-        services._secret_field, "open", wraps=services._secret_field.open
-    ) as spy:
-        yield spy
-
-
 def secret_url(key) -> str:
     return f"/api/v1/keys/{key.pk}/secret"
 

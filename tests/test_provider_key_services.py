@@ -591,15 +591,6 @@ def test_a_key_whose_kek_was_removed_raises_unknown_kek(organization, settings):
 REVEALED = "sk-proj-reveal-authorization-0123456789"
 
 
-@pytest.fixture
-def opened():
-    """Spy on the one decrypting call."""
-    with mock.patch.object(
-        services._secret_field, "open", wraps=services._secret_field.open
-    ) as spy:
-        yield spy
-
-
 def _reveal_target(organization, **overrides):
     return ProviderKey.objects.get(pk=create(organization, secret=REVEALED, **overrides).pk)
 
