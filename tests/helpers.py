@@ -19,7 +19,9 @@ from django.db import connection
 from django.http import HttpRequest
 from django.urls import reverse
 
+from keyvault import services
 from keyvault.models import AuditEvent, ProviderKey
+from organizations.access import Access
 from tests import matrix
 
 # A proxy token anywhere in a text: `kvp_` and 43 base64url characters (docs/api.md).
@@ -197,6 +199,13 @@ def key_row(key) -> dict:
     refused or invalid change must leave exactly as it was."""
     [row] = _select(ProviderKey, "WHERE id = %s", [_key_pk(key)])
     return row
+
+
+def reveal(pk) -> str:
+    """The secret of the provider key `pk` as the operator opens it, read afresh."""
+    return services.provider_key_reveal(
+        key=ProviderKey.objects.get(pk=pk), actor=Access.operator("tests")
+    )
 
 
 def raw_secret_column(key) -> str:

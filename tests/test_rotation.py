@@ -25,6 +25,7 @@ from keyvault.management.commands.rotate_kek import _interrupt_on_sigterm
 from keyvault.models import AuditEvent, ProviderKey
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
+from tests.helpers import reveal
 
 SYSTEM = Access.operator("t")
 PRIMARY_ID, OLD_ID = "test-primary", "test-old"
@@ -35,10 +36,6 @@ def run(*args):
     out = StringIO()
     call_command("rotate_kek", *args, stdout=out, stderr=StringIO())
     return out.getvalue()
-
-
-def reveal(pk) -> str:
-    return services.provider_key_reveal(key=ProviderKey.objects.get(pk=pk), actor=SYSTEM)
 
 
 def segments(envelope: str) -> list[str]:
