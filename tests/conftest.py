@@ -161,8 +161,6 @@ def tamper(raw_envelope):
 
 # --- The tenant-scoped Django admin ----------------------------------------------------------
 
-ADMIN_PASSWORD = "correct horse battery staple"  # UserFactory's password
-
 
 @pytest.fixture
 def signed_in():

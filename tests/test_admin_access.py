@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 
 from tests import matrix
-from tests.conftest import ADMIN_PASSWORD
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +32,7 @@ MODEL_URLS = [
 ]
 
 
-def sign_in(user, password=ADMIN_PASSWORD):
+def sign_in(user, password=PASSWORD):
     client = Client()
     response = client.post(
         LOGIN, {"username": user.username, "password": password, "next": "/admin/"}

@@ -12,7 +12,7 @@ from organizations import services
 from organizations.access import Access
 from organizations.models import Membership, Organization
 from tests import matrix
-from tests.factories import UserFactory
+from tests.factories import PASSWORD, UserFactory
 from tests.helpers import role_pairs, snapshot
 from tests.matrix import ADMIN, MEMBER, OWNER, VIEWER
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
@@ -238,7 +238,7 @@ def test_user_get_or_create_refuses_a_password_for_an_existing_user():
         services.user_get_or_create(email="carol@example.com", password="another passphrase 42")
     assert set(excinfo.value.message_dict) == {"password"}
     user.refresh_from_db()
-    assert user.check_password("correct horse battery staple")
+    assert user.check_password(PASSWORD)
     assert snapshot() == before
 
 

@@ -14,6 +14,7 @@ from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from organizations import roles
 from organizations.models import Membership, Organization
 from tests.factories import (
+    PASSWORD,
     MembershipFactory,
     OrganizationFactory,
     ProviderKeyFactory,
@@ -25,7 +26,6 @@ from tests.helpers import snapshot, text, url
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
-PASSWORD = "correct horse battery staple"  # UserFactory's
 NEW_PASSWORD = "another long passphrase 77"
 SIGN_IN = reverse("accounts:sign_in")
 SIGN_UP = reverse("accounts:sign_up")

@@ -16,12 +16,11 @@ from keyvault.models import AuditEvent
 from organizations import roles
 from organizations.models import Invitation, Membership
 from tests import matrix
-from tests.factories import InvitationFactory, ProviderKeyFactory, UserFactory
+from tests.factories import PASSWORD, InvitationFactory, ProviderKeyFactory, UserFactory
 from tests.helpers import text, url
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct horse battery staple"  # UserFactory's
 NEW_PASSWORD = "a brand new passphrase 42"
 INVITEE = "new.person@example.com"
 LINK = re.compile(r"http://testserver(/invitations/kvi_[A-Za-z0-9_-]{43}/)")
