@@ -188,7 +188,8 @@ def test_other_settings_change_without_the_secret(azure_key):
         key=azure_key, actor=OPERATOR, config={**AZURE, "deployment": "gpt-4o-mini"}
     )
     assert key.config["deployment"] == "gpt-4o-mini"
-    assert services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk), actor=OPERATOR)
+    loaded = ProviderKey.objects.get(pk=key.pk)
+    assert services.provider_key_reveal(key=loaded, actor=OPERATOR) == SECRET
     assert not AuditEvent.objects.filter(action=AuditAction.KEY_ENDPOINT_CHANGED).exists()
 
 

@@ -108,7 +108,8 @@ def test_bedrock_validates_region_and_access_key_id():
     provider = providers.get_provider("bedrock")
     good = {"region": "us-east-1", "access_key_id": "AKIAABCDEFGHIJKLMNOP"}
     assert providers.validate_config(provider, good) == good
-    assert providers.validate_config(provider, {**good, "region": "us-gov-west-1"})
+    gov = {**good, "region": "us-gov-west-1"}
+    assert providers.validate_config(provider, gov) == gov
     config_errors("bedrock", {**good, "region": "mars"})
     config_errors("bedrock", {**good, "access_key_id": "akia-lowercase"})
 
