@@ -1,5 +1,5 @@
 """Seeding for benchmarks: one organization, `count` keys, one token. Prints the token and
-the id of one key. Keys are sealed by the real field code and inserted in bulk, because going
+the id of one key. Keys are sealed by the real sealing code and inserted in bulk, because going
 through the service one by one would spend the benchmark's time writing audit events."""
 
 import uuid
@@ -9,6 +9,7 @@ from django.db import transaction
 from keyvault import services
 from keyvault.masking import mask_secret
 from keyvault.models import ProviderKey
+from keyvault.sealing import seal_secret
 from organizations.access import Access
 from organizations.models import Organization
 
@@ -19,7 +20,6 @@ PROVIDERS = ("openai", "anthropic", "groq", "mistral", "deepseek", "xai")
 def seed(count: int) -> None:
     actor = Access.operator("benchmark")
     organization = Organization.objects.create(name="Bench", slug="bench")
-    field = ProviderKey._meta.get_field("secret")
     default = services.provider_key_create(
         organization=organization,
         actor=actor,
@@ -37,8 +37,7 @@ def seed(count: int) -> None:
             name=f"key {number}",
             secret_hint=mask_secret(secret),
         )
-        key.secret = field.seal(key, secret)
-        key.kek_id = key.secret.kek_id
+        key.secret = seal_secret(key, secret)
         batch.append(key)
         if len(batch) == BATCH:
             with transaction.atomic():

@@ -250,7 +250,7 @@ KEYVAULT_USAGE_MAX_PENDING = env.int("KEYVAULT_USAGE_MAX_PENDING", default=10_00
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["keyvault.api.authentication.ProxyTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["keyvault.api.permissions.TokenHasScopes"],
+    "DEFAULT_PERMISSION_CLASSES": ["keyvault.api.permissions.TokenMayTakeActions"],
     "DEFAULT_THROTTLE_CLASSES": ["keyvault.api.throttling.TokenRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

@@ -9,20 +9,16 @@ from contextlib import suppress
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.template.response import TemplateResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from keyvault import audit, rotation, services
-from keyvault.audit import AuditAction
-from keyvault.crypto import get_keyring
+from keyvault import services
 from keyvault.errors import NotFoundError
 from keyvault.models import AuditEvent, ProviderKey, ProxyToken
 from keyvault.tokens import SCOPE_CHOICES
-from organizations.access import Access
 from organizations.admin import ServiceForm, TenantScopedAdmin, is_trusted
-from organizations.admin_site import site
+from organizations.admin_site import admin_access, site
 from organizations.permissions import Action
 
 # --- Provider keys ---------------------------------------------------------------------------
@@ -138,13 +134,13 @@ class ProviderKeyAdmin(TenantScopedAdmin):
         return [*fixed, *self.readonly_fields]
 
     def delete_model(self, request, obj):
-        services.provider_key_delete(key=obj, actor=Access.for_request(request))
+        services.provider_key_delete(key=obj, actor=admin_access(request))
 
     def delete_queryset(self, request, queryset):
         for key in queryset:
             # One deleted by someone else since the list was read is gone, as asked.
             with suppress(NotFoundError):
-                services.provider_key_delete(key=key, actor=Access.for_request(request))
+                services.provider_key_delete(key=key, actor=admin_access(request))
 
     def _set_enabled(self, request, queryset, enabled: bool):
         changed = 0
@@ -152,7 +148,7 @@ class ProviderKeyAdmin(TenantScopedAdmin):
             if key.enabled != enabled:
                 try:
                     services.provider_key_update(
-                        key=key, actor=Access.for_request(request), enabled=enabled
+                        key=key, actor=admin_access(request), enabled=enabled
                     )
                 except NotFoundError:  # deleted by someone else since the list was read
                     continue
@@ -169,24 +165,20 @@ class ProviderKeyAdmin(TenantScopedAdmin):
 
     @admin.action(description="Re-wrap selected keys under the primary KEK", permissions=["rewrap"])
     def rewrap_under_primary(self, request, queryset):
-        keyring = get_keyring()
-        with transaction.atomic():
-            result = rotation.rewrap_keys(queryset.exclude(kek_id=keyring.primary_kek_id), keyring)
-            done, failed = result.rewrapped, len(result.failed)
-            # Audited like `manage.py rotate_kek`: an envelope change leaves a trace.
-            audit.record(
-                action=AuditAction.KEK_ROTATION,
-                actor=Access.for_request(request),
-                metadata={
-                    "primary": keyring.primary_kek_id,
-                    "rewrapped": done,
-                    "changed_concurrently": result.skipped_concurrent,
-                    "failed": failed,
-                },
+        job = services.kek_rotate(actor=admin_access(request), keys=queryset)
+        failed = len(job.failed)
+        if job.stopped:
+            cause = "a database error" if job.database_error is not None else "an interruption"
+            self.message_user(
+                request,
+                f"Stopped by {cause} after {job.written} keys re-wrapped under {job.primary}; "
+                "run the action again for the rest.",
+                messages.ERROR,
             )
+            return
         self.message_user(
             request,
-            f"{done} keys re-wrapped under {keyring.primary_kek_id}"
+            f"{job.written} keys re-wrapped under {job.primary}"
             + (
                 f"; {failed} could not be opened (see keyvault_status --verify)." if failed else "."
             ),
@@ -295,7 +287,7 @@ class ProxyTokenAdmin(TenantScopedAdmin):
         revoked = 0
         for token in queryset.filter(revoked_at__isnull=True):
             try:
-                services.proxy_token_revoke(token=token, actor=Access.for_request(request))
+                services.proxy_token_revoke(token=token, actor=admin_access(request))
             except NotFoundError:  # deleted with its organization since the list was read
                 continue
             revoked += 1

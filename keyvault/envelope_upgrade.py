@@ -17,11 +17,10 @@ from django.db.models.functions import Left
 from keyvault import crypto, providers
 from keyvault.crypto import CryptoError, Keyring
 from keyvault.crypto.envelope import LEGACY_VERSIONS, SEPARATOR
-from keyvault.fields import SealedSecret
 from keyvault.models import SECRET_CONTEXT_FIELDS, ProviderKey
 from keyvault.rotation import BatchResult, swap_envelopes
+from keyvault.sealing import SealedSecret, secret_context
 
-_secret_field = ProviderKey._meta.get_field("secret")
 _LEGACY_PREFIXES = [f"kv{version}{SEPARATOR}" for version in sorted(LEGACY_VERSIONS)]
 _PREFIX_LENGTH = max(len(prefix) for prefix in _LEGACY_PREFIXES)
 
@@ -60,7 +59,7 @@ def upgrade_batch(keyring: Keyring, *, batch_size: int, after=None):
     swaps = []
     for key in keys:
         try:
-            new = crypto.reseal(key.secret.envelope, _secret_field.context_for(key), keyring)
+            new = crypto.reseal(key.secret.envelope, secret_context(key), keyring)
         except (CryptoError, ValidationError):  # ValidationError: a provider no longer known
             result.failed.append(key.pk)
             continue

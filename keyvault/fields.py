@@ -1,76 +1,26 @@
 """`SecretField`: a model field that stores a secret as an encrypted envelope.
 
-Reading a row decrypts nothing: the attribute holds a `SealedSecret`, which only the field can
-open, with the row's own context (model, field, organization, primary key, and the binding its
-model names: the settings that decide where the secret is sent). Assigning a string
-holds it as a `PendingSecret` until `save()` seals it. Neither object ever shows plaintext in
-`repr` or `str`, and a plaintext can never reach the database through `update()` or a lookup.
+The field is Django's field protocol and nothing more, as `JSONField` is for JSON: reading a
+row decrypts nothing (the attribute holds a `SealedSecret`, the envelope text); assigning a
+string holds it as a `PendingSecret` until `save()` seals it, through `keyvault.sealing`, which
+owns every use of a key (sealing, opening, re-wrapping) and the context a secret is bound to.
+Neither value ever shows plaintext in `repr` or `str`, and a plaintext can never reach the
+database through `update()`, `bulk_update()` or a lookup.
+
+`EnvelopeKekId` reads an envelope's KEK id in SQL, for a column the database computes.
 """
 
 from django import forms
-from django.conf import settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
-from django.db import models
+from django.db import NotSupportedError, models
 from django.db.models.query_utils import DeferredAttribute
-from django.views.decorators.debug import sensitive_variables
 
-from keyvault import crypto
-from keyvault.crypto import EncryptionContext, Keyring
+from keyvault import crypto, sealing
+from keyvault.crypto.envelope import SEPARATOR
+from keyvault.sealing import PendingSecret, SealedSecret
 
-
-class SealedSecret:
-    """A stored secret, still encrypted. Holds the envelope text, never the plaintext."""
-
-    __slots__ = ("envelope",)
-
-    def __init__(self, envelope: str):
-        self.envelope = envelope
-
-    @property
-    def kek_id(self) -> str | None:
-        """The id of the KEK its data key is wrapped under, read from the envelope header."""
-        parts = self.envelope.split(crypto.envelope.SEPARATOR, 2)
-        return parts[1] if len(parts) == 3 else None
-
-    def __eq__(self, other):
-        return isinstance(other, SealedSecret) and other.envelope == self.envelope
-
-    def __hash__(self):
-        return hash(self.envelope)
-
-    def __repr__(self):
-        return f"<SealedSecret kek={self.kek_id!r}>"
-
-    __str__ = __repr__
-
-
-class PendingSecret:
-    """A plaintext assigned to a `SecretField` and not yet saved; the field seals it at save."""
-
-    __slots__ = ("_plaintext",)
-
-    def __init__(self, plaintext: str):
-        self._plaintext = plaintext
-
-    @property
-    def plaintext(self) -> str:
-        return self._plaintext
-
-    def __repr__(self):
-        return "<PendingSecret (hidden)>"
-
-    __str__ = __repr__
-
-    def __reduce__(self):
-        # Pickling would copy the plaintext into caches, sessions or task queues.
-        raise TypeError("An unsaved secret cannot be pickled.")
-
-
-def _legacy_allowed() -> bool:
-    """Whether this process opens envelopes in a legacy format (docs/operations.md): on only
-    while they are being upgraded."""
-    return bool(getattr(settings, "KEYVAULT_OPEN_LEGACY_ENVELOPES", False))
+__all__ = ["EnvelopeKekId", "PendingSecret", "SealedSecret", "SecretField", "SecretFormField"]
 
 
 def _is_envelope(text: str) -> bool:
@@ -114,26 +64,21 @@ class SecretField(models.TextField):
         self,
         *args,
         organization_field="organization",
-        kek_id_field=None,
         binding_method=None,
         **kwargs,
     ):
         self.organization_field = organization_field
-        self.kek_id_field = kek_id_field
         # The name of a model method returning the text the secret is bound to (see
         # `keyvault.crypto.context`): changing what it returns makes the stored value unopenable
         # until the secret is sealed again, which is the point.
         self.binding_method = binding_method
         super().__init__(*args, **kwargs)
 
-    # --- Django's field protocol -------------------------------------------------------------
-
     def check(self, **kwargs):
         return [
             *super().check(**kwargs),
             *self._check_options(),
             *self._check_organization_field(),
-            *self._check_kek_id_field(),
             *self._check_binding_method(),
             *self._check_primary_key_default(),
         ]
@@ -177,24 +122,6 @@ class SecretField(models.TextField):
             ]
         return []
 
-    def _check_kek_id_field(self):
-        if self.kek_id_field is None:
-            return []
-        fields = list(self.model._meta.concrete_fields)
-        names = [field.name for field in fields]
-        if self.kek_id_field not in names or names.index(self.kek_id_field) < names.index(
-            self.name
-        ):
-            return [
-                checks.Error(
-                    f"kek_id_field {self.kek_id_field!r} must name a field declared after "
-                    f"{self.name!r}: it is filled in when the secret is sealed at save.",
-                    obj=self,
-                    id="keyvault.E004",
-                )
-            ]
-        return []
-
     def _check_binding_method(self):
         if self.binding_method is None or callable(getattr(self.model, self.binding_method, None)):
             return []
@@ -223,8 +150,6 @@ class SecretField(models.TextField):
         name, path, args, kwargs = super().deconstruct()
         if self.organization_field != "organization":
             kwargs["organization_field"] = self.organization_field
-        if self.kek_id_field is not None:
-            kwargs["kek_id_field"] = self.kek_id_field
         if self.binding_method is not None:
             kwargs["binding_method"] = self.binding_method
         return name, path, args, kwargs
@@ -264,10 +189,8 @@ class SecretField(models.TextField):
     def pre_save(self, model_instance, add):
         value = getattr(model_instance, self.attname)
         if isinstance(value, PendingSecret):
-            value = self.seal(model_instance, value.plaintext)
+            value = sealing.seal_secret(model_instance, value.plaintext, field=self.name)
             setattr(model_instance, self.attname, value)
-        if self.kek_id_field is not None:
-            setattr(model_instance, self.kek_id_field, value.kek_id if value else "")
         return value
 
     def get_lookup(self, lookup_name):
@@ -294,61 +217,38 @@ class SecretField(models.TextField):
         value = self.value_from_object(obj)
         return value.envelope if isinstance(value, SealedSecret) else None
 
-    # --- Sealing and opening -----------------------------------------------------------------
 
-    def context_for(self, instance) -> EncryptionContext:
-        organization_field = self.model._meta.get_field(self.organization_field)
-        organization_id = getattr(instance, organization_field.attname, None)
-        if organization_id is None or instance.pk is None:
-            raise ValueError(
-                "A secret can be sealed or opened only on a row with an organization and a "
-                "primary key."
-            )
-        return EncryptionContext(
-            # The model that declares the field, not the instance's class: a proxy model (or a
-            # subclass) of the same table must seal and open with the same associated data.
-            model=self.model._meta.label_lower,
-            field=self.name,
-            # Canonical text of each id, whatever form it was assigned in ("ABC…" or hex
-            # without hyphens for a UUID): the same row must always give the same context.
-            organization_id=str(organization_field.target_field.to_python(organization_id)),
-            row_id=str(self.model._meta.pk.to_python(instance.pk)),
-            binding=getattr(instance, self.binding_method)() if self.binding_method else "",
-        )
+class EnvelopeKekId(models.Func):
+    """The KEK id of a stored envelope, computed by the database: the second segment of
+    `kv<N>.<kek id>.…` (docs/encryption.md), or "" for text without one.
 
-    @sensitive_variables()
-    def seal(self, instance, plaintext: str, keyring: Keyring | None = None) -> SealedSecret:
-        envelope = crypto.seal(
-            plaintext.encode("utf-8"),
-            self.context_for(instance),
-            keyring or crypto.get_keyring(),
-        )
-        return SealedSecret(envelope)
+    Written for a generated column (`ProviderKey.kek_id`): the database then derives the KEK id
+    from whatever envelope a row holds, however it was written, so no writer can forget it.
+    Both spellings are deterministic functions of the text alone, as a stored generated column
+    requires, and agree on every input (the SQLite one is `split_part` spelled out).
+    """
 
-    @sensitive_variables()
-    def open(self, instance, keyring: Keyring | None = None) -> str:
-        """The plaintext of the instance's stored secret. Raises a `CryptoError` on failure."""
-        value = getattr(instance, self.attname)
-        if not isinstance(value, SealedSecret):
-            raise TypeError("Only a saved secret can be opened.")
-        plaintext = crypto.open_sealed(
-            value.envelope,
-            self.context_for(instance),
-            keyring or crypto.get_keyring(),
-            legacy=_legacy_allowed(),
-        )
-        return plaintext.decode("utf-8")
+    arity = 1
+    output_field = models.CharField(max_length=64)
+    # A constant of the format, written into the column's definition as a literal.
+    _separator = "'" + SEPARATOR.replace("'", "''") + "'"
 
-    def rewrap(self, instance, keyring: Keyring | None = None) -> SealedSecret:
-        """The stored secret with its data key re-wrapped under the primary KEK."""
-        value = getattr(instance, self.attname)
-        if not isinstance(value, SealedSecret):
-            raise TypeError("Only a saved secret can be re-wrapped.")
-        return SealedSecret(
-            crypto.rewrap(
-                value.envelope,
-                self.context_for(instance),
-                keyring or crypto.get_keyring(),
-                legacy=_legacy_allowed(),
-            )
+    def as_postgresql(self, compiler, connection, **extra_context):
+        envelope, params = compiler.compile(self.source_expressions[0])
+        return f"split_part({envelope}, {self._separator}, 2)", params
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        envelope, params = compiler.compile(self.source_expressions[0])
+        # With a separator appended, the text after the first one always ends in one: the
+        # KEK id is what comes before it ("" when the envelope has no second segment).
+        # No ", " in the SQL: Django's SQLite introspection splits a table's definition into
+        # columns there, and would fail on this table.
+        padded = f"({envelope}||{self._separator})"
+        rest = f"substr({padded},instr({padded},{self._separator})+1)"
+        sql = f"substr({rest},1,instr({rest},{self._separator})-1)"
+        return sql, params * 4
+
+    def as_sql(self, compiler, connection, **extra_context):
+        raise NotSupportedError(
+            f"EnvelopeKekId has no SQL for {connection.vendor}: only PostgreSQL and SQLite."
         )

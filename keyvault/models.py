@@ -5,41 +5,13 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from keyvault import providers
-from keyvault.fields import SealedSecret, SecretField
+from keyvault.fields import EnvelopeKekId, SecretField
 from organizations.models import Organization
 
 SECRET_MAX_BYTES = 16 * 1024
 # What a `ProviderKey` must have loaded for its secret to be sealed or opened: the associated
 # data binds the row, its organization and its routing settings (which need the provider).
 SECRET_CONTEXT_FIELDS = ("id", "organization_id", "provider", "config", "secret", "kek_id")
-
-
-class ProviderKeyQuerySet(models.QuerySet):
-    """Keeps `kek_id` in step with the envelope on bulk writes, as `save()` does.
-
-    The system check that refuses to start without a needed KEK reads `kek_id`, not the
-    envelopes: a stale value could let an operator retire a KEK that still wraps a secret.
-    """
-
-    def update(self, **kwargs):
-        secret = kwargs.get("secret")
-        if isinstance(secret, SealedSecret) and "kek_id" not in kwargs:
-            kwargs["kek_id"] = secret.kek_id
-        return super().update(**kwargs)
-
-    update.queryset_only = False
-
-    def bulk_update(self, objs, fields, batch_size=None):
-        objs, fields = list(objs), list(fields)
-        if "secret" in fields:
-            for obj in objs:
-                if isinstance(obj.secret, SealedSecret):
-                    obj.kek_id = obj.secret.kek_id
-            if "kek_id" not in fields:
-                fields.append("kek_id")
-        return super().bulk_update(objs, fields, batch_size=batch_size)
-
-    bulk_update.queryset_only = False
 
 
 class ProviderKey(models.Model):
@@ -58,10 +30,18 @@ class ProviderKey(models.Model):
     name = models.CharField(max_length=100)
     # Bound to the routing settings of `config` (see `secret_binding`): pointing the key at
     # another host in the database makes it unopenable instead of sending it there.
-    secret = SecretField(kek_id_field="kek_id", binding_method="secret_binding")
-    # Which KEK wraps the data key, kept beside the envelope so that status checks and KEK
-    # rotation find rows by KEK without reading every secret.
-    kek_id = models.CharField(max_length=64, db_index=True, editable=False)
+    secret = SecretField(binding_method="secret_binding")
+    # Which KEK wraps the data key, indexed so that status checks, the check that every needed
+    # KEK is loaded, and KEK rotation find rows by KEK without reading every secret. The
+    # database computes it from the envelope on every write, whoever writes (`save()`,
+    # `update()`, `bulk_update()`, the rotation's SQL, a restore): a stale value could let an
+    # operator retire a KEK that still wraps a secret, and no writer can now leave one.
+    kek_id = models.GeneratedField(
+        expression=EnvelopeKekId("secret"),
+        output_field=models.CharField(max_length=64),
+        db_persist=True,
+        db_index=True,
+    )
     secret_hint = models.CharField(max_length=64, editable=False)
     config = models.JSONField(default=dict, blank=True)
     is_default = models.BooleanField(default=False)
@@ -78,8 +58,6 @@ class ProviderKey(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-
-    objects = ProviderKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["provider", "name"]
@@ -100,15 +78,16 @@ class ProviderKey(models.Model):
     def __str__(self):
         return f"{self.provider_obj.name}: {self.name} ({self.secret_hint})"
 
-    def save(self, *args, update_fields=None, **kwargs):
-        # Sealing at save sets `kek_id` too; a partial save of the secret must write both.
-        if (
-            update_fields is not None
-            and "secret" in update_fields
-            and "kek_id" not in update_fields
-        ):
-            update_fields = [*update_fields, "kek_id"]
-        super().save(*args, update_fields=update_fields, **kwargs)
+    def save(self, *args, **kwargs):
+        updating = not self._state.adding
+        super().save(*args, **kwargs)
+        if updating:
+            # Django reads generated columns (`kek_id`) back after an INSERT, not after an
+            # UPDATE, which would leave the value loaded before on the instance. Forgotten,
+            # each is read from the database on next access.
+            for field in self._meta.concrete_fields:
+                if field.generated:
+                    self.__dict__.pop(field.attname, None)
 
     @property
     def provider_obj(self) -> providers.Provider:
@@ -232,13 +211,20 @@ class ProxyToken(models.Model):
     def __repr__(self):
         return f"<ProxyToken {self.name!r} …{self.last_four}>"
 
-    @property
-    def is_active(self) -> bool:
+    def refusal(self, now=None) -> str | None:
+        """Why the token may not be used now (`"revoked"`, `"expired"`), or None: the one rule
+        for a token's validity, which authentication and every listing ask."""
         from django.utils import timezone
 
-        return self.revoked_at is None and (
-            self.expires_at is None or self.expires_at > timezone.now()
-        )
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or timezone.now()):
+            return "expired"
+        return None
+
+    @property
+    def is_active(self) -> bool:
+        return self.refusal() is None
 
 
 class KeyUsage(models.Model):

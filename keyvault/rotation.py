@@ -21,12 +21,11 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Count
 
 from keyvault.crypto import CryptoError, Keyring
-from keyvault.fields import SealedSecret
 from keyvault.locking import lock_keys
 from keyvault.models import SECRET_CONTEXT_FIELDS, ProviderKey
+from keyvault.sealing import SealedSecret, rewrap_secret
 
 logger = logging.getLogger(__name__)
-_secret_field = ProviderKey._meta.get_field("secret")
 
 
 @dataclass
@@ -35,6 +34,11 @@ class BatchResult:
     skipped_concurrent: int = 0  # changed by someone else while the batch ran
     failed: list = field(default_factory=list)  # ids whose envelope would not open
 
+    @property
+    def seen(self) -> int:
+        """How many keys the batch went through, whatever became of them."""
+        return self.rewrapped + self.skipped_concurrent + len(self.failed)
+
 
 _SWAP_ROWS_PER_STATEMENT = 1000
 
@@ -42,7 +46,8 @@ _SWAP_ROWS_PER_STATEMENT = 1000
 def swap_envelopes(swaps: list[tuple]) -> int:
     """For each `(pk, old, new)`, replace the row's envelope with `new` only if it is still
     exactly `old` (compare-and-swap), so a concurrent change by someone else is never
-    overwritten; `kek_id` moves along. Returns how many rows were swapped.
+    overwritten. Returns how many rows were swapped. (`kek_id` is the database's to compute
+    from the new envelope.)
 
     One statement per thousand rows (`UPDATE … FROM (VALUES …)`, which PostgreSQL and SQLite
     both run) instead of one UPDATE per row: re-wrapping is bound by round trips. Call it in a
@@ -59,19 +64,14 @@ def swap_envelopes(swaps: list[tuple]) -> int:
     for start in range(0, len(swaps), _SWAP_ROWS_PER_STATEMENT):
         chunk = swaps[start : start + _SWAP_ROWS_PER_STATEMENT]
         lock_keys([pk for pk, _old, _new in chunk])
-        values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+        values = ", ".join(["(%s, %s, %s)"] * len(chunk))
         params = []
         for pk, old, new in chunk:
-            params += [
-                pk_field.get_db_prep_value(pk, connection),
-                old.envelope,
-                new.envelope,
-                new.kek_id,
-            ]
+            params += [pk_field.get_db_prep_value(pk, connection), old.envelope, new.envelope]
         # VALUES columns are named column1… on both databases. (Not a CTE: Python's sqlite3
         # reports no row count for a statement that does not start with UPDATE.)
         sql = (
-            f"UPDATE {table} SET secret = swaps.column3, kek_id = swaps.column4 "  # noqa: S608
+            f"UPDATE {table} SET secret = swaps.column3 "  # noqa: S608
             f"FROM (VALUES {values}) AS swaps "
             f"WHERE {table}.id = swaps.column1 AND {table}.secret = swaps.column2"
         )
@@ -99,12 +99,12 @@ def pending_by_kek(keyring: Keyring) -> dict[str, int]:
     return keys_per_kek(ProviderKey.objects.exclude(kek_id=keyring.primary_kek_id))
 
 
-def _to_rewrap(keyring: Keyring, after, batch_size: int) -> list[ProviderKey]:
-    keys = (
-        ProviderKey.objects.exclude(kek_id=keyring.primary_kek_id)
-        .only(*SECRET_CONTEXT_FIELDS)
-        .order_by("id")
-    )
+def _to_rewrap(keyring: Keyring, after, batch_size: int, among=None) -> list[ProviderKey]:
+    keys = ProviderKey.objects.all()
+    if among is not None:
+        # By id: the caller's queryset may join or defer what this one must not.
+        keys = keys.filter(pk__in=among.values("pk"))
+    keys = keys.exclude(kek_id=keyring.primary_kek_id).only(*SECRET_CONTEXT_FIELDS).order_by("id")
     if after is not None:
         keys = keys.filter(id__gt=after)
     return list(keys[:batch_size])
@@ -120,15 +120,17 @@ def _lost_lock_conflict(exc: Exception) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) in _LOCK_CONFLICTS
 
 
-def rewrap_batch(keyring: Keyring, *, batch_size: int, after=None) -> tuple[BatchResult, object]:
-    """Re-wrap up to `batch_size` keys with ids above `after`; returns the result and the last
-    id seen, to continue from.
+def rewrap_batch(
+    keyring: Keyring, *, batch_size: int, after=None, among=None
+) -> tuple[BatchResult, object]:
+    """Re-wrap up to `batch_size` keys (of the queryset `among`, all by default) with ids above
+    `after`; returns the result and the last id seen, to continue from.
 
     A batch aborted by a lock conflict is rolled back and tried again, a bounded number of
     times. Keyvault's own writers keep one lock order and cannot deadlock with it; a writer
     that does not (hand-written SQL, an older release during a rolling deploy) costs a retry
     instead of stopping the job."""
-    keys = _to_rewrap(keyring, after, batch_size)
+    keys = _to_rewrap(keyring, after, batch_size, among)
     if not keys:
         return BatchResult(), None
     attempt = 1
@@ -162,7 +164,7 @@ def rewrap_keys(keys, keyring: Keyring) -> BatchResult:
     swaps = []
     for key in keys:
         try:
-            swaps.append((key.pk, key.secret, _secret_field.rewrap(key, keyring)))
+            swaps.append((key.pk, key.secret, rewrap_secret(key, keyring)))
         except (CryptoError, ValidationError):  # ValidationError: a provider no longer known
             result.failed.append(key.pk)
     result.rewrapped = swap_envelopes(swaps)
@@ -170,11 +172,12 @@ def rewrap_keys(keys, keyring: Keyring) -> BatchResult:
     return result
 
 
-def rewrap_all(keyring: Keyring, *, batch_size: int) -> Iterator[BatchResult]:
-    """Batches until nothing is left under an old KEK (except keys that fail to open)."""
+def rewrap_all(keyring: Keyring, *, batch_size: int, among=None) -> Iterator[BatchResult]:
+    """Batches until nothing (of `among`, all keys by default) is left under an old KEK,
+    except keys that fail to open."""
     after = None
     while True:
-        result, after = rewrap_batch(keyring, batch_size=batch_size, after=after)
+        result, after = rewrap_batch(keyring, batch_size=batch_size, after=after, among=among)
         if after is None:
             return
         yield result

@@ -1,4 +1,6 @@
-"""Reads of provider keys, always scoped to one organization.
+"""Reads of provider keys and proxy tokens, always scoped to one organization, and the
+fetch-and-authorize calls every surface uses (`access_provider_key`, `access_proxy_token`,
+`audit_events_for`).
 
 An id of another organization is simply not found: callers answer 404, never 403, so nobody
 learns that the id exists.
@@ -12,7 +14,10 @@ from django.db.models import Value
 from django.db.models.functions import Lower
 
 from keyvault import providers
-from keyvault.models import ProviderKey
+from keyvault.errors import NotFoundError
+from keyvault.models import AuditEvent, ProviderKey, ProxyToken
+from organizations import permissions
+from organizations.permissions import Action
 from organizations.text import has_control_characters
 
 
@@ -89,3 +94,72 @@ def provider_key_resolve(*, organization_id, provider: str, name: str | None = N
             raise ProviderKey.DoesNotExist
         return named(keys, name).get()
     return keys.get(is_default=True)
+
+
+# --- Fetch and authorize in one call ---------------------------------------------------------
+
+
+def _scope_of(access, organization_id):
+    """The organization a fetch is scoped to: the one named, else the caller's own."""
+    organization_id = organization_id or access.organization_id
+    if organization_id is None:
+        raise ValueError("Name the organization: this caller belongs to none in particular.")
+    return organization_id
+
+
+def access_provider_key(access, key_id, action: Action, *, organization_id=None) -> ProviderKey:
+    """The key `key_id` of the caller's organization (or of `organization_id`), if the caller
+    may take `action` on it.
+
+    A missing id, a malformed one and another organization's raise `NotFoundError` alike, and
+    so does any key when the caller may neither list keys nor take `action` (nothing to see);
+    a key the caller sees but may not `action` raises `PermissionDenied`.
+    """
+    organization_id = _scope_of(access, organization_id)
+    if not (
+        permissions.can(access, Action.KEY_LIST, organization_id)
+        or permissions.can(access, action, organization_id)
+    ):
+        raise NotFoundError("No such key.")
+    try:
+        key = provider_key_get(organization_id=organization_id, key_id=key_id)
+    except ProviderKey.DoesNotExist:
+        raise NotFoundError("No such key.") from None
+    permissions.require(access, action, organization_id, key)
+    return key
+
+
+def access_proxy_token(
+    access, token_id, action: Action = Action.TOKEN_MANAGE, *, organization_id=None
+) -> ProxyToken:
+    """The proxy token `token_id` of the organization, if the caller may manage tokens there;
+    `NotFoundError` for a missing or foreign id, and for a caller who may not see tokens."""
+    organization_id = _scope_of(access, organization_id)
+    if not permissions.can(access, action, organization_id):
+        raise NotFoundError("No such token.")
+    try:
+        token_uuid = uuid.UUID(str(token_id))
+    except ValueError:
+        raise NotFoundError("No such token.") from None
+    token = (
+        ProxyToken.objects.select_related("created_by", "organization")
+        .filter(pk=token_uuid, organization_id=organization_id)
+        .first()
+    )
+    if token is None:
+        raise NotFoundError("No such token.")
+    return token
+
+
+def proxy_tokens_for(access, *, organization_id=None):
+    """The organization's proxy tokens, for a caller who may manage them."""
+    organization_id = _scope_of(access, organization_id)
+    permissions.require(access, Action.TOKEN_MANAGE, organization_id)
+    return ProxyToken.objects.filter(organization_id=organization_id).select_related("created_by")
+
+
+def audit_events_for(access, *, organization_id=None):
+    """The organization's audit trail, newest first, for a caller who may read it."""
+    organization_id = _scope_of(access, organization_id)
+    permissions.require(access, Action.AUDIT_READ, organization_id)
+    return AuditEvent.objects.filter(organization_id=organization_id)

@@ -10,9 +10,10 @@ garbage never reaches the database.
 import hashlib
 import re
 import secrets
-from enum import StrEnum
 
 from django.views.decorators.debug import sensitive_variables
+
+from organizations.roles import TokenScope
 
 TOKEN_PREFIX = "kvp_"
 TOKEN_RANDOM_BYTES = 32
@@ -25,12 +26,6 @@ def token_pattern(prefix: str) -> re.Pattern:
 
 
 TOKEN_PATTERN = token_pattern(TOKEN_PREFIX)
-
-
-class TokenScope(StrEnum):
-    KEYS_READ = "keys:read"  # key metadata
-    KEYS_SECRET = "keys:secret"  # decrypted secrets
-    KEYS_WRITE = "keys:write"  # create, change, rotate, delete keys; the API also asks keys:read
 
 
 SCOPE_CHOICES = [(scope.value, scope.value) for scope in TokenScope]

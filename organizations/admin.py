@@ -29,6 +29,7 @@ from keyvault.errors import NotFoundError
 from organizations import invitations, roles, services
 from organizations.access import Access
 from organizations.admin_site import (
+    admin_access,
     administered_memberships,
     administered_organizations,
     site,
@@ -37,7 +38,7 @@ from organizations.formfields import BoundedJSONField
 from organizations.forms import add_service_errors
 from organizations.invitation_mail import invitation_send
 from organizations.models import Invitation, Membership, Organization
-from organizations.permissions import Action, can
+from organizations.permissions import Action, can, grantable_roles
 
 # People and groups: platform operators (superusers) only, as Django's own admins decide.
 site.register(get_user_model(), UserAdmin)
@@ -45,7 +46,8 @@ site.register(Group, GroupAdmin)
 
 
 def is_trusted(request) -> bool:
-    return request.user.is_active and request.user.is_superuser
+    """Whether the admin's user sees every organization (an active superuser)."""
+    return admin_access(request).is_superuser
 
 
 class ServiceForm(forms.ModelForm):
@@ -239,12 +241,15 @@ class TenantScopedAdmin(admin.ModelAdmin):
         if is_trusted(request):
             return kind in self.superuser_may
         action = self.permission_actions.get(kind)
-        memberships = administered_memberships(request)
-        if action is None or not memberships:
+        rooms = administered_memberships(request)
+        if action is None or not rooms:
             return False
+        access = admin_access(request)
         if obj is None:
-            return any(can(m, action) for m in memberships.values())
-        return can(memberships.get(self._organization_id(obj)), action, obj)
+            return any(can(access, action, organization_id) for organization_id in rooms)
+        # Only organizations the user administers: a mere member elsewhere sees nothing here.
+        organization_id = self._organization_id(obj)
+        return organization_id in rooms and can(access, action, organization_id, obj)
 
     def has_module_permission(self, request):
         return is_trusted(request) or bool(administered_memberships(request))
@@ -266,7 +271,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
         if issubclass(form, ServiceForm):
-            form.actor = Access.for_request(request)
+            form.actor = admin_access(request)
         return form
 
     def save_model(self, request, obj, form, change):
@@ -348,7 +353,7 @@ class OrganizationAdmin(TenantScopedAdmin):
         return deleted, counts, set(), protected
 
     def delete_model(self, request, obj):
-        services.organization_delete(organization=obj, actor=Access.for_request(request))
+        services.organization_delete(organization=obj, actor=admin_access(request))
 
 
 # --- Memberships and invitations -------------------------------------------------------------
@@ -366,11 +371,11 @@ class GrantableRoleChoices:
 
     def formfield_for_choice_field(self, db_field, request, **kwargs):
         if db_field.name == "role" and not is_trusted(request):
+            access = admin_access(request)
             grantable = {
                 role.id
-                for role in roles.ROLES
-                for m in administered_memberships(request).values()
-                if m.role_obj.outranks_or_equals(role)
+                for organization_id in administered_memberships(request)
+                for role in grantable_roles(access, organization_id)
             }
             kwargs["choices"] = [(r.id, r.name) for r in roles.ROLES if r.id in grantable]
         return super().formfield_for_choice_field(db_field, request, **kwargs)
@@ -514,7 +519,7 @@ class InvitationAdmin(GrantableRoleChoices, TenantScopedAdmin):
 
     @sensitive_variables("raw")
     def _send(self, request, invitation, raw):
-        actor = Access.for_request(request)
+        actor = admin_access(request)
         if invitation_send(request=request, invitation=invitation, raw=raw, actor=actor):
             self.message_user(
                 request,
@@ -545,7 +550,7 @@ class InvitationAdmin(GrantableRoleChoices, TenantScopedAdmin):
 
     @admin.action(description="Revoke selected pending invitations", permissions=["revoke"])
     def revoke_invitations(self, request, queryset):
-        actor = Access.for_request(request)
+        actor = admin_access(request)
         revoked, refused = 0, []
         pending = queryset.filter(
             accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
@@ -612,4 +617,4 @@ class MembershipAdmin(GrantableRoleChoices, TenantScopedAdmin):
         return self.admin_site._registry[Invitation].add_view(request, form_url, extra_context)
 
     def delete_model(self, request, obj):
-        services.membership_remove(membership=obj, actor=Access.for_request(request))
+        services.membership_remove(membership=obj, actor=admin_access(request))

@@ -18,40 +18,35 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import BadRequest, ValidationError
 
 from accounts.forms import ThrottledSignInMixin
-from organizations.models import Membership, Organization
-from organizations.roles import Scope, roles_with
+from organizations.access import Access
+from organizations.models import Organization
+from organizations.roles import Scope
+
+
+def admin_access(request) -> Access:
+    """The admin's caller, resolved once per request: every scope, choice and permission the
+    admin shows or checks asks this one object."""
+    access = getattr(request, "keyvault_access", None)
+    if access is None:
+        access = request.keyvault_access = Access.for_request(request)
+    return access
 
 
 def administered_memberships(request) -> dict:
-    """`{organization id: membership}` for the organizations the user administers, once per
-    request."""
-    cached = getattr(request, "_keyvault_admin_memberships", None)
-    if cached is None:
-        user = request.user
-        cached = {}
-        if user.is_active and user.is_authenticated:
-            cached = {
-                m.organization_id: m
-                for m in Membership.objects.filter(
-                    user=user, role__in=roles_with(Scope.ADMIN_SITE)
-                ).select_related("organization")
-            }
-        request._keyvault_admin_memberships = cached
-    return cached
+    """`{organization id: membership}` for the organizations the user administers (whose role
+    lets them into the admin)."""
+    return admin_access(request).organizations_with(Scope.ADMIN_SITE)
 
 
 def administered_organizations(request):
     """The organizations the request's user may see in the admin."""
-    if request.user.is_active and request.user.is_superuser:
+    if admin_access(request).is_superuser:
         return Organization.objects.all()
     return Organization.objects.filter(pk__in=administered_memberships(request))
 
 
-def may_enter(request) -> bool:
-    user = request.user
-    if not (user.is_active and user.is_authenticated):
-        return False
-    return user.is_superuser or bool(administered_memberships(request))
+def may_enter(access: Access) -> bool:
+    return access.is_superuser or bool(access.organizations_with(Scope.ADMIN_SITE))
 
 
 class TenantAdminAuthenticationForm(ThrottledSignInMixin, AdminAuthenticationForm):
@@ -61,11 +56,7 @@ class TenantAdminAuthenticationForm(ThrottledSignInMixin, AdminAuthenticationFor
     def confirm_login_allowed(self, user):
         if not user.is_active:
             raise ValidationError(self.error_messages["inactive"], code="inactive")
-        allowed = (
-            user.is_superuser
-            or Membership.objects.filter(user=user, role__in=roles_with(Scope.ADMIN_SITE)).exists()
-        )
-        if not allowed:
+        if not may_enter(Access.for_user(user)):
             raise ValidationError(
                 self.error_messages["invalid_login"],
                 code="invalid_login",
@@ -80,7 +71,7 @@ class KeyvaultAdminSite(admin.AdminSite):
     login_form = TenantAdminAuthenticationForm
 
     def has_permission(self, request):
-        return may_enter(request)
+        return may_enter(admin_access(request))
 
     def admin_view(self, view, cacheable=False):
         return super().admin_view(_refusing_nul_in_query(view), cacheable)

@@ -1,17 +1,17 @@
-"""The one place that answers "may this membership do this action (on this object)?".
+"""The one place that answers "may this caller do this action (on this object)?".
 
-Pages, the admin, the API and the services all ask here; nothing else compares roles. The matrix
-is docs/permissions.md's: scopes come from `organizations.roles`, and the object rules (members
-change only keys they added; nobody acts on or grants a role above their own) live here.
+Pages, the admin, the API and the services all ask here, about an `Access`
+(organizations/access.py), which says which scopes the caller holds in an organization; nothing
+else compares roles or token scopes. The matrix is docs/permissions.md's: scopes come from
+`organizations.roles`, and the object rules (members change only keys they added; nobody acts
+on or grants a role above their own) live in this module.
 """
 
 from enum import StrEnum
 
 from django.core.exceptions import PermissionDenied
 
-from keyvault.tokens import TokenScope
 from organizations import roles
-from organizations.models import Organization
 from organizations.roles import Scope
 
 
@@ -29,6 +29,7 @@ class Action(StrEnum):
     AUDIT_READ = "audit.read"
     MEMBER_MANAGE = "member.manage"
     ORG_MANAGE = "org.manage"
+    ADMIN_ENTER = "admin.enter"
 
 
 # Actions on one key that a member may take on keys they added, and admins on any key.
@@ -39,88 +40,134 @@ KEY_CHANGE_ACTIONS = frozenset(
 _SCOPE_FOR_ACTION = {
     Action.KEY_LIST: Scope.KEYS_READ,
     Action.KEY_ADD: Scope.KEYS_ADD,
+    Action.KEY_REVEAL: Scope.KEYS_SECRET,
     Action.TOKEN_MANAGE: Scope.TOKENS_MANAGE,
     Action.AUDIT_READ: Scope.AUDIT_READ,
     Action.MEMBER_MANAGE: Scope.MEMBERS_MANAGE,
     Action.ORG_MANAGE: Scope.ORG_MANAGE,
+    Action.ADMIN_ENTER: Scope.ADMIN_SITE,
 }
 
 
-def can(membership, action: Action, obj=None) -> bool:
-    """Whether `membership` may do `action`, on `obj` when the action concerns one object.
-
-    `obj` of another organization is always refused, whatever the role; `obj` may also be the
-    organization itself (renaming or deleting it).
-    """
-    if membership is None:
-        return False
-    if obj is not None and _organization_id_of(obj) != membership.organization_id:
-        return False
-    scopes = membership.role_obj.scopes
-    if action in KEY_CHANGE_ACTIONS:
-        if Scope.KEYS_CHANGE_ANY in scopes:
-            return True
-        return (
-            Scope.KEYS_CHANGE_OWN in scopes
-            and obj is not None
-            and obj.created_by_id is not None
-            and obj.created_by_id == membership.user_id
-        )
-    if action == Action.MEMBER_MANAGE and obj is not None:
-        return can_manage_member(membership, obj)
-    scope = _SCOPE_FOR_ACTION.get(action)
-    return scope is not None and scope in scopes
+def _id(organization):
+    return getattr(organization, "pk", organization)
 
 
-def _organization_id_of(obj):
-    """The organization an object belongs to; an organization belongs to itself."""
+def organization_of(obj):
+    """The id of the organization an object belongs to; an organization belongs to itself."""
+    from organizations.models import Organization
+
     if isinstance(obj, Organization):
         return obj.pk
     return getattr(obj, "organization_id", None)
 
 
-# What a proxy token's scopes let it do through the services; anything else is refused.
-_TOKEN_SCOPE_FOR_ACTION = {
-    Action.KEY_LIST: TokenScope.KEYS_READ,
-    Action.KEY_ADD: TokenScope.KEYS_WRITE,
-    Action.KEY_REVEAL: TokenScope.KEYS_SECRET,
-    **{action: TokenScope.KEYS_WRITE for action in KEY_CHANGE_ACTIONS},
-}
+def _is_membership(obj) -> bool:
+    from organizations.models import Membership
+
+    return isinstance(obj, Membership)
 
 
-def token_can(token, action: Action, organization, obj=None) -> bool:
-    """Whether a proxy token may do `action` in `organization` (an instance or its id)."""
-    if token.organization_id != getattr(organization, "pk", organization):
+def scope_for(action: Action) -> str:
+    """The scope `action` needs (on any object; the object rules come on top)."""
+    if action in KEY_CHANGE_ACTIONS:
+        return Scope.KEYS_CHANGE_ANY
+    return _SCOPE_FOR_ACTION[action]
+
+
+def can(access, action: Action, organization, obj=None) -> bool:
+    """Whether `access` may do `action` in `organization` (an instance or its id), on `obj`
+    when the action concerns one object.
+
+    `obj` of another organization is always refused, whoever asks; `obj` may also be the
+    organization itself (renaming or deleting it).
+    """
+    organization_id = _id(organization)
+    if organization_id is None:
         return False
-    if obj is not None and _organization_id_of(obj) != token.organization_id:
+    if obj is not None and organization_of(obj) != organization_id:
         return False
-    scope = _TOKEN_SCOPE_FOR_ACTION.get(action)
-    return scope is not None and scope in token.scopes
+    scopes = access.scopes_in(organization_id)
+    if action in KEY_CHANGE_ACTIONS:
+        if Scope.KEYS_CHANGE_ANY in scopes:
+            return True
+        user = access.user
+        return (
+            Scope.KEYS_CHANGE_OWN in scopes
+            and obj is not None
+            and user is not None
+            and obj.created_by_id is not None
+            and obj.created_by_id == user.pk
+        )
+    if action == Action.MEMBER_MANAGE and _is_membership(obj):
+        return can_manage_member(access, obj)
+    scope = _SCOPE_FOR_ACTION.get(action)
+    return scope is not None and scope in scopes
 
 
-def can_grant_role(membership, role_id: str) -> bool:
-    """Whether `membership` may give someone `role_id`: never above their own role."""
-    if membership is None or not roles.is_role(role_id):
+def require(access, action: Action, organization, obj=None) -> None:
+    if not can(access, action, organization, obj):
+        raise PermissionDenied(_refusal(access, action))
+
+
+def _refusal(access, action: Action) -> str:
+    if action == Action.KEY_REVEAL and access.token is None:
+        return "Secrets are revealed to proxy tokens only."
+    if access.token is not None:
+        return f"The token may not {action.value}."
+    return f"Your role does not allow {action.value}."
+
+
+def _ranks_at_least(access, organization, role: roles.Role) -> bool:
+    """Whether the caller's own rank in `organization` is `role`'s or above (the trusted
+    outrank everyone; tokens rank nowhere)."""
+    if access.is_trusted:
+        return True
+    own = access.role_in(organization)
+    return own is not None and own.outranks_or_equals(role)
+
+
+def can_grant_role(access, organization, role_id: str) -> bool:
+    """Whether `access` may give someone `role_id` in `organization`: never above their own
+    role."""
+    if not roles.is_role(role_id):
         return False
-    return Scope.MEMBERS_MANAGE in membership.role_obj.scopes and (
-        membership.role_obj.outranks_or_equals(roles.get_role(role_id))
+    return access.has_scope(Scope.MEMBERS_MANAGE, _id(organization)) and _ranks_at_least(
+        access, organization, roles.get_role(role_id)
     )
 
 
-def can_manage_member(membership, target) -> bool:
-    """Whether `membership` may change or remove `target`: not someone who outranks them."""
-    if membership is None or target.organization_id != membership.organization_id:
-        return False
-    return Scope.MEMBERS_MANAGE in membership.role_obj.scopes and (
-        membership.role_obj.outranks_or_equals(target.role_obj)
+def grantable_roles(access, organization) -> list[roles.Role]:
+    """The roles `access` may grant in `organization`, highest first."""
+    return [role for role in roles.ROLES if can_grant_role(access, organization, role.id)]
+
+
+def can_manage_member(access, target) -> bool:
+    """Whether `access` may change or remove the membership `target`: not someone who
+    outranks them."""
+    organization_id = target.organization_id
+    return access.has_scope(Scope.MEMBERS_MANAGE, organization_id) and _ranks_at_least(
+        access, organization_id, target.role_obj
     )
 
 
-def visible_actions(membership, obj=None) -> frozenset[Action]:
-    """Every action `membership` may take (on `obj`): what pages use to show or hide buttons."""
-    return frozenset(action for action in Action if can(membership, action, obj))
+def visible_actions(access, organization, obj=None) -> frozenset[Action]:
+    """Every action `access` may take in `organization` (on `obj`): what pages use to show
+    or hide buttons."""
+    if access is None or organization is None:
+        return frozenset()
+    return frozenset(action for action in Action if can(access, action, organization, obj))
 
 
-def require(membership, action: Action, obj=None) -> None:
-    if not can(membership, action, obj):
-        raise PermissionDenied(f"Your role does not allow {action.value}.")
+def may_create_organization_for(access, owner) -> bool:
+    """People create organizations for themselves (sign-up); only the trusted create one on
+    someone else's behalf, and a token never does."""
+    if access.is_trusted:
+        return True
+    return access.token is None and access.user is not None and access.user.pk == owner.pk
+
+
+def may_operate_instance(access) -> bool:
+    """Whether `access` may run jobs over every organization's keys (KEK rotation, envelope
+    upgrades): the operator and active superusers only."""
+    return access.is_trusted

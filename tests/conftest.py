@@ -135,11 +135,9 @@ def opened():
     """A spy on the one call that decrypts a key's secret: `opened.assert_not_called()`."""
     from unittest import mock
 
-    from keyvault import services
+    from keyvault import sealing
 
-    with mock.patch.object(
-        services._secret_field, "open", wraps=services._secret_field.open
-    ) as spy:
+    with mock.patch.object(sealing, "open_secret", wraps=sealing.open_secret) as spy:
         yield spy
 
 

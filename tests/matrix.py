@@ -39,6 +39,8 @@ ALLOWED = {
     "audit.read": frozenset({OWNER, ADMIN}),
     "member.manage": frozenset({OWNER, ADMIN}),
     "org.manage": frozenset({OWNER}),
+    # "`admin.enter` (`admin:site`)": entering the Django admin for the organization.
+    "admin.enter": frozenset({OWNER, ADMIN}),
 }
 
 # "`key.edit`, `key.rotate`, `key.disable`, `key.delete`": owners and admins on any key, members
@@ -62,8 +64,8 @@ MAY_GRANT = {
     VIEWER: NOBODY,
 }
 
-# "(`admin:site` scope)": who enters the Django admin for their organization.
-ADMIN_SITE = frozenset({OWNER, ADMIN})
+# "`admin.enter` (`admin:site`)": who enters the Django admin for their organization.
+ADMIN_SITE = ALLOWED["admin.enter"]
 
 # "Proxy tokens": the scopes a token may carry, and the one each action in the services needs.
 # Any other action (tokens, members, the audit log, the organization) no scope allows.

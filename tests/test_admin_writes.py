@@ -613,6 +613,70 @@ def test_superuser_rewraps_selected_keys_under_the_primary(old_keys, signed_in, 
         assert services.provider_key_reveal(key=key, actor=Access.operator("tests")) == secret
 
 
+def test_the_admin_records_the_same_rotation_event_as_rotate_kek(old_keys, signed_in, superuser):
+    client = signed_in(superuser)
+    client.post(
+        KEYS,
+        {
+            "action": "rewrap_under_primary",
+            ACTION_CHECKBOX_NAME: [str(pk) for pk in old_keys],
+            "index": "0",
+        },
+    )
+    # One service writes the event for both: the same fields, the run's own counts.
+    event = AuditEvent.objects.get(action=AuditAction.KEK_ROTATION)
+    assert event.metadata == {
+        "primary": "test-primary",
+        "rewrapped": 2,
+        "changed_concurrently": 0,
+        "failed": 0,
+        "interrupted": False,
+    }
+
+
+def test_a_database_error_during_the_rewrap_action_is_a_message_not_a_server_error(
+    old_keys, signed_in, superuser, monkeypatch
+):
+    from django.db import OperationalError
+
+    from keyvault import rotation
+
+    real_batch = rotation.rewrap_batch
+    calls = []
+
+    def connection_lost_on_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        # One key a batch, so that the first batch commits before the error.
+        return real_batch(*args, **{**kwargs, "batch_size": 1})
+
+    monkeypatch.setattr(rotation, "rewrap_batch", connection_lost_on_the_second_batch)
+    client = signed_in(superuser)
+    response = client.post(
+        KEYS,
+        {
+            "action": "rewrap_under_primary",
+            ACTION_CHECKBOX_NAME: [str(pk) for pk in old_keys],
+            "index": "0",
+        },
+    )
+
+    assert response.status_code == 302
+    assert any(
+        "Stopped by a database error after 1 keys re-wrapped under test-primary" in m
+        for m in messages_of(client)
+    )
+    # The committed batch stays and is on the trail; the other key is as it was.
+    kek_ids = sorted(ProviderKey.objects.filter(pk__in=old_keys).values_list("kek_id", flat=True))
+    assert kek_ids == ["test-old", "test-primary"]
+    event = AuditEvent.objects.get(action=AuditAction.KEK_ROTATION)
+    assert (event.metadata["rewrapped"], event.metadata["interrupted"]) == (1, True)
+    for pk, secret in old_keys.items():
+        key = ProviderKey.objects.get(pk=pk)
+        assert services.provider_key_reveal(key=key, actor=Access.operator("tests")) == secret
+
+
 def test_org_admin_has_no_rewrap_action(a, old_keys, admin, owner):
     for client in (admin, owner):
         offered = client.get(KEYS).context["action_form"].fields["action"].choices

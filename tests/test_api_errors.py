@@ -5,12 +5,13 @@ import logging
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.test import Client
 from rest_framework import exceptions
 
 from keyvault.api.exceptions import api_exception_handler
-from keyvault.crypto import IntegrityError
-from keyvault.errors import KeyDisabledError
+from keyvault.crypto import IntegrityError, UnknownKEKError
+from keyvault.errors import KeyDisabledError, NotFoundError
 from keyvault.models import AuditEvent, ProviderKey
 from tests.factories import ProviderKeyFactory
 
@@ -212,6 +213,29 @@ def test_integrity_error_is_500_with_code_and_no_message_detail():
     assert status == 500
     assert data["code"] == "key_integrity_error"
     assert "authenticate" not in data["detail"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "answer"),
+    [
+        (NotFoundError("The key 'Main' no longer exists."), (404, {"detail": "Not found."})),
+        (Http404("No ProviderKey matches the given query."), (404, {"detail": "Not found."})),
+        (
+            UnknownKEKError("kek-retired"),
+            (
+                500,
+                {
+                    "detail": "The stored key failed its integrity check.",
+                    "code": "key_integrity_error",
+                },
+            ),
+        ),
+    ],
+    ids=["NotFoundError", "Http404", "UnknownKEKError"],
+)
+def test_an_error_answers_as_the_nearest_class_it_derives_from(exc, answer):
+    # Neither the message ("no longer exists", the KEK id) nor the subclass reaches the client.
+    assert handle(exc) == answer
 
 
 def test_unexpected_error_is_a_logged_json_500(caplog):

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from keyvault import services
+from keyvault import sealing, services
 from keyvault.audit import AuditAction
 from keyvault.models import AuditEvent, KeyUsage, ProviderKey, ProxyToken
 from keyvault.usage import recorder
@@ -173,7 +173,7 @@ def test_list_of_a_thousand_keys_decrypts_nothing(api, organization, monkeypatch
     def refuse(*args, **kwargs):
         raise AssertionError("listing must not decrypt")
 
-    monkeypatch.setattr(services._secret_field, "open", refuse)
+    monkeypatch.setattr(sealing, "open_secret", refuse)
     assert api("get", "/api/v1/keys").status_code == 200
 
 

@@ -17,8 +17,8 @@ from keyvault.audit import AuditAction
 from keyvault.checks import check_legacy_envelopes
 from keyvault.crypto import Envelope, IntegrityError
 from keyvault.envelope_upgrade import legacy_keys
-from keyvault.fields import SealedSecret
 from keyvault.models import AuditEvent, ProviderKey
+from keyvault.sealing import SealedSecret, secret_context
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 from tests.helpers import key_row
@@ -34,7 +34,6 @@ AZURE = {
     "api_version": "2024-06-01",
 }
 EVIL = "https://collector.evil.example"
-_secret_field = ProviderKey._meta.get_field("secret")
 
 
 def problems(provider_id: str, config: dict) -> dict:
@@ -383,7 +382,7 @@ def test_settings_that_do_not_route_the_secret_are_not_bound(azure_key):
 def seal_format_1(key: ProviderKey, plaintext: str) -> None:
     """Write `plaintext` into `key` the way format 1 sealed it (no binding), as rows written
     before format 2 hold it."""
-    context = _secret_field.context_for(key)
+    context = secret_context(key)
     keyring = crypto.get_keyring()
     dek, nonce = os.urandom(32), os.urandom(12)
     ciphertext = AESGCM(dek).encrypt(nonce, plaintext.encode(), context.data_aad(1))
@@ -462,6 +461,43 @@ def test_upgrade_envelopes_is_resumable_after_an_interruption(legacy_keys_of, mo
     for n, key in enumerate(legacy_keys_of):
         loaded = ProviderKey.objects.get(pk=key.pk)
         assert services.provider_key_reveal(key=loaded, actor=OPERATOR) == f"{SECRET}{n}"
+
+
+def test_a_database_error_during_the_upgrade_is_one_line_and_on_the_audit_trail(
+    legacy_keys_of, monkeypatch
+):
+    from django.db import OperationalError
+
+    from keyvault import envelope_upgrade
+
+    real_batch = envelope_upgrade.upgrade_batch
+    calls = []
+
+    def connection_lost_on_the_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("server closed the connection unexpectedly\n\tDETAIL: …")
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(envelope_upgrade, "upgrade_batch", connection_lost_on_the_second_batch)
+    out = io.StringIO()
+    with pytest.raises(CommandError) as excinfo:
+        call_command("upgrade_envelopes", "--batch-size", "2", stdout=out)
+
+    assert str(excinfo.value) == (
+        "The database refused after 2 keys (server closed the connection unexpectedly); "
+        "run upgrade_envelopes again to continue."
+    )
+    assert out.getvalue() == ""
+    assert legacy_keys().count() == 3
+    # The two envelopes re-sealed before the error are accounted for, like any stopped run.
+    event = AuditEvent.objects.get(action=AuditAction.ENVELOPES_UPGRADED)
+    assert event.metadata == {
+        "resealed": 2,
+        "changed_concurrently": 0,
+        "failed": 0,
+        "interrupted": True,
+    }
 
 
 def test_a_rotation_during_the_upgrade_wins(legacy_keys_of, monkeypatch):

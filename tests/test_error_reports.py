@@ -157,7 +157,7 @@ def test_the_debug_page_masks_the_secret_too(
 def test_failure_while_creating_a_token_on_the_pages(
     organization, owner_client, reports, fail_in, monkeypatch
 ):
-    monkeypatch.setattr("keyvault.services.generate_token", lambda: TOKEN)
+    monkeypatch.setattr("keyvault.services.proxy_tokens.generate_token", lambda: TOKEN)
     fail_in("keyvault.audit.record")
 
     response = owner_client.post(
@@ -173,7 +173,7 @@ def fail_rendering_the_token(monkeypatch):
     """Rendering `{{ raw_token }}` fails: the template's frames hold the token in `context`."""
     from django.template import base
 
-    monkeypatch.setattr("keyvault.services.generate_token", lambda: TOKEN)
+    monkeypatch.setattr("keyvault.services.proxy_tokens.generate_token", lambda: TOKEN)
     render_value = base.render_value_in_context
 
     def render_or_fail(value, context):
@@ -293,7 +293,7 @@ def test_failure_while_rotating_a_key_in_the_admin(
 def test_failure_while_creating_a_token_in_the_admin(
     organization, owner, reports, fail_in, monkeypatch
 ):
-    monkeypatch.setattr("keyvault.services.generate_token", lambda: TOKEN)
+    monkeypatch.setattr("keyvault.services.proxy_tokens.generate_token", lambda: TOKEN)
     fail_in("keyvault.audit.record")
 
     response = client_for(owner).post(
@@ -368,9 +368,9 @@ def test_failure_after_decrypting_for_the_api(make_token, organization, reports,
 
 def test_failure_while_checking_a_bearer_token(make_token, reports, fail_in):
     token = make_token("keys:read")
-    fail_in("keyvault.api.authentication.token_digest")
+    fail_in("keyvault.token_auth.token_digest")
 
     response = client_for().get("/api/v1/keys", **bearer(token))
 
     assert response.status_code == 500
-    the_report(reports, secrets=[token.raw], names=["authenticate"])
+    the_report(reports, secrets=[token.raw], names=["authenticate", "proxy_token_authenticate"])

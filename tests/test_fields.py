@@ -19,6 +19,7 @@ from keyvault import crypto, services
 from keyvault.crypto import EncryptionContext, LocalKeyring
 from keyvault.fields import PendingSecret, SealedSecret, SecretField
 from keyvault.models import ProviderKey
+from keyvault.sealing import open_secret, secret_context
 from organizations.access import Access
 from organizations.models import Organization
 from tests.factories import ProviderKeyFactory
@@ -45,20 +46,19 @@ def test_deconstruct_of_the_default_options_round_trips():
     _name, path, args, kwargs = field.deconstruct()
     assert path == "keyvault.fields.SecretField"
     assert "organization_field" not in kwargs
-    assert "kek_id_field" not in kwargs
+    assert "binding_method" not in kwargs
     rebuilt = SecretField(*args, **kwargs)
     assert rebuilt.organization_field == "organization"
-    assert rebuilt.kek_id_field is None
+    assert rebuilt.binding_method is None
 
 
-def test_deconstruct_keeps_organization_field_and_kek_id_field():
-    field = SecretField(organization_field="tenant", kek_id_field="wrapping_kek")
+def test_deconstruct_keeps_organization_field_and_binding_method():
+    field = SecretField(organization_field="tenant", binding_method="where_sent")
     _name, _path, args, kwargs = field.deconstruct()
-    assert kwargs["organization_field"] == "tenant"
-    assert kwargs["kek_id_field"] == "wrapping_kek"
+    assert kwargs == {"organization_field": "tenant", "binding_method": "where_sent"}
     rebuilt = SecretField(*args, **kwargs)
     assert rebuilt.organization_field == "tenant"
-    assert rebuilt.kek_id_field == "wrapping_kek"
+    assert rebuilt.binding_method == "where_sent"
     assert rebuilt.deconstruct()[3] == kwargs
 
 
@@ -125,39 +125,6 @@ def test_check_requires_organization_field_to_name_a_foreign_key():
 
     assert keyvault_error_ids(Missing) == ["keyvault.E003"]
     assert keyvault_error_ids(NotForeignKey) == ["keyvault.E003"]
-
-
-@isolate_apps("keyvault")
-def test_check_requires_kek_id_field_to_exist_and_follow_the_secret():
-    class Before(models.Model):  # noqa: DJ008
-        id = models.UUIDField(primary_key=True, default=uuid.uuid4)
-        organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
-        kek = models.CharField(max_length=64)
-        secret = SecretField(kek_id_field="kek")
-
-        class Meta:
-            app_label = "keyvault"
-
-    class Absent(models.Model):  # noqa: DJ008
-        id = models.UUIDField(primary_key=True, default=uuid.uuid4)
-        organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
-        secret = SecretField(kek_id_field="kek")
-
-        class Meta:
-            app_label = "keyvault"
-
-    class After(models.Model):  # noqa: DJ008
-        id = models.UUIDField(primary_key=True, default=uuid.uuid4)
-        organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
-        secret = SecretField(kek_id_field="kek")
-        kek = models.CharField(max_length=64)
-
-        class Meta:
-            app_label = "keyvault"
-
-    assert keyvault_error_ids(Before) == ["keyvault.E004"]
-    assert keyvault_error_ids(Absent) == ["keyvault.E004"]
-    assert keyvault_error_ids(After) == []
 
 
 @isolate_apps("keyvault")
@@ -420,57 +387,6 @@ def test_to_python_keeps_an_envelope_sealed_and_makes_other_text_pending(provide
         field.to_python(12345)
 
 
-# --- kek_id follows the envelope on every write path ----------------------------------------
-
-OLD_KEK = "test-old:Hx4dHBsaGRgXFhUUExIREA8ODQwLCgkIBwYFBAMCAQA="
-PRIMARY_KEK = "test-primary:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-
-
-@pytest.fixture
-def key_under_old_kek(organization, settings):
-    """A key sealed under `test-old`, with the keyring then switched to primary + old."""
-    settings.KEYVAULT_KEKS = OLD_KEK
-    key = ProviderKeyFactory(organization=organization, secret=PLAINTEXT)
-    assert key.kek_id == "test-old"
-    settings.KEYVAULT_KEKS = f"{PRIMARY_KEK},{OLD_KEK}"
-    return ProviderKey.objects.get(pk=key.pk)
-
-
-def _stored_kek_id(key):
-    return ProviderKey.objects.values_list("kek_id", flat=True).get(pk=key.pk)
-
-
-def test_save_with_update_fields_secret_writes_kek_id_too(key_under_old_kek):
-    key = key_under_old_kek
-    key.secret = PLAINTEXT
-    key.save(update_fields=["secret"])
-    assert _stored_kek_id(key) == "test-primary"
-    assert raw_secret_column(key).startswith("kv2.test-primary.")
-
-
-def test_queryset_update_with_a_sealed_value_writes_its_kek_id(key_under_old_kek):
-    key = key_under_old_kek
-    rewrapped = ProviderKey._meta.get_field("secret").rewrap(key)
-    assert rewrapped.kek_id == "test-primary"
-    ProviderKey.objects.filter(pk=key.pk).update(secret=rewrapped)
-    assert _stored_kek_id(key) == "test-primary"
-    assert (
-        services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk))
-        == PLAINTEXT
-    )
-
-
-def test_bulk_update_of_sealed_values_writes_their_kek_ids(key_under_old_kek):
-    key = key_under_old_kek
-    key.secret = ProviderKey._meta.get_field("secret").rewrap(key)
-    ProviderKey.objects.bulk_update([key], ["secret"])
-    assert _stored_kek_id(key) == "test-primary"
-    assert (
-        services.provider_key_reveal(actor=OPERATOR, key=ProviderKey.objects.get(pk=key.pk))
-        == PLAINTEXT
-    )
-
-
 # --- binding: a ciphertext opens only where it was sealed -----------------------------------
 
 
@@ -511,9 +427,8 @@ def test_a_row_moved_to_another_org_no_longer_opens(organization, other_organiza
     ids=["another field", "another model", "another app's model"],
 )
 def test_a_ciphertext_opened_as_another_field_or_model_fails_closed(provider_key, changes):
-    field = ProviderKey._meta.get_field("secret")
     loaded = ProviderKey.objects.get(pk=provider_key.pk)
-    context = field.context_for(loaded)
+    context = secret_context(loaded)
     assert crypto.open_sealed(loaded.secret.envelope, context, crypto.get_keyring())
     moved = EncryptionContext(**{**context.__dict__, **changes})
     with pytest.raises(crypto.IntegrityError):
@@ -528,9 +443,8 @@ def test_a_proxy_model_seals_and_opens_with_the_declaring_models_context(organiz
             app_label = "keyvault"
 
     key = ProviderKeyFactory(organization=organization, secret=PLAINTEXT)
-    field = ProviderKey._meta.get_field("secret")
     through_proxy = ProviderKeyProxy.objects.get(pk=key.pk)
-    assert field.open(through_proxy) == PLAINTEXT
+    assert open_secret(through_proxy) == PLAINTEXT
 
     through_proxy.secret = "sk-proj-sealed-through-a-proxy-0123"
     through_proxy.save()
@@ -540,10 +454,9 @@ def test_a_proxy_model_seals_and_opens_with_the_declaring_models_context(organiz
 
 
 def test_only_a_saved_secret_can_be_opened(organization):
-    field = ProviderKey._meta.get_field("secret")
     unsaved = ProviderKey(organization=organization, provider="openai", name="n", secret=PLAINTEXT)
-    with pytest.raises(TypeError):
-        field.open(unsaved)
+    with pytest.raises(TypeError, match="Only a saved secret"):
+        open_secret(unsaved)
 
 
 # --- the context is canonical, whatever spelling the ids were assigned in -------------------
@@ -589,14 +502,13 @@ def test_a_secret_rotated_on_an_instance_with_spelled_ids_opens_after_reloading(
     spelled.pk = str(key.pk).upper()
     spelled.organization_id = organization.pk.hex
     spelled.secret = PLAINTEXT
-    spelled.save(update_fields=["secret", "kek_id"])
+    spelled.save(update_fields=["secret"])
     loaded = ProviderKey.objects.get(pk=key.pk)
     assert services.provider_key_reveal(key=loaded, actor=OPERATOR) == PLAINTEXT
 
 
 def test_every_spelling_of_the_ids_gives_the_same_context(provider_key):
-    field = ProviderKey._meta.get_field("secret")
-    canonical = field.context_for(ProviderKey.objects.get(pk=provider_key.pk))
+    canonical = secret_context(ProviderKey.objects.get(pk=provider_key.pk))
     assert canonical.row_id == str(provider_key.pk)
     assert canonical.organization_id == str(provider_key.organization_id)
     for spell in ID_SPELLINGS.values():
@@ -606,4 +518,4 @@ def test_every_spelling_of_the_ids_gives_the_same_context(provider_key):
             provider=provider_key.provider,
             config=provider_key.config,
         )
-        assert field.context_for(spelled) == canonical
+        assert secret_context(spelled) == canonical

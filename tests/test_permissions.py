@@ -1,5 +1,8 @@
 """The role matrix of docs/permissions.md, cell by cell: `organizations.permissions` answers it,
-and the key services enforce it through `organizations.authorization` for every kind of actor."""
+and the key services enforce it through `organizations.authorization` for every kind of actor.
+(Tokens, superusers and the operator: tests/test_access.py.)"""
+
+import uuid
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
@@ -7,23 +10,50 @@ from django.core.exceptions import PermissionDenied
 
 from keyvault import services
 from keyvault.models import AuditEvent, ProviderKey
+from organizations import permissions
 from organizations.access import Access
 from organizations.authorization import authorize, authorize_role_grant
 from organizations.models import Membership
-from organizations.permissions import (
-    Action,
-    can,
-    can_grant_role,
-    can_manage_member,
-    require,
-    visible_actions,
-)
+from organizations.permissions import Action
 from tests import matrix
 from tests.factories import ProviderKeyFactory, UserFactory
 from tests.helpers import key_row, role_pairs
 from tests.matrix import ADMIN, MEMBER, OWNER, VIEWER
 
 OPERATOR = Access.operator("tests")
+
+
+# The matrix is asked about members: each check below builds the access a member's page
+# resolves (`Access.for_member`) in the member's organization; None is nobody at all.
+def caller(membership) -> Access:
+    return Access() if membership is None else Access.for_member(membership)
+
+
+def _organization(membership, obj=None):
+    if membership is not None:
+        return membership.organization_id
+    return permissions.organization_of(obj) if obj is not None else uuid.uuid4()
+
+
+def can(membership, action, obj=None) -> bool:
+    return permissions.can(caller(membership), action, _organization(membership, obj), obj)
+
+
+def require(membership, action, obj=None) -> None:
+    permissions.require(caller(membership), action, _organization(membership, obj), obj)
+
+
+def can_grant_role(membership, role_id) -> bool:
+    return permissions.can_grant_role(caller(membership), _organization(membership), role_id)
+
+
+def can_manage_member(membership, target) -> bool:
+    return permissions.can_manage_member(caller(membership), target)
+
+
+def visible_actions(membership, obj=None) -> frozenset:
+    return permissions.visible_actions(caller(membership), _organization(membership, obj), obj)
+
 
 ROLE_IDS = list(matrix.ROLES)
 EVERYONE = matrix.EVERYONE

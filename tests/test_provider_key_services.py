@@ -13,7 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from keyvault import crypto, providers, services
+from keyvault import crypto, providers, sealing, services
 from keyvault.audit import AuditAction
 from keyvault.errors import KeyDisabledError
 from keyvault.fields import SealedSecret
@@ -566,7 +566,7 @@ def test_a_tampered_secret_raises_a_typed_error_logs_the_key_id_and_changes_noth
     before = snapshot()
     loaded = ProviderKey.objects.get(pk=victim.pk)
     with (
-        caplog.at_level(logging.ERROR, logger="keyvault.services"),
+        caplog.at_level(logging.ERROR, logger="keyvault.services.provider_keys"),
         pytest.raises(crypto.IntegrityError) as exc_info,
     ):
         services.provider_key_reveal(actor=OPERATOR, key=loaded)
@@ -806,7 +806,7 @@ def test_not_even_a_superuser_may_reveal_a_key(provider_key):
         username="root@example.com", email="root@example.com", password="x" * 20
     )
     with (
-        mock.patch.object(services._secret_field, "open") as opened,
+        mock.patch.object(sealing, "open_secret") as opened,
         pytest.raises(PermissionDenied),
     ):
         services.provider_key_reveal(key=provider_key, actor=Access.for_user(superuser))

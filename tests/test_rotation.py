@@ -20,9 +20,9 @@ from django.db import OperationalError, connection, connections
 from keyvault import rotation, services
 from keyvault.audit import AuditAction
 from keyvault.crypto import get_keyring
-from keyvault.fields import SealedSecret, SecretField
-from keyvault.management.commands.rotate_kek import _interrupt_on_sigterm
+from keyvault.management.interrupts import interrupt_on_sigterm
 from keyvault.models import AuditEvent, ProviderKey
+from keyvault.sealing import SealedSecret, rewrap_secret
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
 from tests.helpers import reveal
@@ -184,6 +184,26 @@ def test_the_rotation_is_recorded_in_the_audit_log_with_counts(old_keys):
     }
 
 
+def test_kek_rotate_limited_to_some_keys_rewraps_only_those(old_keys, secrets_by_pk):
+    chosen, others = by_id(old_keys)[:3], by_id(old_keys)[3:]
+    batches = []
+
+    job = services.kek_rotate(
+        actor=SYSTEM,
+        keys=ProviderKey.objects.filter(pk__in=[key.pk for key in chosen]),
+        batch_size=2,
+        on_batch=batches.append,
+    )
+
+    assert (job.primary, job.written, job.stopped) == (PRIMARY_ID, 3, False)
+    assert [batch.rewrapped for batch in batches] == [2, 1]
+    assert {kek_of(key.pk) for key in chosen} == {PRIMARY_ID}
+    assert {kek_of(key.pk) for key in others} == {OLD_ID}
+    event = AuditEvent.objects.get(action=AuditAction.KEK_ROTATION)
+    assert (event.actor_label, event.metadata["rewrapped"]) == ("t", 3)
+    assert all(reveal(key.pk) == secrets_by_pk[key.pk] for key in old_keys)
+
+
 # --- interruption and resumption ---------------------------------------------------------------
 
 
@@ -283,7 +303,7 @@ def test_the_job_can_run_outside_the_main_thread():
 
     def body():
         try:
-            with _interrupt_on_sigterm():
+            with interrupt_on_sigterm():
                 pass
         except Exception as exc:
             errors.append(exc)
@@ -429,15 +449,14 @@ def test_other_database_errors_are_not_tried_again(old_keys, monkeypatch):
 def racing(monkeypatch, target, action):
     """Run `action()` the first time the job re-wraps `target`: after the job read the row and
     before it writes it back."""
-    real_rewrap = SecretField.rewrap
     done = []
 
-    def rewrap(self, instance, keyring=None):
+    def rewrap(instance, keyring=None):
         if instance.pk == target.pk and not done:
             done.append(action())
-        return real_rewrap(self, instance, keyring)
+        return rewrap_secret(instance, keyring)
 
-    monkeypatch.setattr(SecretField, "rewrap", rewrap)
+    monkeypatch.setattr(rotation, "rewrap_secret", rewrap)
     return done
 
 
@@ -562,7 +581,7 @@ def test_swap_envelope_writes_only_over_the_envelope_it_read_and_moves_kek_id(
 ):
     key = ProviderKey.objects.get(pk=old_keys[0].pk)
     old = key.secret
-    new = key._meta.get_field("secret").rewrap(key)
+    new = rewrap_secret(key)
     stale = SealedSecret(raw_envelope(old_keys[1]))
 
     assert rotation.swap_envelope(key.pk, stale, new) is False

@@ -156,11 +156,10 @@ def test_keyvault_status_lists_stored_secrets_that_break_todays_rules(provider_k
 
     from django.core.management import call_command
 
-    from keyvault.fields import SealedSecret
+    from keyvault.sealing import SealedSecret, seal_secret
 
     # Sealed as an older version of Keyvault would have stored it, bypassing today's rule.
-    field = ProviderKey._meta.get_field("secret")
-    sealed = field.seal(provider_key, INJECTION)
+    sealed = seal_secret(provider_key, INJECTION)
     ProviderKey.objects.filter(pk=provider_key.pk).update(secret=SealedSecret(sealed.envelope))
     out = io.StringIO()
     call_command("keyvault_status", "--verify", stdout=out, stderr=io.StringIO())

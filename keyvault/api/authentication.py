@@ -1,20 +1,15 @@
-"""`Authorization: Bearer kvp_…` authentication for the proxy API.
-
-The format is checked before hashing, the digest is looked up directly (unique index) and
-compared in constant time; expired and revoked tokens are refused. Failed attempts are counted
-per client address and answered 429 once over the limit (see `throttling`).
+"""`Authorization: Bearer kvp_…` authentication for the proxy API: the header is parsed here,
+and `keyvault.token_auth.proxy_token_authenticate` decides whether the token authenticates.
+Failed attempts are counted per client address and answered 429 once over the limit (see
+`throttling`).
 """
 
-import hmac
-
-from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
 from keyvault.api.throttling import AuthFailureThrottle
-from keyvault.models import ProxyToken
-from keyvault.tokens import looks_like_token, token_digest
+from keyvault.token_auth import TokenRefused, proxy_token_authenticate
 
 REALM = "keyvault"
 
@@ -41,24 +36,10 @@ class ProxyTokenAuthentication(BaseAuthentication):
             raw = parts[1].decode("ascii")
         except UnicodeDecodeError:
             raw = ""
-        if not looks_like_token(raw):
-            self._fail(request, "The token is malformed.")
-        digest = token_digest(raw)
-        # Unique digest: no ordering needed (`first()` would add one to every request's query).
-        token = next(
-            iter(
-                ProxyToken.objects.select_related("organization")
-                .filter(digest=digest)
-                .order_by()[:1]
-            ),
-            None,
-        )
-        if token is None or not hmac.compare_digest(token.digest, digest):
-            self._fail(request, "The token is not valid.")
-        if token.revoked_at is not None:
-            self._fail(request, "The token has been revoked.")
-        if token.expires_at is not None and token.expires_at <= timezone.now():
-            self._fail(request, "The token has expired.")
+        try:
+            token = proxy_token_authenticate(raw)
+        except TokenRefused as refused:
+            self._fail(request, str(refused))
         return token, token
 
     def authenticate_header(self, request):

@@ -1,13 +1,15 @@
-"""One permission class for the API: each view declares the token scopes each method needs."""
+"""One permission class for the API: each view declares the actions each method takes, and the
+access layer (organizations.permissions) decides whether the request's token may take them."""
 
 from rest_framework.permissions import BasePermission
 
 from keyvault.models import ProxyToken
-from keyvault.usage import recorder
+from organizations import permissions, roles
 
 
-class TokenHasScopes(BasePermission):
-    """`view.required_scopes = {"GET": {"keys:read"}, …}`; a method not listed is refused."""
+class TokenMayTakeActions(BasePermission):
+    """`view.required_actions = {"GET": (Action.KEY_LIST,), …}`; a method not listed is
+    refused."""
 
     message = "The token lacks the scope this request needs."
 
@@ -16,17 +18,23 @@ class TokenHasScopes(BasePermission):
         if not isinstance(token, ProxyToken):
             return False
         method = "GET" if request.method == "HEAD" else request.method
-        required = view.required_scopes.get(method)
-        if required is None:
+        actions = view.required_actions.get(method)
+        if actions is None:
             # A method the view does not serve at all is let through to DRF's 405, which names
             # the allowed methods; answering 403 would send the caller looking for a scope.
             return not _serves(view, request.method)
-        missing = set(required) - set(token.scopes)
-        if missing:
-            self.message = f"The token lacks the scope {', '.join(sorted(missing))}."
+        access = view.access(request)
+        refused = [
+            action
+            for action in actions
+            if not permissions.can(access, action, token.organization_id)
+        ]
+        if refused:
+            needed = sorted(
+                {str(roles.token_scope_granting(permissions.scope_for(a))) for a in refused}
+            )
+            self.message = f"The token lacks the scope {', '.join(needed)}."
             return False
-        # Only a permitted request counts as the token being used.
-        recorder.record_token_use(token.pk)
         return True
 
 

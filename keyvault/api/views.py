@@ -24,15 +24,19 @@ from keyvault.api.serializers import (
     ProviderKeyUpdateSerializer,
 )
 from keyvault.retrieval import retrieve_secret
-from keyvault.tokens import TokenScope
+from keyvault.usage import recorder
 from organizations.access import Access
+from organizations.permissions import Action
 
-READ = {TokenScope.KEYS_READ}
-SECRET = {TokenScope.KEYS_SECRET}
-# A write answers with the key's metadata, and its refusals name keys (a duplicate name, the
-# current default): a token may write only if it may also read what the answer shows. Without
-# keys:read, PATCH with an empty body was a read that GET refused, unaudited.
-WRITE = {TokenScope.KEYS_WRITE, TokenScope.KEYS_READ}
+READ = (Action.KEY_LIST,)
+SECRET = (Action.KEY_REVEAL,)
+
+
+def _writing(action: Action) -> tuple[Action, ...]:
+    # A write answers with the key's metadata, and its refusals name keys (a duplicate name,
+    # the current default): a token may write only if it may also read what the answer shows.
+    # Without keys:read, PATCH with an empty body was a read that GET refused, unaudited.
+    return (Action.KEY_LIST, action)
 
 
 def _error(description: str) -> OpenApiResponse:
@@ -54,7 +58,11 @@ _METADATA = ProviderKeySerializer()
 
 
 def _actor(request) -> Access:
-    return Access.for_token(request.auth, ip=client_address(request))
+    """The request's caller, resolved once (by the permission check) for everything after."""
+    access = getattr(request, "access", None)
+    if access is None:
+        access = request.access = Access.for_token(request.auth, ip=client_address(request))
+    return access
 
 
 def _body(request) -> dict:
@@ -110,19 +118,29 @@ def _whole_number(request, name: str, maximum: int | None = None) -> int | None:
 
 
 class TokenAPIView(APIView):
-    """Base of the API's views: `required_scopes` maps each served method to token scopes."""
+    """Base of the API's views: `required_actions` maps each served method to the actions of
+    docs/permissions.md it takes; the permission class asks the access layer about them."""
 
-    required_scopes: dict = {}
+    required_actions: dict = {}
     parser_classes = [StrictJSONParser]
     # No OPTIONS: a server-to-server API has no CORS preflight, and DRF's metadata answer would
     # need a scope of its own. Methods a view does not serve answer 405.
     http_method_names = ["get", "post", "patch", "delete", "head"]
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Authenticated, permitted and not throttled: the token has been used. Recorded in
+        # memory, flushed in batches (keyvault.usage), never a write per request.
+        recorder.record_token_use(request.auth.pk)
+
+    def access(self, request) -> Access:
+        return _actor(request)
+
 
 class PingView(TokenAPIView):
     """An authenticated no-op: checks a token and names its organization and scopes."""
 
-    required_scopes = {"GET": set()}
+    required_actions = {"GET": ()}
 
     @extend_schema(responses={200: PingSerializer, 401: ERRORS[401], 429: ERRORS[429]})
     def get(self, request):
@@ -133,7 +151,7 @@ class PingView(TokenAPIView):
 
 
 class KeyListView(TokenAPIView):
-    required_scopes = {"GET": READ, "POST": WRITE}
+    required_actions = {"GET": READ, "POST": _writing(Action.KEY_ADD)}
     pagination_class = KeyPagination
 
     @extend_schema(
@@ -176,23 +194,23 @@ class KeyListView(TokenAPIView):
 
 
 class KeyDetailView(TokenAPIView):
-    required_scopes = {"GET": READ, "PATCH": WRITE, "DELETE": WRITE}
-
-    def _key(self, request, key_id):
-        return selectors.provider_key_get(
-            organization_id=request.auth.organization_id, key_id=key_id
-        )
+    required_actions = {
+        "GET": READ,
+        "PATCH": _writing(Action.KEY_EDIT),
+        "DELETE": _writing(Action.KEY_DELETE),
+    }
 
     @extend_schema(responses={200: ProviderKeySerializer, **ERRORS})
     def get(self, request, key_id):
-        return Response(ProviderKeySerializer(self._key(request, key_id)).data)
+        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_LIST)
+        return Response(ProviderKeySerializer(key).data)
 
     @extend_schema(
         request=ProviderKeyUpdateSerializer, responses={200: ProviderKeySerializer, **ERRORS}
     )
     @sensitive_variables()
     def patch(self, request, key_id):
-        key = self._key(request, key_id)
+        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_EDIT)
         serializer = ProviderKeyUpdateSerializer(data=_body(request))
         serializer.is_valid(raise_exception=True)
         key = services.provider_key_update(
@@ -202,7 +220,8 @@ class KeyDetailView(TokenAPIView):
 
     @extend_schema(responses={204: None, **ERRORS})
     def delete(self, request, key_id):
-        services.provider_key_delete(key=self._key(request, key_id), actor=_actor(request))
+        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_DELETE)
+        services.provider_key_delete(key=key, actor=_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -232,23 +251,21 @@ SECRET_RESPONSES = {
 
 
 class KeySecretView(TokenAPIView):
-    required_scopes = {"GET": SECRET}
+    required_actions = {"GET": SECRET}
 
     @extend_schema(
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
         responses=SECRET_RESPONSES,
     )
     def get(self, request, key_id):
-        key = selectors.provider_key_get(
-            organization_id=request.auth.organization_id, key_id=key_id
-        )
+        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_REVEAL)
         return _secret_response(request, key)
 
 
 class ResolveView(TokenAPIView):
     """The organization's default enabled key for a provider (or the named one), with secret."""
 
-    required_scopes = {"GET": SECRET}
+    required_actions = {"GET": SECRET}
 
     @extend_schema(
         parameters=[

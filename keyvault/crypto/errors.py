@@ -8,6 +8,10 @@ envelope itself, so they are safe to log and to show.
 class CryptoError(Exception):
     """Base class: something about a secret could not be sealed or opened."""
 
+    # What a client may branch on, whichever subclass it was: the subclass and its message say
+    # what failed, which is for the logs, not for a caller of the API.
+    code = "key_integrity_error"
+
 
 class KeyringConfigurationError(CryptoError):
     """The configured KEKs are missing or malformed."""

@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
                 ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
                 ('provider', models.CharField(choices=[('openai', 'OpenAI'), ('anthropic', 'Anthropic'), ('azure_openai', 'Azure OpenAI'), ('bedrock', 'AWS Bedrock'), ('vertex', 'Google Vertex AI'), ('gemini', 'Google Gemini'), ('mistral', 'Mistral'), ('groq', 'Groq'), ('cohere', 'Cohere'), ('together', 'Together AI'), ('openrouter', 'OpenRouter'), ('deepseek', 'DeepSeek'), ('xai', 'xAI'), ('openai_compatible', 'OpenAI-compatible (custom)')], max_length=32)),
                 ('name', models.CharField(max_length=100)),
-                ('secret', keyvault.fields.SecretField(kek_id_field='kek_id')),
+                ('secret', keyvault.fields.SecretField()),
                 ('kek_id', models.CharField(db_index=True, editable=False, max_length=64)),
                 ('secret_hint', models.CharField(editable=False, max_length=64)),
                 ('config', models.JSONField(blank=True, default=dict)),

@@ -14,6 +14,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='providerkey',
             name='secret',
-            field=keyvault.fields.SecretField(binding_method='secret_binding', kek_id_field='kek_id'),
+            field=keyvault.fields.SecretField(binding_method='secret_binding'),
         ),
     ]

@@ -3,7 +3,7 @@
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
-from keyvault.models import AuditEvent
+from keyvault import selectors
 from keyvault.web.forms import AuditFilterForm
 from organizations.permissions import Action
 from organizations.web.context import org_page
@@ -13,7 +13,7 @@ EVENTS_PER_PAGE = 50
 
 @org_page(Action.AUDIT_READ)
 def audit_list(request):
-    events = AuditEvent.objects.filter(organization=request.organization)
+    events = selectors.audit_events_for(request.actor, organization_id=request.organization.pk)
     actors = list(events.order_by("actor_label").values_list("actor_label", flat=True).distinct())
     form = AuditFilterForm(request.GET or None, actors=actors)
     if form.is_valid():

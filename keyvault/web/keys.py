@@ -8,10 +8,11 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from keyvault import providers, services
+from keyvault import providers, selectors, services
 from keyvault.errors import NotFoundError
 from keyvault.models import ProviderKey
 from keyvault.web.forms import ProviderChoiceForm, ProviderKeyForm, RotateForm
@@ -44,7 +45,7 @@ def key_list(request):
         request.GET.get("page")
     )
     for key in page:
-        key.may_change = permissions.can(request.membership, Action.KEY_EDIT, key)
+        key.may_change = permissions.can(request.actor, Action.KEY_EDIT, organization, key)
     in_use = set(
         ProviderKey.objects.filter(organization=organization)
         .values_list("provider", flat=True)
@@ -94,13 +95,12 @@ def key_add(request):
 def _key(request, pk, action: Action) -> ProviderKey:
     """A key of the current organization (another organization's answers 404) on which the
     member may take `action` (403 otherwise)."""
-    key = get_object_or_404(
-        ProviderKey.objects.select_related("created_by", "organization"),
-        pk=pk,
-        organization=request.organization,
-    )
-    permissions.require(request.membership, action, key)
-    return key
+    try:
+        return selectors.access_provider_key(
+            request.actor, pk, action, organization_id=request.organization.pk
+        )
+    except NotFoundError:
+        raise Http404("No such key.") from None
 
 
 def _gone(request, key: ProviderKey):

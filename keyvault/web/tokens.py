@@ -3,13 +3,13 @@ else, not even in a flash message, whose cookie or session would keep it) and re
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.debug import sensitive_variables
 
-from keyvault import services
+from keyvault import selectors, services
 from keyvault.errors import NotFoundError
-from keyvault.models import ProxyToken
 from keyvault.web.forms import TokenCreateForm
 from organizations.forms import add_service_errors
 from organizations.permissions import Action
@@ -18,9 +18,7 @@ from organizations.web.context import org_page
 
 @org_page(Action.TOKEN_MANAGE)
 def token_list(request):
-    tokens = ProxyToken.objects.filter(organization=request.organization).select_related(
-        "created_by"
-    )
+    tokens = selectors.proxy_tokens_for(request.actor, organization_id=request.organization.pk)
     return render(request, "keyvault/tokens/list.html", {"tokens": tokens})
 
 
@@ -50,7 +48,12 @@ def token_create(request):
 
 @org_page(Action.TOKEN_MANAGE)
 def token_revoke(request, pk):
-    token = get_object_or_404(ProxyToken, pk=pk, organization=request.organization)
+    try:
+        token = selectors.access_proxy_token(
+            request.actor, pk, organization_id=request.organization.pk
+        )
+    except NotFoundError:
+        raise Http404("No such token.") from None
     if request.method == "POST":
         try:
             services.proxy_token_revoke(token=token, actor=request.actor)

@@ -46,9 +46,11 @@ def org_page(action: Action | None = None):
             membership = membership_for_slug(request.user, org_slug)
             request.membership = membership
             request.organization = membership.organization
-            request.actor = Access.for_request(request)
+            # The caller, resolved once for the whole request: the views, the services they
+            # call and the templates' buttons all ask this one object.
+            request.actor = Access.for_request(request, membership)
             if action is not None:
-                permissions.require(membership, action)
+                permissions.require(request.actor, action, membership.organization)
             return view(request, *args, **kwargs)
 
         return wrapper
@@ -63,7 +65,10 @@ def navigation(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    allowed = {action.name.lower(): True for action in permissions.visible_actions(membership)}
+    visible = permissions.visible_actions(
+        getattr(request, "actor", None), getattr(request, "organization", None)
+    )
+    allowed = {action.name.lower(): True for action in visible}
     return {
         "current_organization": getattr(request, "organization", None),
         "current_membership": membership,

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 
 from organizations import roles
 from organizations.models import Organization
-from organizations.permissions import can_grant_role
+from organizations.permissions import grantable_roles
 from organizations.services import EMAIL_MAX_LENGTH
 
 NAME_MAX_LENGTH = Organization._meta.get_field("name").max_length
@@ -44,17 +44,17 @@ class OrganizationDeleteForm(forms.Form):
         return value
 
 
-def grantable_role_choices(membership) -> list[tuple[str, str]]:
-    return [(role.id, role.name) for role in roles.ROLES if can_grant_role(membership, role.id)]
+def grantable_role_choices(access, organization) -> list[tuple[str, str]]:
+    return [(role.id, role.name) for role in grantable_roles(access, organization)]
 
 
 class InviteForm(forms.Form):
     email = forms.EmailField(label="Email address", max_length=EMAIL_MAX_LENGTH)
     role = forms.ChoiceField(label="Role")
 
-    def __init__(self, *args, membership, **kwargs):
+    def __init__(self, *args, access, organization, **kwargs):
         super().__init__(*args, **kwargs)
-        choices = grantable_role_choices(membership)
+        choices = grantable_role_choices(access, organization)
         self.fields["role"].choices = choices
         self.fields["role"].initial = (
             roles.MEMBER.id if any(role_id == roles.MEMBER.id for role_id, _ in choices) else None
@@ -64,6 +64,6 @@ class InviteForm(forms.Form):
 class RoleForm(forms.Form):
     role = forms.ChoiceField(label="Role")
 
-    def __init__(self, *args, membership, **kwargs):
+    def __init__(self, *args, access, organization, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = grantable_role_choices(membership)
+        self.fields["role"].choices = grantable_role_choices(access, organization)

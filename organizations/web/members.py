@@ -5,12 +5,13 @@ a role may use and turns the services' refusals into form errors.
 """
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.shortcuts import get_object_or_404, redirect, render
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts import limits
-from organizations import invitations, permissions, services
+from organizations import invitations, permissions, selectors, services
 from organizations.forms import add_service_errors
 from organizations.invitation_mail import invitation_send
 from organizations.models import Invitation, Membership
@@ -21,19 +22,22 @@ from organizations.web.forms import InviteForm, RoleForm, grantable_role_choices
 
 def _member_rows(request):
     acting = request.membership
-    grantable = grantable_role_choices(acting)
+    grantable = grantable_role_choices(request.actor, request.organization)
     rows = []
     for membership in request.organization.memberships.select_related("user").order_by(
         "user__email"
     ):
-        manageable = permissions.can_manage_member(acting, membership)
+        manageable = permissions.can_manage_member(request.actor, membership)
         rows.append(
             {
                 "membership": membership,
                 "is_you": membership.pk == acting.pk,
                 "may_manage": manageable,
                 "role_form": RoleForm(
-                    membership=acting, initial={"role": membership.role}, prefix=f"m{membership.pk}"
+                    access=request.actor,
+                    organization=request.organization,
+                    initial={"role": membership.role},
+                    prefix=f"m{membership.pk}",
                 )
                 if manageable and grantable
                 else None,
@@ -44,17 +48,21 @@ def _member_rows(request):
 
 @org_page()
 def member_list(request):
-    may_manage = permissions.can(request.membership, Action.MEMBER_MANAGE)
+    may_manage = permissions.can(request.actor, Action.MEMBER_MANAGE, request.organization)
     pending = []
     if may_manage:
         pending = list(invitations.pending_invitations(organization=request.organization))
         for invitation in pending:
             # Withdrawing an invitation needs the right to grant its role (admins: not owner).
-            invitation.may_revoke = permissions.can_grant_role(request.membership, invitation.role)
+            invitation.may_revoke = permissions.can_grant_role(
+                request.actor, request.organization, invitation.role
+            )
     context = {
         "rows": _member_rows(request),
         "may_manage": may_manage,
-        "invite_form": InviteForm(membership=request.membership) if may_manage else None,
+        "invite_form": InviteForm(access=request.actor, organization=request.organization)
+        if may_manage
+        else None,
         "invitations": pending,
     }
     return render(request, "organizations/members.html", context)
@@ -62,7 +70,7 @@ def member_list(request):
 
 @org_page(Action.MEMBER_MANAGE)
 def member_invite(request):
-    form = InviteForm(request.POST or None, membership=request.membership)
+    form = InviteForm(request.POST or None, access=request.actor, organization=request.organization)
     if request.method == "POST" and form.is_valid():
         try:
             limits.check_invitation(request, request.organization)
@@ -96,21 +104,24 @@ def member_invite(request):
 def _target(request, pk) -> Membership:
     """A membership of the current organization (another organization's answers 404) that the
     acting member may manage (403 otherwise)."""
-    target = get_object_or_404(
-        Membership.objects.select_related("user", "organization"),
-        pk=pk,
-        organization=request.organization,
-    )
-    if not permissions.can_manage_member(request.membership, target):
-        raise PermissionDenied("Your role does not allow managing this member.")
-    return target
+    try:
+        return selectors.access_membership(
+            request.actor, pk, organization_id=request.organization.pk
+        )
+    except Membership.DoesNotExist:
+        raise Http404("No such member.") from None
 
 
 @require_POST
 @org_page(Action.MEMBER_MANAGE)
 def member_change_role(request, pk):
     target = _target(request, pk)
-    form = RoleForm(request.POST, membership=request.membership, prefix=f"m{target.pk}")
+    form = RoleForm(
+        request.POST,
+        access=request.actor,
+        organization=request.organization,
+        prefix=f"m{target.pk}",
+    )
     if form.is_valid():
         try:
             services.membership_change_role(
@@ -157,7 +168,12 @@ def member_remove(request, pk):
 @require_POST
 @org_page(Action.MEMBER_MANAGE)
 def invitation_revoke(request, pk):
-    invitation = get_object_or_404(Invitation, pk=pk, organization=request.organization)
+    try:
+        invitation = selectors.access_invitation(
+            request.actor, pk, organization_id=request.organization.pk
+        )
+    except Invitation.DoesNotExist:
+        raise Http404("No such invitation.") from None
     invitations.invitation_revoke(invitation=invitation, actor=request.actor)
     messages.success(request, f"Revoked the invitation of {invitation.email}.")
     return redirect("members:list", org_slug=request.organization.slug)

@@ -75,9 +75,9 @@ def organization_create(request):
 def organization_settings(request):
     """Everyone sees the organization's details; only owners get the rename and delete forms."""
     organization = request.organization
-    may_manage = permissions.can(request.membership, Action.ORG_MANAGE, organization)
+    may_manage = permissions.can(request.actor, Action.ORG_MANAGE, organization)
     if request.method == "POST":
-        permissions.require(request.membership, Action.ORG_MANAGE, organization)
+        permissions.require(request.actor, Action.ORG_MANAGE, organization)
     form = OrganizationForm(request.POST or None, initial={"name": organization.name})
     if request.method == "POST" and form.is_valid():
         try:

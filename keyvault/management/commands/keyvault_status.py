@@ -11,10 +11,10 @@ from keyvault.envelope_upgrade import legacy_keys
 from keyvault.management.progress import Progress
 from keyvault.models import SECRET_CONTEXT_FIELDS, ProviderKey
 from keyvault.rotation import keys_per_kek
+from keyvault.sealing import open_secret
 from organizations.management.base import ProvisioningCommand
 
 UNUSED_DAYS = 90
-_secret_field = ProviderKey._meta.get_field("secret")
 
 
 class Command(ProvisioningCommand):
@@ -97,7 +97,7 @@ class Command(ProvisioningCommand):
         failures, refused = [], []
         for key in keys.iterator(chunk_size=2000):
             try:
-                secret = _secret_field.open(key, keyring)
+                secret = open_secret(key, keyring)
             except CryptoError as exc:
                 failures.append((key.pk, type(exc).__name__))
             except ValidationError:  # a provider no longer in the catalog

@@ -1,38 +1,12 @@
-import signal
-import threading
-from contextlib import contextmanager
-
 from django.core.management.base import CommandError
-from django.db import DatabaseError
 
-from keyvault import audit
-from keyvault.audit import AuditAction
+from keyvault import services
 from keyvault.crypto import CryptoError, get_keyring
+from keyvault.management.interrupts import interrupt_on_sigterm
 from keyvault.management.progress import Progress
-from keyvault.rotation import pending_by_kek, rewrap_all
+from keyvault.rotation import pending_by_kek
 from organizations.access import Access
 from organizations.management.base import ProvisioningCommand, database_error_message
-
-
-@contextmanager
-def _interrupt_on_sigterm():
-    # A stop from a process manager ends the job like Ctrl-C: the batch in flight rolls back,
-    # everything committed stays, and a rerun continues where it stopped. The previous handler
-    # is put back afterwards (call_command runs inside longer-lived processes), and signal
-    # handlers can only be set from the main thread, so elsewhere the job runs without one.
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        # None: the previous handler was not installed from Python; the default is closest.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 class Command(ProvisioningCommand):
@@ -66,52 +40,28 @@ class Command(ProvisioningCommand):
             )
             return
         progress = Progress(total, label="re-wrap")
-        rewrapped = skipped = 0
-        failed: list = []
-        interrupted = False
-        database_error = None
         try:
-            with _interrupt_on_sigterm():
-                for batch in rewrap_all(keyring, batch_size=batch_size):
-                    rewrapped += batch.rewrapped
-                    skipped += batch.skipped_concurrent
-                    failed += batch.failed
-                    progress.advance(batch.rewrapped + batch.skipped_concurrent + len(batch.failed))
-        except KeyboardInterrupt:
-            interrupted = True
-        except DatabaseError as exc:
-            # The batch in flight rolled back; the committed ones stay, as after an interruption.
-            database_error = exc
+            with interrupt_on_sigterm():
+                job = services.kek_rotate(
+                    actor=Access.operator("manage.py rotate_kek"),
+                    keyring=keyring,
+                    batch_size=batch_size,
+                    on_batch=lambda batch: progress.advance(batch.seen),
+                )
         finally:
             progress.finish()
-        try:
-            audit.record(
-                action=AuditAction.KEK_ROTATION,
-                actor=Access.operator("manage.py rotate_kek"),
-                metadata={
-                    "primary": keyring.primary_kek_id,
-                    "rewrapped": rewrapped,
-                    "changed_concurrently": skipped,
-                    "failed": len(failed),
-                    "interrupted": interrupted or database_error is not None,
-                },
-            )
-        except DatabaseError:
-            if database_error is None:
-                raise
-            # The database that stopped the job may refuse this too; the error below says
-            # what happened, and the envelopes themselves show how far the job got.
+        rewrapped, failed = job.written, job.failed
         self.stdout.write(
             f"Re-wrapped {rewrapped} keys under {keyring.primary_kek_id} in "
-            f"{progress.elapsed:.1f}s ({progress.rate:,.0f} rows/s); {skipped} changed by users "
-            "meanwhile (already under the primary)."
+            f"{progress.elapsed:.1f}s ({progress.rate:,.0f} rows/s); "
+            f"{job.changed_concurrently} changed by users meanwhile (already under the primary)."
         )
-        if database_error is not None:
+        if job.database_error is not None:
             raise CommandError(
                 f"Stopped after {rewrapped} keys by a database error "
-                f"({database_error_message(database_error)}); run rotate_kek again to finish."
+                f"({database_error_message(job.database_error)}); run rotate_kek again to finish."
             )
-        if interrupted:
+        if job.interrupted:
             raise CommandError(
                 f"Interrupted after {rewrapped} keys; run rotate_kek again to finish."
             )

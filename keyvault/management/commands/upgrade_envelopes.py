@@ -1,18 +1,13 @@
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from keyvault import audit
-from keyvault.audit import AuditAction
+from keyvault import services
 from keyvault.crypto import CryptoError, get_keyring
-from keyvault.envelope_upgrade import legacy_keys, upgrade_all
+from keyvault.envelope_upgrade import legacy_keys
 from keyvault.management.interrupts import interrupt_on_sigterm
 from keyvault.management.progress import Progress
 from organizations.access import Access
-from organizations.management.base import ProvisioningCommand
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+from organizations.management.base import ProvisioningCommand, database_error_message
 
 
 def _ids(ids: list) -> str:
@@ -41,44 +36,31 @@ class Command(ProvisioningCommand):
         except CryptoError as exc:
             raise CommandError(str(exc)) from None
         except DatabaseError as exc:
-            raise CommandError(f"The database refused: {_first_line(exc)}") from None
+            raise CommandError(f"The database refused: {database_error_message(exc)}") from None
         if dry_run or not total:
             self.stdout.write(
                 f"{total} keys would be re-sealed (dry run)." if dry_run else "Nothing to do."
             )
             return
         progress = Progress(total, label="re-seal")
-        resealed = skipped = 0
-        failed: list = []
-        refused: list = []
-        interrupted = False
         try:
             with interrupt_on_sigterm():
-                for batch, refused_in_batch in upgrade_all(keyring, batch_size=batch_size):
-                    resealed += batch.rewrapped
-                    skipped += batch.skipped_concurrent
-                    failed += batch.failed
-                    refused += refused_in_batch
-                    progress.advance(batch.rewrapped + batch.skipped_concurrent + len(batch.failed))
-        except KeyboardInterrupt:
-            interrupted = True
-        except DatabaseError as exc:
-            raise CommandError(
-                f"The database refused after {resealed} keys ({_first_line(exc)}); "
-                "run upgrade_envelopes again to continue."
-            ) from None
+                job = services.envelopes_upgrade(
+                    actor=Access.operator("manage.py upgrade_envelopes"),
+                    keyring=keyring,
+                    batch_size=batch_size,
+                    on_batch=lambda batch: progress.advance(batch.seen),
+                )
         finally:
             progress.finish()
-        audit.record(
-            action=AuditAction.ENVELOPES_UPGRADED,
-            actor=Access.operator("manage.py upgrade_envelopes"),
-            metadata={
-                "resealed": resealed,
-                "changed_concurrently": skipped,
-                "failed": len(failed),
-                "interrupted": interrupted,
-            },
-        )
+        resealed, skipped = job.written, job.changed_concurrently
+        failed, refused = job.failed, job.refused_endpoints
+        if job.database_error is not None:
+            raise CommandError(
+                f"The database refused after {resealed} keys "
+                f"({database_error_message(job.database_error)}); "
+                "run upgrade_envelopes again to continue."
+            )
         self.stdout.write(
             f"Re-sealed {resealed} keys in the current format in {progress.elapsed:.1f}s; "
             f"{skipped} changed by users meanwhile (already in the current format)."
@@ -88,7 +70,7 @@ class Command(ProvisioningCommand):
                 f"{len(refused)} keys have an endpoint the current rules refuse; check them "
                 f"(changing it needs the secret): {_ids(refused)}"
             )
-        if interrupted:
+        if job.interrupted:
             raise CommandError(
                 f"Interrupted after {resealed} keys; run upgrade_envelopes again to finish."
             )

@@ -1,27 +1,35 @@
-"""Every write to provider keys, and `provider_key_reveal`, the single decrypt path.
+"""Every change to what a provider key is (created, edited, rotated, rekeyed, deleted), and
+`provider_key_reveal`, the only path that hands a plaintext secret out.
 
 Each write validates first, runs in one transaction, and records its audit event in that same
 transaction: a failure leaves neither a half-written row nor an orphan event. Pages, the admin,
-the API and commands all call these functions, so no rule is written twice.
+the API and commands all call these functions, so no rule is written twice. Key rows are also
+written by the envelope jobs (`keyvault.services.envelopes`: re-wrapped or re-sealed, the secret
+unchanged) and the usage flush (`last_used_at`, `keyvault.usage`), and deleting an organization
+deletes its keys with it (`organizations.services`).
+
+Other code opens secrets too, and keeps the plaintext inside: checking a secret before it is
+replaced and rekeying (here), re-wrapping and re-sealing (the envelope jobs), and
+`keyvault_status --verify`. None of them returns or logs it, or stores it other than sealed.
 """
 
 import hmac
 import logging
-from datetime import timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from keyvault import audit, providers
+from keyvault import audit, providers, sealing
 from keyvault.audit import AuditAction
 from keyvault.crypto import CryptoError
 from keyvault.errors import KeyDisabledError, NotFoundError
 from keyvault.masking import mask_secret
-from keyvault.models import SECRET_MAX_BYTES, ProviderKey, ProxyToken
+from keyvault.models import SECRET_MAX_BYTES, ProviderKey
+from keyvault.rotation import swap_envelope
 from keyvault.selectors import named
-from keyvault.tokens import TokenScope, generate_token, token_digest
+from keyvault.services.validation import collect
 from organizations.access import Access
 from organizations.authorization import authorize
 from organizations.permissions import Action
@@ -31,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 NAME_MAX_LENGTH = ProviderKey._meta.get_field("name").max_length
 _UNSET = object()
-_secret_field = ProviderKey._meta.get_field("secret")
 
 
 # --- Validation ------------------------------------------------------------------------------
@@ -100,20 +107,6 @@ def _save_checked(key: ProviderKey, **save_kwargs) -> None:
         raise
 
 
-def _collect(*cleaners):
-    """Run every cleaner and raise all their field errors together."""
-    results, errors = [], {}
-    for cleaner in cleaners:
-        try:
-            results.append(cleaner())
-        except ValidationError as exc:
-            results.append(None)
-            errors.update(exc.message_dict)
-    if errors:
-        raise ValidationError(errors)
-    return results
-
-
 # --- Writes ----------------------------------------------------------------------------------
 
 
@@ -131,7 +124,7 @@ def provider_key_create(
 ) -> ProviderKey:
     authorize(actor, Action.KEY_ADD, organization)
     provider_obj = providers.get_provider(provider)
-    name, secret, config, is_default, enabled = _collect(
+    name, secret, config, is_default, enabled = collect(
         lambda: clean_name(name),
         lambda: clean_secret(provider_obj, secret),
         lambda: providers.validate_config(provider_obj, config),
@@ -212,7 +205,7 @@ def provider_key_update(
     cleaned = dict(
         zip(
             ("name", "config", "is_default", "enabled", "secret"),
-            _collect(
+            collect(
                 lambda: _UNSET if name is _UNSET else clean_name(name),
                 lambda: (
                     _UNSET if config is _UNSET else providers.validate_config(provider_obj, config)
@@ -258,7 +251,7 @@ def provider_key_update(
         if rotated or new_routing != old_routing:
             # Sealed again at save, bound to the settings the row now has.
             locked.secret = new_secret
-            update_fields += ["secret", "kek_id"]
+            update_fields += ["secret"]
         _save_checked(locked, update_fields=update_fields)
         _record_update(locked, actor, changes, old_routing, new_routing)
         if rotated:
@@ -287,7 +280,7 @@ def _current_secret(key: ProviderKey) -> str:
     deleted and added again.
     """
     try:
-        return _secret_field.open(key)
+        return sealing.open_secret(key)
     except CryptoError:
         raise ValidationError(
             {
@@ -348,9 +341,7 @@ def provider_key_rotate(*, key: ProviderKey, actor: Access, secret: str) -> Prov
         locked.secret_hint = mask_secret(secret, key_prefixes=locked.provider_obj.key_prefixes)
         locked.version += 1
         locked.rotated_at = timezone.now()
-        locked.save(
-            update_fields=["secret", "kek_id", "secret_hint", "version", "rotated_at", "updated_at"]
-        )
+        locked.save(update_fields=["secret", "secret_hint", "version", "rotated_at", "updated_at"])
         audit.record(
             action=AuditAction.KEY_ROTATED,
             actor=actor,
@@ -388,14 +379,12 @@ def provider_key_rekey(*, key: ProviderKey, actor: Access) -> bool:
     Written with a compare-and-swap; when it misses, the row is read again and rekeyed again:
     the change that won may have been a KEK re-wrap, which keeps the old data key.
     """
-    from keyvault.rotation import swap_envelope
-
     authorize(actor, Action.KEY_ROTATE, key.organization_id, key)
     current = key
     for _attempt in range(_REKEY_ATTEMPTS):
         with transaction.atomic():
             old = current.secret
-            new = _secret_field.seal(current, _secret_field.open(current))
+            new = sealing.seal_secret(current, sealing.open_secret(current))
             if swap_envelope(current.pk, old, new):
                 audit.record(
                     action=AuditAction.KEY_REKEYED,
@@ -404,7 +393,8 @@ def provider_key_rekey(*, key: ProviderKey, actor: Access) -> bool:
                     target=current,
                     metadata={"from_kek": old.kek_id, "to_kek": new.kek_id},
                 )
-                key.secret, key.kek_id = new, new.kek_id
+                key.secret = new
+                key.refresh_from_db(fields=["kek_id"])
                 return True
         current = ProviderKey.objects.filter(pk=key.pk).first()
         if current is None:
@@ -421,8 +411,9 @@ _REKEY_ATTEMPTS = 5
 
 
 def provider_key_check_reveal(*, key: ProviderKey, actor: Access) -> None:
-    """Whether `actor` may have the key's secret now: authorized to reveal, and the key
-    enabled (`KeyDisabledError` otherwise). Revalidation asks this without decrypting."""
+    """Raise unless `actor` may have the key's secret now: `PermissionDenied` unless
+    authorized to reveal, `KeyDisabledError` for a disabled key. Revalidation asks this
+    without decrypting."""
     # The id, not the related object: the proxy's hot path must not pay a query for it.
     authorize(actor, Action.KEY_REVEAL, key.organization_id, key)
     if not key.enabled:
@@ -431,8 +422,8 @@ def provider_key_check_reveal(*, key: ProviderKey, actor: Access) -> None:
 
 @sensitive_variables()
 def provider_key_reveal(*, key: ProviderKey, actor: Access) -> str:
-    """The key's plaintext secret: the only decrypting code, and authorized here (only the
-    operator and tokens with keys:secret may decrypt).
+    """The key's plaintext secret: the only function that hands one out, and authorized here
+    (only the operator and tokens with keys:secret may have it).
 
     A disabled key raises `KeyDisabledError`. A value that fails its integrity check raises
     the crypto layer's typed error after logging the key id (never the value): it is never
@@ -440,7 +431,7 @@ def provider_key_reveal(*, key: ProviderKey, actor: Access) -> str:
     """
     provider_key_check_reveal(key=key, actor=actor)
     try:
-        return _secret_field.open(key)
+        return sealing.open_secret(key)
     except CryptoError as exc:
         logger.error(
             "Provider key %s of organization %s failed to decrypt: %s: %s",
@@ -450,104 +441,3 @@ def provider_key_reveal(*, key: ProviderKey, actor: Access) -> str:
             exc,
         )
         raise
-
-
-# --- Proxy tokens ----------------------------------------------------------------------------
-
-TOKEN_NAME_MAX_LENGTH = ProxyToken._meta.get_field("name").max_length
-MAX_TOKEN_DAYS = 3650
-
-
-def _clean_scopes(scopes) -> list[str]:
-    if isinstance(scopes, str):
-        scopes = [s.strip() for s in scopes.split(",") if s.strip()]
-    if not isinstance(scopes, list | tuple) or not scopes:
-        raise ValidationError({"scopes": "Choose at least one scope."}, code="required")
-    known = {scope.value for scope in TokenScope}
-    unknown = [str(s)[:40] for s in scopes if s not in known]
-    if unknown:
-        raise ValidationError(
-            {"scopes": f"Unknown scope {unknown[0]!r}; choose from {', '.join(sorted(known))}."},
-            code="invalid",
-        )
-    return sorted(set(scopes))
-
-
-def _clean_expiry_days(days) -> int | None:
-    if days is None:
-        return None
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TOKEN_DAYS:
-        raise ValidationError(
-            {"expires_in": f"Expiry must be a whole number of days from 1 to {MAX_TOKEN_DAYS}."},
-            code="invalid",
-        )
-    return days
-
-
-@sensitive_variables()
-def proxy_token_create(
-    *, organization, actor: Access, name: str, scopes, expires_in_days: int | None = None
-) -> tuple[ProxyToken, str]:
-    """A new token: returns the row and the token itself, which is never available again."""
-    authorize(actor, Action.TOKEN_MANAGE, organization)
-    name, scopes, days = _collect(
-        lambda: clean_display_name(name, max_length=TOKEN_NAME_MAX_LENGTH),
-        lambda: _clean_scopes(scopes),
-        lambda: _clean_expiry_days(expires_in_days),
-    )
-    raw = generate_token()
-    token = ProxyToken(
-        organization=organization,
-        name=name,
-        scopes=scopes,
-        digest=token_digest(raw),
-        last_four=raw[-4:],
-        created_by=actor.stored_user,
-        expires_at=timezone.now() + timedelta(days=days) if days else None,
-    )
-    duplicate = ValidationError(
-        {"name": f"An active token named {name!r} already exists."}, code="unique"
-    )
-    with transaction.atomic():
-        active = ProxyToken.objects.filter(organization=organization, revoked_at__isnull=True)
-        if named(active, name).exists():
-            raise duplicate
-        try:
-            with transaction.atomic():
-                token.save(force_insert=True)
-        except IntegrityError:
-            raise duplicate from None
-        audit.record(
-            action=AuditAction.TOKEN_CREATED,
-            actor=actor,
-            organization=organization,
-            target=token,
-            metadata={
-                "name": name,
-                "scopes": scopes,
-                "last_four": token.last_four,
-                "expires_at": token.expires_at.isoformat() if token.expires_at else None,
-            },
-        )
-    return token, raw
-
-
-def proxy_token_revoke(*, token: ProxyToken, actor: Access) -> ProxyToken:
-    """Revoke by timestamp; the row stays for the audit trail. Revoking twice is a no-op."""
-    authorize(actor, Action.TOKEN_MANAGE, token.organization_id)
-    with transaction.atomic():
-        locked = ProxyToken.objects.select_for_update().filter(pk=token.pk).first()
-        if locked is None:  # deleted with its organization meanwhile
-            raise NotFoundError(f"The token {token.name!r} no longer exists.")
-        if locked.revoked_at is not None:
-            return locked
-        locked.revoked_at = timezone.now()
-        locked.save(update_fields=["revoked_at"])
-        audit.record(
-            action=AuditAction.TOKEN_REVOKED,
-            actor=actor,
-            organization=locked.organization,
-            target=locked,
-            metadata={"name": locked.name, "last_four": locked.last_four},
-        )
-    return locked
