@@ -3,6 +3,7 @@ from django.core.cache import cache
 
 from keyvault.usage import recorder
 from organizations import roles
+from organizations.access import Access
 from tests.factories import (
     InvitationFactory,
     MembershipFactory,
@@ -40,6 +41,17 @@ def member_of(db):
 
     def make(organization, role=roles.MEMBER.id, user=None):
         return MembershipFactory(organization=organization, role=role, user=user or UserFactory())
+
+    return make
+
+
+@pytest.fixture
+def actor_of(member_of, organization):
+    """`actor_of(role)`: an Access for a new user holding `role` in `organization` (or in
+    `org=`)."""
+
+    def make(role, org=None):
+        return Access.for_user(member_of(org or organization, role).user)
 
     return make
 
@@ -107,22 +119,26 @@ def old_kek_first(settings):
 def raw_envelope(db):
     """Read (`raw_envelope(key)`) or overwrite (`raw_envelope(key, text)`) a provider key's
     stored envelope with plain SQL, bypassing the field and the model."""
-    from django.db import connection
-
-    from keyvault.models import ProviderKey
+    from tests.helpers import raw_secret_column, write_raw_secret_column
 
     def access(key, text=None):
-        pk = ProviderKey._meta.pk.get_db_prep_value(key.pk, connection)
-        with connection.cursor() as cursor:
-            if text is not None:
-                cursor.execute(
-                    "UPDATE keyvault_providerkey SET secret = %s WHERE id = %s", [text, pk]
-                )
-                return text
-            cursor.execute("SELECT secret FROM keyvault_providerkey WHERE id = %s", [pk])
-            return cursor.fetchone()[0]
+        if text is not None:
+            write_raw_secret_column(key, text)
+            return text
+        return raw_secret_column(key)
 
     return access
+
+
+@pytest.fixture
+def opened():
+    """A spy on the one call that decrypts a key's secret: `opened.assert_not_called()`."""
+    from unittest import mock
+
+    from keyvault import sealing
+
+    with mock.patch.object(sealing, "open_secret", wraps=sealing.open_secret) as spy:
+        yield spy
 
 
 @pytest.fixture
@@ -143,8 +159,6 @@ def tamper(raw_envelope):
 
 # --- The tenant-scoped Django admin ----------------------------------------------------------
 
-ADMIN_PASSWORD = "correct horse battery staple"  # UserFactory's password
-
 
 @pytest.fixture
 def signed_in():
@@ -157,6 +171,12 @@ def signed_in():
         return client
 
     return make
+
+
+@pytest.fixture
+def owner_client(owner, signed_in):
+    """A client signed in as `owner`, the owner of `organization`."""
+    return signed_in(owner)
 
 
 @pytest.fixture

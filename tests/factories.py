@@ -8,6 +8,9 @@ from organizations import invitations, roles
 from organizations.access import Access
 from organizations.models import Invitation, Membership, Organization
 
+# Every factory-made user's password, for the tests that sign in with it.
+PASSWORD = "correct horse battery staple"
+
 
 class UserFactory(DjangoModelFactory):
     class Meta:
@@ -16,7 +19,7 @@ class UserFactory(DjangoModelFactory):
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
     username = factory.LazyAttribute(lambda user: user.email)
-    password = factory.django.Password("correct horse battery staple")
+    password = factory.django.Password(PASSWORD)
 
 
 class OrganizationFactory(DjangoModelFactory):

@@ -10,6 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from audit.models import AuditEvent
 from keyvault.models import ProviderKey, ProxyToken
 from organizations.models import Organization
+from tests.helpers import key_row, messages_of, snapshot
 from tests.test_admin_writes import (
     KEYS,
     ORGS,
@@ -17,8 +18,6 @@ from tests.test_admin_writes import (
     add_key,
     change,
     form_errors,
-    messages_of,
-    row,
 )
 
 pytestmark = pytest.mark.django_db
@@ -43,24 +42,20 @@ def cold_cache():
     ContentType.objects.clear_cache()
 
 
-def written() -> tuple:
-    return ProviderKey.objects.count(), AuditEvent.objects.count(), LogEntry.objects.count()
-
-
 # --- A refused form with a cold content-type cache ------------------------------------------
 
 
 def test_refused_add_is_a_form_error_with_a_cold_cache(a, admin, cold_cache):
-    before = written()
+    before = snapshot()
 
     errors = form_errors(add_key(admin, a.org, name=""))
 
     assert "name" in errors
-    assert written() == before
+    assert snapshot() == before
 
 
 def test_refused_change_is_a_form_error_with_a_cold_cache(a, admin, form_data):
-    before, events = row(a.key), AuditEvent.objects.count()
+    before, events = key_row(a.key), AuditEvent.objects.count()
     url = f"{KEYS}{a.key.pk}/change/"
     data = form_data(admin.get(url))
     # A rename the services accept and a secret they refuse: both must be undone.
@@ -70,7 +65,7 @@ def test_refused_change_is_a_form_error_with_a_cold_cache(a, admin, form_data):
     errors = form_errors(admin.post(url, data))
 
     assert "new_secret" in errors
-    assert row(a.key) == before
+    assert key_row(a.key) == before
     assert AuditEvent.objects.count() == events
 
 
@@ -145,18 +140,18 @@ def test_the_same_filters_without_nul_still_work(a, admin):
     ids=["nested-3000", "nested-40", "lone-surrogate", "nul", "surrogate-in-a-name"],
 )
 def test_unstorable_config_is_a_form_error(a, admin, form_data, config):
-    before = written()
+    before = snapshot()
     add = add_key(admin, a.org, config=config)
     url = f"{KEYS}{a.key.pk}/change/"
-    key_before = row(a.key)
+    key_before = key_row(a.key)
     edit = change(admin, url, form_data, config=config)
 
     for response in (add, edit):
         assert "config" in form_errors(response)
         # The page shown again puts back the text as typed.
         assert response.context["adminform"].form["config"].value() == config
-    assert written() == before
-    assert row(a.key) == key_before
+    assert snapshot() == before
+    assert key_row(a.key) == key_before
 
 
 # --- A tampered selection for an action -----------------------------------------------------
@@ -164,7 +159,7 @@ def test_unstorable_config_is_a_form_error(a, admin, form_data, config):
 
 @pytest.mark.parametrize("selected", ["not-a-uuid", "\x00", "1"])
 def test_action_on_ids_that_are_not_ids_changes_nothing(a, admin, selected):
-    key_before = row(a.key)
+    key_before = key_row(a.key)
     for url, action, target in ((KEYS, "disable_keys", a.key), (TOKENS, "revoke_tokens", a.token)):
         response = admin.post(
             url, {"action": action, ACTION_CHECKBOX_NAME: [str(target.pk), selected]}
@@ -172,5 +167,5 @@ def test_action_on_ids_that_are_not_ids_changes_nothing(a, admin, selected):
 
         assert response.status_code == 302
         assert "The selection names items that do not exist." in messages_of(admin)[-1]
-    assert row(a.key) == key_before
+    assert key_row(a.key) == key_before
     assert ProxyToken.objects.get(pk=a.token.pk).revoked_at is None

@@ -17,7 +17,7 @@ from organizations import roles
 from organizations.invitations import generate_invitation_token
 from organizations.models import Invitation, Membership
 from tests.factories import InvitationFactory, MembershipFactory, OrganizationFactory
-from tests.test_admin_writes import everything_stored_beside_pages, messages_of
+from tests.helpers import messages_of, snapshot, stored_beside_pages
 
 pytestmark = pytest.mark.django_db
 
@@ -50,10 +50,6 @@ def sign_up(email, organization_name="Squatters"):
     return client, get_user_model().objects.get(email=email)
 
 
-def counts():
-    return (Membership.objects.count(), Invitation.objects.count(), AuditEvent.objects.count())
-
-
 # --- Taking over an organization through a pre-registered address ----------------------------
 
 
@@ -83,7 +79,7 @@ def test_an_address_someone_else_signed_up_with_gets_an_invitation_not_the_membe
     assert message.to == ["colleague@example.com"]
     [(_path, token)] = LINK.findall(message.body)
     assert token not in admin.get(response["Location"]).content.decode()
-    assert token not in everything_stored_beside_pages(admin)
+    assert token not in stored_beside_pages(admin)
 
     # Holding an account under the address opens nothing without the link.
     assert squatter_client.post("/invitations/accept/").status_code == 404
@@ -203,14 +199,15 @@ def test_refused_invitations_are_form_errors_and_write_nothing(
         settings.KEYVAULT_INVITATIONS_PER_DAY = 1
         signed_in(a.admin).post(url, {**data, "email": "first@example.com"})
         mailoutbox.clear()
-    before = counts()
+    admin = signed_in(a.admin)
+    before = snapshot()
 
-    response = signed_in(a.admin).post(url, data)
+    response = admin.post(url, data)
 
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert expected in " ".join(errors.get(field, [])), errors
-    assert counts() == before
+    assert snapshot() == before
     assert mailoutbox == []
 
 

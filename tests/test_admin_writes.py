@@ -3,14 +3,10 @@ audit), secrets and tokens never come back out, the audit trail is read-only, an
 under the primary KEK is for superusers only."""
 
 import json
-import re
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import LogEntry
-from django.contrib.messages.storage.cookie import CookieStorage
-from django.contrib.sessions.models import Session
-from django.http import HttpRequest
 
 from audit import AuditAction
 from audit.models import AuditEvent
@@ -21,6 +17,7 @@ from organizations.access import Access
 from organizations.invitations import invitation_accept
 from organizations.models import Invitation, Membership, Organization
 from tests.factories import ProviderKeyFactory, UserFactory
+from tests.helpers import TOKEN_PATTERN, key_row, messages_of, stored_beside_pages
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +29,6 @@ ORGS = "/admin/organizations/organization/"
 
 SECRET = "sk-proj-Adm1nF0rmS3cretQwErTyUiOpAsDfGhJkL"
 NEW_SECRET = "sk-proj-R0tat3dS3cretZxCvBnMmLkJhGfDsAqWe"
-TOKEN_PATTERN = re.compile(r"kvp_[A-Za-z0-9_-]{43}")
 AZURE_CONFIG = {
     "endpoint": "https://alpha.openai.azure.com",
     "deployment": "gpt-4o",
@@ -54,26 +50,6 @@ def admin(a, signed_in):
 @pytest.fixture
 def owner(a, signed_in):
     return signed_in(a.owner)
-
-
-def messages_of(client) -> list[str]:
-    """The messages waiting in the client's message cookie, decoded."""
-    cookie = client.cookies.get("messages")
-    if cookie is None or not cookie.value:
-        return []
-    return [str(m.message) for m in CookieStorage(HttpRequest())._decode(cookie.value) or []]
-
-
-def everything_stored_beside_pages(client) -> str:
-    """Admin history, sessions, waiting messages and the audit trail, as one text."""
-    parts = [f"{e.object_repr} {e.change_message}" for e in LogEntry.objects.all()]
-    parts += [json.dumps(s.get_decoded(), default=str) for s in Session.objects.all()]
-    parts += messages_of(client)
-    parts += [
-        f"{e.actor_label} {e.target_label} {json.dumps(e.metadata)}"
-        for e in AuditEvent.objects.all()
-    ]
-    return "\n".join(parts)
 
 
 def events_since(count: int) -> list[AuditEvent]:
@@ -104,20 +80,6 @@ def form_errors(response) -> dict:
     errors = response.context["adminform"].form.errors
     assert errors
     return errors
-
-
-def row(key) -> tuple:
-    """Everything about a key that a refused change must leave as it was."""
-    key = ProviderKey.objects.get(pk=key.pk)
-    return (
-        key.name,
-        key.config,
-        key.is_default,
-        key.enabled,
-        key.version,
-        key.secret_hint,
-        key.secret.envelope,
-    )
 
 
 # --- Provider keys: the same services, the same audit -----------------------------------------
@@ -190,13 +152,13 @@ def test_secret_typed_in_the_admin_appears_on_no_page_history_or_message(
     assert add_key(admin, a.org).status_code == 302
     key = ProviderKey.objects.get(organization=a.org, name="Admin Key")
     assert any(key.secret_hint in m for m in messages_of(admin))
-    assert SECRET not in everything_stored_beside_pages(admin)
+    assert SECRET not in stored_beside_pages(admin)
 
     url = f"{KEYS}{key.pk}/change/"
     assert change(admin, url, form_data, new_secret=NEW_SECRET).status_code == 302
     rotated = ProviderKey.objects.get(pk=key.pk)
     assert rotated.version == 2
-    stored = everything_stored_beside_pages(admin)
+    stored = stored_beside_pages(admin)
     assert rotated.secret_hint in stored
 
     key_pages = [
@@ -313,13 +275,13 @@ def test_bad_input_on_change_leaves_the_row_and_audit_unchanged(
     a, admin, form_data, siblings, target, changes, error_field
 ):
     key = a.key if target == "key" else siblings[target]
-    before, events, log_count = row(key), AuditEvent.objects.count(), LogEntry.objects.count()
+    before, events, log_count = key_row(key), AuditEvent.objects.count(), LogEntry.objects.count()
 
     errors = form_errors(change(admin, f"{KEYS}{key.pk}/change/", form_data, **changes))
 
     if error_field:
         assert error_field in errors
-    assert row(key) == before
+    assert key_row(key) == before
     assert (AuditEvent.objects.count(), LogEntry.objects.count()) == (events, log_count)
 
 
@@ -364,7 +326,7 @@ def test_token_created_in_the_admin_is_shown_exactly_once(a, admin):
         assert later.status_code == 200
         assert raw not in later.content.decode()
         assert raw[4:-4] not in later.content.decode()
-    assert raw not in everything_stored_beside_pages(admin)
+    assert raw not in stored_beside_pages(admin)
     assert LogEntry.objects.filter(object_id=str(token.pk)).exists()
 
 

@@ -20,11 +20,13 @@ from keyvault import services
 from keyvault.api import throttling
 from keyvault.models import ProviderKey, ProxyToken
 from organizations.access import Access
+from tests import matrix
 from tests.factories import ProviderKeyFactory
+from tests.helpers import bearer
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 WWW_AUTHENTICATE = 'Bearer realm="keyvault"'
-SCOPES = ["keys:read", "keys:secret", "keys:write"]
+SCOPES = list(matrix.TOKEN_SCOPES)
 
 
 @pytest.fixture
@@ -69,11 +71,6 @@ def redis_cache(settings):
     cache.clear()
     yield
     cache.clear()
-
-
-def bearer(token) -> dict:
-    raw = token if isinstance(token, str) else token.raw
-    return {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
 
 
 def assert_json_error(response, status):

@@ -15,6 +15,7 @@ from keyvault.models import KeyUsage, ProviderKey, ProxyToken
 from keyvault.usage import recorder
 from organizations.access import Access
 from tests.factories import OrganizationFactory, ProviderKeyFactory
+from tests.helpers import key_row
 
 OPERATOR = Access.operator("tests")
 
@@ -52,15 +53,6 @@ def api(client, token):
         return getattr(client, method)(path, **kwargs)
 
     return request
-
-
-def snapshot(key) -> dict:
-    row = ProviderKey.objects.get(pk=key.pk)
-    return {
-        field.attname: getattr(row, field.attname)
-        for field in ProviderKey._meta.concrete_fields
-        if field.attname != "secret"
-    } | {"envelope": row.secret.envelope}
 
 
 def assert_no_secret(response, *secrets):
@@ -373,9 +365,9 @@ def test_patch_secret_rotates_and_bumps_version(api, organization):
 
 def test_empty_patch_changes_nothing(api, organization):
     key = ProviderKeyFactory(organization=organization)
-    before, events = snapshot(key), AuditEvent.objects.count()
+    before, events = key_row(key), AuditEvent.objects.count()
     assert api("patch", f"/api/v1/keys/{key.pk}", {}).status_code == 200
-    assert snapshot(key) == before
+    assert key_row(key) == before
     assert AuditEvent.objects.count() == events
 
 
@@ -404,9 +396,9 @@ BAD_PATCH_BODIES = {
 @pytest.mark.parametrize(("body", "fields"), BAD_PATCH_BODIES.values(), ids=BAD_PATCH_BODIES.keys())
 def test_patch_with_a_bad_body_changes_nothing(api, organization, body, fields):
     key = ProviderKeyFactory(organization=organization, secret=SECRET)
-    before, events = snapshot(key), AuditEvent.objects.count()
+    before, events = key_row(key), AuditEvent.objects.count()
     assert_bad_request(api("patch", f"/api/v1/keys/{key.pk}", body), *fields)
-    assert snapshot(key) == before
+    assert key_row(key) == before
     assert AuditEvent.objects.count() == events
     key.refresh_from_db()
     assert services.provider_key_reveal(actor=OPERATOR, key=key) == SECRET
@@ -415,16 +407,16 @@ def test_patch_with_a_bad_body_changes_nothing(api, organization, body, fields):
 def test_patch_second_default_and_duplicate_name_change_nothing(api, organization):
     ProviderKeyFactory(organization=organization, name="Taken", is_default=True)
     key = ProviderKeyFactory(organization=organization, name="Mine")
-    before, events = snapshot(key), AuditEvent.objects.count()
+    before, events = key_row(key), AuditEvent.objects.count()
     assert_bad_request(api("patch", f"/api/v1/keys/{key.pk}", {"is_default": True}), "is_default")
     assert_bad_request(api("patch", f"/api/v1/keys/{key.pk}", {"name": "taken"}), "name")
-    assert snapshot(key) == before
+    assert key_row(key) == before
     assert AuditEvent.objects.count() == events
 
 
 def test_patch_invalid_json_changes_nothing(client, token, organization):
     key = ProviderKeyFactory(organization=organization)
-    before = snapshot(key)
+    before = key_row(key)
     response = client.patch(
         f"/api/v1/keys/{key.pk}",
         "{oops",
@@ -432,7 +424,7 @@ def test_patch_invalid_json_changes_nothing(client, token, organization):
         HTTP_AUTHORIZATION=f"Bearer {token.raw}",
     )
     assert_bad_request(response)
-    assert snapshot(key) == before
+    assert key_row(key) == before
 
 
 # --- Delete ---------------------------------------------------------------------------------
@@ -478,12 +470,12 @@ FOREIGN_REQUESTS = {
     ("method", "path", "body"), FOREIGN_REQUESTS.values(), ids=FOREIGN_REQUESTS.keys()
 )
 def test_another_organizations_key_is_404(api, organization, foreign_key, method, path, body):
-    before, events = snapshot(foreign_key), AuditEvent.objects.count()
+    before, events = key_row(foreign_key), AuditEvent.objects.count()
     response = api(method, path.format(id=foreign_key.pk), body)
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
     assert "Theirs" not in response.content.decode()
-    assert snapshot(foreign_key) == before
+    assert key_row(foreign_key) == before
     assert AuditEvent.objects.count() == events
 
 

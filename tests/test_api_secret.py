@@ -5,15 +5,14 @@ from unittest import mock
 
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 
-from keyvault import sealing, services
+from keyvault import services
 from keyvault.crypto import envelope as crypto_envelope
-from keyvault.models import ProviderKey
 from keyvault.retrieval import key_etag, retrieve_secret
 from keyvault.usage import recorder
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
+from tests.helpers import write_raw_secret_column
 from tests.test_api_keys import METADATA_FIELDS
 
 SECRET = "sk-proj-Zq8wNn4VbT2yLk7RmP5sXc1dFg6hJ3tA"
@@ -38,13 +37,6 @@ def get(client, token):
 @pytest.fixture
 def key(organization):
     return ProviderKeyFactory(organization=organization, secret=SECRET, is_default=True)
-
-
-@pytest.fixture
-def opened():
-    """Spy on the one decrypting call."""
-    with mock.patch.object(sealing, "open_secret", wraps=sealing.open_secret) as spy:
-        yield spy
 
 
 def secret_url(key) -> str:
@@ -283,16 +275,6 @@ def test_resolve_with_control_characters_in_the_name_is_404(get, key, name):
 # --- Integrity failures ---------------------------------------------------------------------
 
 
-def _store_raw(key, envelope: str) -> None:
-    pk = ProviderKey._meta.pk.get_db_prep_value(key.pk, connection)
-    table = connection.ops.quote_name(ProviderKey._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET secret = %s WHERE id = %s",  # noqa: S608 - metadata name
-            [envelope, pk],
-        )
-
-
 def _flip(envelope: str) -> str:
     """One character of the ciphertext segment changed, still valid base64url."""
     head, ciphertext = envelope.rsplit(".", 1)
@@ -318,7 +300,7 @@ TAMPERINGS = {
 @pytest.mark.parametrize("path", ["secret", "resolve"])
 def test_tampered_value_is_a_json_500_integrity_error(get, key, other_key, caplog, tamper, path):
     stored = tamper(key, other_key)
-    _store_raw(key, stored)
+    write_raw_secret_column(key, stored)
     url = secret_url(key) if path == "secret" else "/api/v1/resolve?provider=openai"
 
     with caplog.at_level(logging.ERROR):
@@ -346,7 +328,7 @@ def test_tampered_value_is_a_json_500_integrity_error(get, key, other_key, caplo
 
 
 def test_tampered_value_is_not_counted_as_a_use(get, key, other_key):
-    _store_raw(key, other_key.secret.envelope)
+    write_raw_secret_column(key, other_key.secret.envelope)
     assert get(secret_url(key)).status_code == 500
     assert recorder.pending() == 0
 
@@ -354,7 +336,7 @@ def test_tampered_value_is_not_counted_as_a_use(get, key, other_key):
 def test_tampered_value_still_revalidates(get, key, other_key):
     """A revalidation opens nothing, so a proxy holding the right copy keeps it."""
     etag = get(secret_url(key))["ETag"]
-    _store_raw(key, other_key.secret.envelope)
+    write_raw_secret_column(key, other_key.secret.envelope)
     assert get(secret_url(key), HTTP_IF_NONE_MATCH=etag).status_code == 304
 
 

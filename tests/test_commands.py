@@ -31,6 +31,7 @@ from organizations import roles
 from organizations.access import Access
 from organizations.models import Membership, Organization
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.helpers import snapshot
 
 OPERATOR = Access.operator("tests")
 
@@ -39,19 +40,6 @@ MANAGE = Path(settings.BASE_DIR) / "manage.py"
 KEK_LINE = re.compile(r"^(?P<id>[A-Za-z0-9_-]{1,64}):(?P<key>[A-Za-z0-9+/]+=*)$")
 STRONG_PASSWORD = "long unusual passphrase 42"
 WITH_PASSWORD = ["--password", STRONG_PASSWORD]
-
-
-def _state():
-    """Everything a refused command must leave untouched."""
-    return {
-        "organizations": sorted(Organization.objects.values_list("slug", flat=True)),
-        "memberships": sorted(
-            Membership.objects.values_list("organization__slug", "user__username", "role")
-        ),
-        "users": sorted(User.objects.values_list("username", "password")),
-        "keys": ProviderKey.objects.count(),
-        "audit": AuditEvent.objects.count(),
-    }
 
 
 def run(*args):
@@ -201,9 +189,9 @@ def test_create_org_reuses_an_existing_user_as_owner():
 )
 def test_create_org_refuses_bad_input_in_one_line_and_writes_nothing(args, expected):
     OrganizationFactory(slug="taken")
-    before = _state()
+    before = snapshot()
     assert expected in refused("create_org", *args)
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_create_org_process_creates_the_organization(cli):
@@ -362,9 +350,9 @@ def test_add_member_refuses_bad_input_in_one_line_and_writes_nothing(acme, args,
         organization=acme, user=UserFactory(email="member@example.com"), role=roles.VIEWER.id
     )
     UserFactory(email="existing@example.com")
-    before = _state()
+    before = snapshot()
     assert expected in refused("add_member", *args)
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_add_member_process_creates_a_user_who_can_sign_in(cli):
@@ -495,8 +483,10 @@ def test_generate_kek_process_refuses_a_bad_id_in_one_line(tmp_path):
 @pytest.mark.django_db
 def test_seed_demo_refuses_with_debug_off():
     assert not settings.DEBUG
+    before = snapshot()
     assert "DEBUG" in refused("seed_demo")
-    assert _state() == {"organizations": [], "memberships": [], "users": [], "keys": 0, "audit": 0}
+    assert snapshot() == before
+    assert not Organization.objects.exists()
 
 
 @pytest.mark.django_db
@@ -522,10 +512,10 @@ def test_seed_demo_creates_the_demo_organization_owner_and_keys():
 @override_settings(DEBUG=True)
 def test_seed_demo_twice_creates_no_duplicates():
     run("seed_demo")
-    after_first = _state()
+    after_first = snapshot()
     output = run("seed_demo")
     assert output.splitlines()[0] == "Demo organization 'demo': 0 demo keys added."
-    assert _state() == after_first
+    assert snapshot() == after_first
 
 
 @pytest.mark.django_db

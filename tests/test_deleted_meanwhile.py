@@ -11,7 +11,6 @@ from io import StringIO
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.messages import get_messages
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
@@ -24,6 +23,7 @@ from organizations import services as org_services
 from organizations.access import Access
 from organizations.models import Organization
 from tests.factories import ProviderKeyFactory
+from tests.helpers import messages_of, url
 
 pytestmark = pytest.mark.django_db
 
@@ -57,18 +57,10 @@ def key(organization):
     return ProviderKeyFactory(organization=organization, name="Doomed")
 
 
-def page(name, organization, **kwargs):
-    return reverse(name, kwargs={"org_slug": organization.slug, **kwargs})
-
-
 def shown(client, response) -> str:
     """The page a redirect leads to, with its messages."""
     assert response.status_code == 302, response.status_code
     return client.get(response["Location"]).content.decode()
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 # --- The services -----------------------------------------------------------------------------
@@ -121,18 +113,13 @@ def test_deleting_an_organization_deleted_meanwhile_raises_not_found_and_audits_
 # --- The pages --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def owner_client(owner, signed_in):
-    return signed_in(owner)
-
-
 def test_a_second_delete_on_the_page_says_the_key_is_already_deleted(
     organization, key, owner_client, deleted_meanwhile
 ):
     deleted_meanwhile(key, services, "provider_key_delete")
-    response = owner_client.post(page("keys:delete", organization, pk=key.pk))
+    response = owner_client.post(url("keys:delete", organization, pk=key.pk))
 
-    assert response["Location"] == page("keys:list", organization)
+    assert response["Location"] == url("keys:list", organization)
     assert "Doomed was already deleted." in shown(owner_client, response)
     assert not ProviderKey.objects.filter(pk=key.pk).exists()
 
@@ -148,9 +135,9 @@ def test_saving_a_key_deleted_meanwhile_on_the_page_says_so_and_saves_nothing(
     organization, key, owner_client, deleted_meanwhile, view, service, data
 ):
     deleted_meanwhile(key, services, service)
-    response = owner_client.post(page(view, organization, pk=key.pk), data)
+    response = owner_client.post(url(view, organization, pk=key.pk), data)
 
-    assert response["Location"] == page("keys:list", organization)
+    assert response["Location"] == url("keys:list", organization)
     assert "Doomed was deleted meanwhile; nothing was saved." in shown(owner_client, response)
     assert not ProviderKey.objects.exists()
 
@@ -160,7 +147,7 @@ def test_revoking_a_token_deleted_meanwhile_on_the_page_says_so(
 ):
     token = make_token()
     deleted_meanwhile(token, services, "proxy_token_revoke")
-    response = owner_client.post(page("tokens:revoke", organization, pk=token.pk))
+    response = owner_client.post(url("tokens:revoke", organization, pk=token.pk))
 
     assert f"{token} no longer exists." in shown(owner_client, response)
 
@@ -171,7 +158,7 @@ def test_a_second_delete_of_an_organization_on_the_page_says_it_is_already_delet
     # Deleted by another owner just after this request was authorized.
     deleted_meanwhile(organization, org_services, "authorize", after=True)
     response = owner_client.post(
-        page("settings:delete", organization), {"confirmation": organization.slug}
+        url("settings:delete", organization), {"confirmation": organization.slug}
     )
 
     assert response["Location"] == reverse("orgs:list")
@@ -214,7 +201,7 @@ def test_the_admin_delete_page_of_a_key_deleted_meanwhile_says_so(
     response = admin_client.post(f"{KEYS}{key.pk}/delete/", {"post": "yes"})
 
     assert response["Location"] == KEYS
-    assert messages_of(response) == ["The key 'Doomed' no longer exists."]
+    assert messages_of(admin_client) == ["The key 'Doomed' no longer exists."]
 
 
 def test_the_admin_change_form_of_a_key_deleted_meanwhile_shows_the_error(
@@ -263,7 +250,7 @@ def test_the_admin_delete_page_of_an_organization_deleted_meanwhile_says_so(
     response = admin_client.post(f"{ORGS}{organization.pk}/delete/", {"post": "yes"})
 
     assert response["Location"] == ORGS
-    assert f"The organization {organization.name!r} no longer exists." in messages_of(response)
+    assert f"The organization {organization.name!r} no longer exists." in messages_of(admin_client)
 
 
 # --- Commands ---------------------------------------------------------------------------------

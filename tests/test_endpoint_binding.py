@@ -22,6 +22,7 @@ from keyvault.models import ProviderKey
 from keyvault.sealing import SealedSecret, secret_context
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
+from tests.helpers import key_row
 
 pytestmark = pytest.mark.django_db
 
@@ -170,20 +171,15 @@ def azure_key(organization):
     )
 
 
-def stored(key) -> tuple:
-    row = ProviderKey.objects.get(pk=key.pk)
-    return (row.config, row.secret.envelope, row.version, row.secret_hint)
-
-
 def test_the_service_refuses_an_endpoint_change_without_the_secret(azure_key):
-    before, events = stored(azure_key), AuditEvent.objects.count()
+    before, events = key_row(azure_key), AuditEvent.objects.count()
     new_endpoint = "https://fabrikam.openai.azure.com"
     with pytest.raises(ValidationError) as excinfo:
         services.provider_key_update(
             key=azure_key, actor=OPERATOR, config={**AZURE, "endpoint": new_endpoint}
         )
     assert "needs the secret" in excinfo.value.message_dict["secret"][0]
-    assert stored(azure_key) == before
+    assert key_row(azure_key) == before
     assert AuditEvent.objects.count() == events
 
 
@@ -192,13 +188,14 @@ def test_other_settings_change_without_the_secret(azure_key):
         key=azure_key, actor=OPERATOR, config={**AZURE, "deployment": "gpt-4o-mini"}
     )
     assert key.config["deployment"] == "gpt-4o-mini"
-    assert services.provider_key_reveal(key=ProviderKey.objects.get(pk=key.pk), actor=OPERATOR)
+    loaded = ProviderKey.objects.get(pk=key.pk)
+    assert services.provider_key_reveal(key=loaded, actor=OPERATOR) == SECRET
     assert not AuditEvent.objects.filter(action=AuditAction.KEY_ENDPOINT_CHANGED).exists()
 
 
 def test_an_endpoint_change_with_the_same_secret_reseals_without_a_rotation(azure_key):
     new_endpoint = "https://fabrikam.openai.azure.com"
-    before = stored(azure_key)
+    before = key_row(azure_key)
 
     key = services.provider_key_update(
         key=azure_key, actor=OPERATOR, config={**AZURE, "endpoint": new_endpoint}, secret=SECRET
@@ -206,8 +203,8 @@ def test_an_endpoint_change_with_the_same_secret_reseals_without_a_rotation(azur
 
     loaded = ProviderKey.objects.get(pk=key.pk)
     assert loaded.config["endpoint"] == new_endpoint
-    assert loaded.version == before[2] and loaded.secret_hint == before[3]
-    assert loaded.secret.envelope != before[1]
+    assert loaded.version == before["version"] and loaded.secret_hint == before["secret_hint"]
+    assert loaded.secret.envelope != before["secret"]
     assert services.provider_key_reveal(key=loaded, actor=OPERATOR) == SECRET
     event = AuditEvent.objects.get(action=AuditAction.KEY_ENDPOINT_CHANGED)
     assert event.metadata == {
@@ -258,7 +255,7 @@ def test_removing_a_base_url_is_a_routing_change_too(organization):
 
 def test_the_api_refuses_an_endpoint_change_without_the_secret(azure_key, make_token, client):
     token = make_token("keys:read", "keys:write")
-    before = stored(azure_key)
+    before = key_row(azure_key)
 
     response = client.patch(
         f"/api/v1/keys/{azure_key.pk}",
@@ -269,7 +266,7 @@ def test_the_api_refuses_an_endpoint_change_without_the_secret(azure_key, make_t
 
     assert response.status_code == 400
     assert "secret" in response.json()["errors"]
-    assert stored(azure_key) == before
+    assert key_row(azure_key) == before
 
     response = client.patch(
         f"/api/v1/keys/{azure_key.pk}",
@@ -279,7 +276,7 @@ def test_the_api_refuses_an_endpoint_change_without_the_secret(azure_key, make_t
     )
     assert response.status_code == 400
     assert "config" in response.json()["errors"]
-    assert stored(azure_key) == before
+    assert key_row(azure_key) == before
 
 
 def test_the_api_applies_an_endpoint_change_that_brings_the_secret(azure_key, make_token, client):
@@ -312,13 +309,13 @@ def test_the_pages_refuse_an_endpoint_change_without_the_secret(
         "config_api_version": AZURE["api_version"],
         "enabled": "on",
     }
-    before = stored(azure_key)
+    before = key_row(azure_key)
 
     refused = client.post(url, fields)
 
     assert refused.status_code == 200
     assert "needs the secret" in refused.context["form"].errors["secret"][0]
-    assert stored(azure_key) == before
+    assert key_row(azure_key) == before
 
     accepted = client.post(url, {**fields, "secret": SECRET})
     assert accepted.status_code == 302
@@ -334,14 +331,14 @@ def test_the_admin_refuses_an_endpoint_change_without_the_secret(tenants, signed
     url = f"/admin/keyvault/providerkey/{key.pk}/change/"
     data = form_data(client.get(url))
     data["config"] = json.dumps({**AZURE, "endpoint": "https://fabrikam.openai.azure.com"})
-    before = stored(key)
+    before = key_row(key)
 
     response = client.post(url, data)
 
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert "needs the secret" in errors["new_secret"][0]
-    assert stored(key) == before
+    assert key_row(key) == before
 
     response = client.post(url, {**data, "new_secret": SECRET})
     assert response.status_code == 302
@@ -595,7 +592,7 @@ def test_upgrade_envelopes_opens_legacy_rows_whatever_the_setting(legacy_keys_of
 
 def test_rotating_a_redirected_key_is_refused(azure_key):
     ProviderKey.objects.filter(pk=azure_key.pk).update(config={**AZURE, "endpoint": EVIL})
-    before = stored(azure_key)
+    before = key_row(azure_key)
 
     for attempt in (
         lambda: services.provider_key_rotate(key=azure_key, actor=OPERATOR, secret=OTHER_SECRET),
@@ -604,13 +601,13 @@ def test_rotating_a_redirected_key_is_refused(azure_key):
         with pytest.raises(ValidationError) as excinfo:
             attempt()
         assert "delete the key and add it again" in excinfo.value.message_dict["secret"][0]
-        assert stored(azure_key) == before
+        assert key_row(azure_key) == before
 
 
 def test_the_api_refuses_to_rotate_a_redirected_key(azure_key, make_token, client):
     token = make_token("keys:read", "keys:write")
     ProviderKey.objects.filter(pk=azure_key.pk).update(config={**AZURE, "endpoint": EVIL})
-    before = stored(azure_key)
+    before = key_row(azure_key)
     response = client.patch(
         f"/api/v1/keys/{azure_key.pk}",
         data=json.dumps({"secret": OTHER_SECRET}),
@@ -618,7 +615,7 @@ def test_the_api_refuses_to_rotate_a_redirected_key(azure_key, make_token, clien
         HTTP_AUTHORIZATION=f"Bearer {token.raw}",
     )
     assert response.status_code == 400 and "secret" in response.json()["errors"]
-    assert stored(azure_key) == before
+    assert key_row(azure_key) == before
 
 
 def test_the_rotation_event_records_where_the_secret_is_sent(azure_key):

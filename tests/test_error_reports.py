@@ -15,6 +15,7 @@ from django.views.debug import SafeExceptionReporterFilter
 from keyvault.models import ProviderKey
 from organizations import roles
 from tests.factories import InvitationFactory, ProviderKeyFactory, UserFactory
+from tests.helpers import bearer, url
 
 pytestmark = pytest.mark.django_db
 
@@ -96,10 +97,6 @@ def owner_client(organization, owner):
     return client_for(owner)
 
 
-def keys_url(organization, name, **kwargs):
-    return reverse(name, kwargs={"org_slug": organization.slug, **kwargs})
-
-
 # --- Pages ----------------------------------------------------------------------------------
 
 
@@ -107,7 +104,7 @@ def test_failure_while_adding_a_key_on_the_pages(organization, owner_client, rep
     fail_in("audit.record")
 
     response = owner_client.post(
-        f"{keys_url(organization, 'keys:add')}?provider=openai",
+        f"{url('keys:add', organization)}?provider=openai",
         {"name": "Production", "secret": SECRET, "enabled": "on"},
     )
 
@@ -122,7 +119,7 @@ def test_failure_while_rotating_a_key_on_the_pages(
     fail_in("audit.record")
 
     response = owner_client.post(
-        keys_url(organization, "keys:rotate", pk=provider_key.pk), {"secret": SECRET}
+        url("keys:rotate", organization, pk=provider_key.pk), {"secret": SECRET}
     )
 
     assert response.status_code == 500
@@ -133,7 +130,7 @@ def test_failure_deep_in_the_encryption_of_a_new_key(organization, owner_client,
     fail_in("keyvault.crypto.envelope.AESGCM")
 
     owner_client.post(
-        f"{keys_url(organization, 'keys:add')}?provider=openai",
+        f"{url('keys:add', organization)}?provider=openai",
         {"name": "Production", "secret": SECRET, "enabled": "on"},
     )
 
@@ -147,7 +144,7 @@ def test_the_debug_page_masks_the_secret_too(
     fail_in("audit.record")
 
     response = owner_client.post(
-        keys_url(organization, "keys:rotate", pk=provider_key.pk), {"secret": SECRET}
+        url("keys:rotate", organization, pk=provider_key.pk), {"secret": SECRET}
     )
 
     page = response.content.decode()
@@ -164,7 +161,7 @@ def test_failure_while_creating_a_token_on_the_pages(
     fail_in("audit.record")
 
     response = owner_client.post(
-        keys_url(organization, "tokens:create"), {"name": "gateway", "scopes": ["keys:read"]}
+        url("tokens:create", organization), {"name": "gateway", "scopes": ["keys:read"]}
     )
 
     assert response.status_code == 500
@@ -191,7 +188,7 @@ def test_failure_while_rendering_a_new_token(
     organization, owner_client, reports, fail_rendering_the_token
 ):
     response = owner_client.post(
-        keys_url(organization, "tokens:create"), {"name": "gateway", "scopes": ["keys:read"]}
+        url("tokens:create", organization), {"name": "gateway", "scopes": ["keys:read"]}
     )
 
     assert response.status_code == 500
@@ -321,10 +318,6 @@ def test_failure_while_rendering_a_new_token_in_the_admin(
 
 
 # --- The API ------------------------------------------------------------------------------
-
-
-def bearer(token) -> dict:
-    return {"HTTP_AUTHORIZATION": f"Bearer {token.raw}"}
 
 
 def test_failure_while_creating_a_key_through_the_api(make_token, reports, fail_in):

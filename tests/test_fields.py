@@ -3,6 +3,7 @@ and the binding of every ciphertext to its model, field, organization and row.""
 
 import pickle
 import uuid
+from io import StringIO
 from unittest import mock
 
 import pytest
@@ -10,7 +11,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django import forms
 from django.core.exceptions import FieldError, ValidationError
 from django.core.management import call_command
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, models, transaction
 from django.forms import modelform_factory
 from django.test.utils import isolate_apps
 
@@ -22,29 +23,11 @@ from keyvault.sealing import open_secret, secret_context
 from organizations.access import Access
 from organizations.models import Organization
 from tests.factories import ProviderKeyFactory
+from tests.helpers import raw_secret_column, write_raw_secret_column
 
 OPERATOR = Access.operator("tests")
 
 PLAINTEXT = "sk-proj-fieldtest-Zq8wPmV3xK9yT2nB7cR4"
-_TABLE = connection.ops.quote_name(ProviderKey._meta.db_table)
-
-
-def _db_pk(key):
-    return ProviderKey._meta.pk.get_db_prep_value(key.pk, connection)
-
-
-def raw_secret_column(key) -> str:
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT secret FROM {_TABLE} WHERE id = %s", [_db_pk(key)])  # noqa: S608
-        return cursor.fetchone()[0]
-
-
-def write_raw_secret_column(key, envelope: str) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_TABLE} SET secret = %s WHERE id = %s",  # noqa: S608
-            [envelope, _db_pk(key)],
-        )
 
 
 def keyvault_error_ids(model, field_name="secret"):
@@ -84,7 +67,13 @@ def test_provider_key_secret_field_passes_its_checks():
 
 
 def test_migrations_are_in_sync_with_the_models(db):
-    call_command("makemigrations", "keyvault", "--check", "--dry-run", verbosity=0)
+    """Every app's models, not keyvault's alone: a model changed without its migration fails."""
+    out = StringIO()
+    try:
+        call_command("makemigrations", "--check", "--dry-run", stdout=out, stderr=out)
+    except SystemExit:
+        pytest.fail(f"models changed without a migration:\n{out.getvalue()}")
+    assert "No changes detected" in out.getvalue()
 
 
 @isolate_apps("keyvault")

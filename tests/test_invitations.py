@@ -2,7 +2,6 @@
 as a digest only, acceptance by the invited person alone (re-checking the inviter's rights),
 revocation, replacement on re-invite, and the audit trail each write leaves."""
 
-import hashlib
 from datetime import timedelta
 
 import pytest
@@ -13,7 +12,7 @@ from django.utils import timezone
 
 from audit import AuditAction
 from audit.models import AuditEvent
-from organizations import invitations, roles
+from organizations import invitations
 from organizations.access import Access
 from organizations.invitations import (
     invitation_accept,
@@ -24,43 +23,22 @@ from organizations.invitations import (
     pending_invitations,
 )
 from organizations.models import Invitation, Membership
+from tests import matrix
 from tests.factories import InvitationFactory, UserFactory
+from tests.helpers import role_pairs, snapshot
+from tests.matrix import ADMIN, MEMBER, OWNER, VIEWER
 
 pytestmark = pytest.mark.django_db
 
-OWNER, ADMIN, MEMBER, VIEWER = (role.id for role in roles.ROLES)
-ROLE_IDS = [OWNER, ADMIN, MEMBER, VIEWER]
+ROLE_IDS = list(matrix.ROLES)
 # Which roles each role may invite someone with: never above its own; members and viewers none.
-MAY_GRANT = {OWNER: set(ROLE_IDS), ADMIN: {ADMIN, MEMBER, VIEWER}, MEMBER: set(), VIEWER: set()}
-
-
-def _state():
-    """Everything a refused write must leave untouched."""
-    return {
-        "memberships": sorted(
-            Membership.objects.values_list("organization__slug", "user__username", "role")
-        ),
-        "invitations": sorted(
-            Invitation.objects.values_list("pk", "email", "role", "accepted_at", "revoked_at")
-        ),
-        "audit": AuditEvent.objects.count(),
-    }
+MAY_GRANT = matrix.MAY_GRANT
 
 
 def _expire(invitation):
     Invitation.objects.filter(pk=invitation.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
-
-
-@pytest.fixture
-def actor_of(member_of, organization):
-    """`actor_of(role)`: an Access for a new user holding `role` in `organization`."""
-
-    def make(role, org=None):
-        return Access.for_user(member_of(org or organization, role).user)
-
-    return make
 
 
 @pytest.fixture
@@ -87,9 +65,15 @@ def test_the_token_is_prefixed_and_every_invitation_gets_its_own(invite):
     assert first.digest != second.digest
 
 
+def test_the_digest_is_sha256_hex():
+    """A fixed vector (from `sha256sum`), so the test cannot agree with a wrong digest."""
+    assert invitation_token_digest("kvi_" + "Az09-_" * 7 + "x") == (
+        "29a8d4e1e0e54df5bebc2e42bdcb724c79d2dbba083d537aed7aeed7c7737e12"
+    )
+
+
 def test_only_the_digest_of_the_token_is_stored(invite):
     invitation = invite()
-    assert invitation.digest == hashlib.sha256(invitation.raw.encode()).hexdigest()
     assert invitation.digest == invitation_token_digest(invitation.raw)
     row = Invitation.objects.filter(pk=invitation.pk).values().get()
     assert row["digest"] == invitation.digest
@@ -228,16 +212,7 @@ def test_the_operator_invites_without_an_inviter(organization):
     assert AuditEvent.objects.get().actor_label == "ops"
 
 
-def _grant_cells(allowed):
-    return [
-        pytest.param(actor, granted, id=f"{actor}-invites-{granted}")
-        for actor in ROLE_IDS
-        for granted in ROLE_IDS
-        if (granted in MAY_GRANT[actor]) == allowed
-    ]
-
-
-@pytest.mark.parametrize(("role", "granted"), _grant_cells(allowed=True))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, True, "invites"))
 def test_role_may_invite_with_role(organization, owner, actor_of, role, granted):
     invitation, _ = invitation_create(
         organization=organization, email="bob@example.com", role=granted, actor=actor_of(role)
@@ -245,25 +220,25 @@ def test_role_may_invite_with_role(organization, owner, actor_of, role, granted)
     assert Invitation.objects.get(pk=invitation.pk).role == granted
 
 
-@pytest.mark.parametrize(("role", "granted"), _grant_cells(allowed=False))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, False, "invites"))
 def test_role_may_not_invite_with_role(organization, owner, actor_of, role, granted):
     actor = actor_of(role)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_create(
             organization=organization, email="bob@example.com", role=granted, actor=actor
         )
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_admin_cannot_invite_an_owner(organization, owner, actor_of):
     admin = actor_of(ADMIN)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_create(
             organization=organization, email="boss@example.com", role=OWNER, actor=admin
         )
-    assert _state() == before
+    assert snapshot() == before
     assert not Invitation.objects.exists()
 
 
@@ -272,22 +247,22 @@ def test_manager_of_another_organization_cannot_invite_here(
     organization, other_organization, owner, actor_of, role
 ):
     actor = actor_of(role, org=other_organization)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_create(
             organization=organization, email="x@example.com", role=VIEWER, actor=actor
         )
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_a_token_cannot_invite(organization, make_token):
     actor = Access.for_token(make_token("keys:read", "keys:secret", "keys:write"))
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_create(
             organization=organization, email="x@example.com", role=VIEWER, actor=actor
         )
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_a_deactivated_admin_cannot_invite(organization, owner, actor_of):
@@ -316,7 +291,7 @@ def test_authorization_comes_before_validation(organization, owner, member_of, a
 @pytest.mark.parametrize("case", [str.lower, str.upper])
 def test_inviting_a_member_is_a_validation_error(organization, owner, member_of, case):
     existing = member_of(organization, VIEWER, user=UserFactory(email="carol@example.com"))
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_create(
             organization=organization,
@@ -325,7 +300,7 @@ def test_inviting_a_member_is_a_validation_error(organization, owner, member_of,
             actor=Access.for_user(owner),
         )
     assert "already a member" in excinfo.value.message_dict["email"][0]
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_a_member_elsewhere_can_be_invited(organization, other_organization, owner, member_of):
@@ -341,18 +316,18 @@ def test_a_member_elsewhere_can_be_invited(organization, other_organization, own
 
 @pytest.mark.parametrize("email", ["", "   ", None, "not-an-email", "a@", "a b@c.d", 42])
 def test_inviting_a_bad_email_is_a_validation_error(organization, owner, email):
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_create(
             organization=organization, email=email, role=MEMBER, actor=Access.for_user(owner)
         )
     assert set(excinfo.value.message_dict) == {"email"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("role", ["", "boss", "Owner", None])
 def test_inviting_with_an_unknown_role_is_a_validation_error(organization, owner, role):
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_create(
             organization=organization,
@@ -361,7 +336,7 @@ def test_inviting_with_an_unknown_role_is_a_validation_error(organization, owner
             actor=Access.for_user(owner),
         )
     assert set(excinfo.value.message_dict) == {"role"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 # --- Re-inviting ------------------------------------------------------------------------------
@@ -396,12 +371,12 @@ def test_admin_cannot_replace_a_pending_owner_invitation(organization, invite, a
     """Replacing is revoking, and nobody revokes an invitation to a role above their own."""
     old = invite("boss@example.com", role=OWNER)
     admin = actor_of(ADMIN)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_create(
             organization=organization, email="boss@example.com", role=VIEWER, actor=admin
         )
-    assert _state() == before
+    assert snapshot() == before
     assert Invitation.objects.get(pk=old.pk).is_pending
 
 
@@ -420,7 +395,7 @@ def test_an_invitation_inserted_concurrently_is_a_validation_error(
     """The lock covers rows that exist; the database's constraint has the last word."""
     invite("bob@example.com")
     monkeypatch.setattr(invitations, "_revoke_replaced", lambda **kwargs: None)
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_create(
             organization=organization,
@@ -429,7 +404,7 @@ def test_an_invitation_inserted_concurrently_is_a_validation_error(
             actor=Access.for_user(owner),
         )
     assert set(excinfo.value.message_dict) == {"email"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_the_database_allows_one_pending_invitation_per_address_and_organization(invite):
@@ -518,11 +493,11 @@ def test_accepting_twice_is_refused(organization, invite):
     invitation = invite("bob@example.com")
     bob = UserFactory(email="bob@example.com")
     invitation_accept(invitation=invitation, user=bob)
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_accept(invitation=invitation, user=bob)  # the caller's copy is stale
     assert excinfo.value.code == "used"
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_a_used_link_does_not_let_a_removed_member_back_in(organization, owner, invite):
@@ -538,21 +513,23 @@ def test_a_used_link_does_not_let_a_removed_member_back_in(organization, owner, 
 def test_an_expired_invitation_is_refused(invite):
     invitation = invite("bob@example.com")
     _expire(invitation)
-    before = _state()
+    bob = UserFactory(email="bob@example.com")
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
-        invitation_accept(invitation=invitation, user=UserFactory(email="bob@example.com"))
+        invitation_accept(invitation=invitation, user=bob)
     assert excinfo.value.code == "expired"
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_a_revoked_invitation_is_refused(invite, owner):
     invitation = invite("bob@example.com")
     invitation_revoke(invitation=invitation, actor=Access.for_user(owner))
-    before = _state()
+    bob = UserFactory(email="bob@example.com")
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
-        invitation_accept(invitation=invitation, user=UserFactory(email="bob@example.com"))
+        invitation_accept(invitation=invitation, user=bob)
     assert excinfo.value.code == "revoked"
-    assert _state() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize(
@@ -561,41 +538,41 @@ def test_a_revoked_invitation_is_refused(invite, owner):
 def test_a_forwarded_link_does_not_let_someone_else_in(invite, email):
     invitation = invite("bob@example.com")
     mallory = UserFactory(username=email or "mallory", email=email)
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_accept(invitation=invitation, user=mallory)
     assert excinfo.value.code == "wrong_user"
-    assert _state() == before
+    assert snapshot() == before
     assert Invitation.objects.get(pk=invitation.pk).is_pending
 
 
 def test_a_deactivated_user_cannot_accept(invite):
     invitation = invite("bob@example.com")
     bob = UserFactory(email="bob@example.com", is_active=False)
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_accept(invitation=invitation, user=bob)
     assert excinfo.value.code == "inactive"
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_an_anonymous_user_cannot_accept(invite):
     invitation = invite("bob@example.com")
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_accept(invitation=invitation, user=AnonymousUser())
     assert excinfo.value.code == "inactive"
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_an_existing_member_cannot_accept(organization, invite, member_of):
     invitation = invite("bob@example.com", role=ADMIN)
     bob = member_of(organization, VIEWER, user=UserFactory(email="bob@example.com")).user
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         invitation_accept(invitation=invitation, user=bob)
     assert excinfo.value.code == "already_member"
-    assert _state() == before
+    assert snapshot() == before
     assert Membership.objects.get(user=bob).role == VIEWER
 
 
@@ -612,11 +589,12 @@ def admin_invitation(organization, owner, member_of, invite):
 
 
 def _refused_for_inviter(invitation):
-    before = _state()
+    bob = UserFactory(email="bob@example.com")
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
-        invitation_accept(invitation=invitation, user=UserFactory(email="bob@example.com"))
+        invitation_accept(invitation=invitation, user=bob)
     assert excinfo.value.code == "inviter_lost_rights"
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_an_invitation_from_a_removed_inviter_is_refused(admin_invitation):
@@ -712,10 +690,10 @@ def test_revoking_twice_records_once(invite, owner):
 def test_revoking_an_accepted_invitation_changes_nothing(invite, owner):
     invitation = invite("bob@example.com")
     membership = invitation_accept(invitation=invitation, user=UserFactory(email="bob@example.com"))
-    before = _state()
+    before = snapshot()
     result = invitation_revoke(invitation=invitation, actor=Access.for_user(owner))
     assert result.revoked_at is None
-    assert _state() == before
+    assert snapshot() == before
     assert Membership.objects.filter(pk=membership.pk).exists()
 
 
@@ -723,28 +701,28 @@ def test_revoking_an_accepted_invitation_changes_nothing(invite, owner):
 def test_member_or_viewer_cannot_revoke(invite, actor_of, role):
     invitation = invite()
     actor = actor_of(role)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_revoke(invitation=invitation, actor=actor)
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_admin_cannot_revoke_an_owner_invitation(invite, actor_of):
     invitation = invite(role=OWNER)
     admin = actor_of(ADMIN)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_revoke(invitation=invitation, actor=admin)
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_owner_of_another_organization_cannot_revoke(invite, other_organization, actor_of):
     invitation = invite()
     outsider = actor_of(OWNER, org=other_organization)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         invitation_revoke(invitation=invitation, actor=outsider)
-    assert _state() == before
+    assert snapshot() == before
 
 
 # --- pending_invitations and the model --------------------------------------------------------

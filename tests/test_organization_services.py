@@ -9,43 +9,23 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from accounts.services import user_get_or_create
 from audit import AuditAction
 from audit.models import AuditEvent
-from organizations import roles, services
+from organizations import services
 from organizations.access import Access
 from organizations.models import Membership, Organization
-from tests.factories import UserFactory
+from tests import matrix
+from tests.factories import PASSWORD, UserFactory
+from tests.helpers import role_pairs, snapshot
+from tests.matrix import ADMIN, MEMBER, OWNER, VIEWER
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
 
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
-OWNER, ADMIN, MEMBER, VIEWER = (role.id for role in roles.ROLES)
-ROLE_IDS = [OWNER, ADMIN, MEMBER, VIEWER]
+ROLE_IDS = list(matrix.ROLES)
 # Whom each role may manage, and which roles it may grant (docs/permissions.md: admins not owners,
 # nobody above their own role; members and viewers manage nobody).
-MAY_MANAGE = {OWNER: set(ROLE_IDS), ADMIN: {ADMIN, MEMBER, VIEWER}, MEMBER: set(), VIEWER: set()}
-MAY_GRANT = MAY_MANAGE
-
-
-def _state():
-    """Everything a refused or invalid write must leave untouched."""
-    return {
-        "organizations": sorted(Organization.objects.values_list("slug", flat=True)),
-        "memberships": sorted(
-            Membership.objects.values_list("organization__slug", "user__username", "role")
-        ),
-        "users": sorted(User.objects.values_list("username", flat=True)),
-        "audit": AuditEvent.objects.count(),
-    }
-
-
-@pytest.fixture
-def actor_of(member_of, organization):
-    """`actor_of(role)`: an Access for a new user holding `role` in `organization`."""
-
-    def make(role, org=None):
-        return Access.for_user(member_of(org or organization, role).user)
-
-    return make
+MAY_MANAGE = matrix.MAY_MANAGE
+MAY_GRANT = matrix.MAY_GRANT
 
 
 # --- organization_create --------------------------------------------------------------------
@@ -79,11 +59,11 @@ def test_organization_created_by_a_user_names_them_in_the_audit_trail():
 )
 def test_organization_create_refuses_a_bad_name_and_writes_nothing(name):
     owner = UserFactory()
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         services.organization_create(name=name, slug="acme", owner=owner, actor=Access.operator())
     assert set(excinfo.value.message_dict) == {"name"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize(
@@ -91,11 +71,11 @@ def test_organization_create_refuses_a_bad_name_and_writes_nothing(name):
 )
 def test_organization_create_refuses_a_bad_slug_and_writes_nothing(slug):
     owner = UserFactory()
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         services.organization_create(name="Acme", slug=slug, owner=owner, actor=Access.operator())
     assert set(excinfo.value.message_dict) == {"slug"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("slug", ["acme", "ACME", " Acme "])
@@ -104,13 +84,13 @@ def test_organization_create_refuses_a_taken_slug_and_writes_nothing(slug):
         name="Acme", slug="acme", owner=UserFactory(), actor=Access.operator()
     )
     other_owner = UserFactory()
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         services.organization_create(
             name="Other", slug=slug, owner=other_owner, actor=Access.operator()
         )
     assert "already taken" in excinfo.value.message_dict["slug"][0]
-    assert _state() == before
+    assert snapshot() == before
     assert Organization.objects.get(slug="acme").name == "Acme"
 
 
@@ -119,21 +99,21 @@ def test_slug_taken_by_a_concurrent_writer_is_a_validation_error(monkeypatch):
     owner = UserFactory()
     services.organization_create(name="Acme", slug="acme", owner=owner, actor=Access.operator())
     monkeypatch.setattr(services, "_clean_slug", lambda slug: slug)  # the check saw it free
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         services.organization_create(name="Late", slug="acme", owner=owner, actor=Access.operator())
     assert set(excinfo.value.message_dict) == {"slug"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("name", INVISIBLE_NAMES.values(), ids=INVISIBLE_NAMES.keys())
 def test_organization_create_refuses_an_invisible_name_and_writes_nothing(name):
     owner = UserFactory()
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         services.organization_create(name=name, slug="acme", owner=owner, actor=Access.operator())
     assert set(excinfo.value.message_dict) == {"name"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("name", VISIBLE_NAMES.values(), ids=VISIBLE_NAMES.keys())
@@ -166,27 +146,27 @@ def test_a_user_may_create_an_organization_for_themselves():
 def test_a_user_may_not_create_an_organization_for_someone_else(organization, member_of, role):
     user = member_of(organization, role).user if role else UserFactory()
     victim = UserFactory()
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         _create_org(victim, Access.for_user(user))
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_an_anonymous_user_may_not_create_an_organization():
     owner = UserFactory()
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         _create_org(owner, Access.for_user(AnonymousUser()))
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_a_token_may_not_create_an_organization(make_token):
     token = make_token("keys:read", "keys:secret", "keys:write")
     owner = UserFactory()
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         _create_org(owner, Access.for_token(token))
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_the_operator_may_create_an_organization_for_anyone():
@@ -204,10 +184,10 @@ def test_an_active_superuser_may_create_an_organization_for_anyone():
 def test_a_deactivated_superuser_may_not_create_an_organization_for_someone_else():
     superuser = UserFactory(is_superuser=True, is_active=False)
     owner = UserFactory()
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         _create_org(owner, Access.for_user(superuser))
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_authorization_comes_before_validation():
@@ -254,13 +234,13 @@ def test_user_get_or_create_sets_a_valid_password_for_a_new_user():
 
 def test_user_get_or_create_refuses_a_password_for_an_existing_user():
     user = UserFactory(email="carol@example.com")
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         user_get_or_create(email="carol@example.com", password="another passphrase 42")
     assert set(excinfo.value.message_dict) == {"password"}
     user.refresh_from_db()
-    assert user.check_password("correct horse battery staple")
-    assert _state() == before
+    assert user.check_password(PASSWORD)
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize(
@@ -269,37 +249,28 @@ def test_user_get_or_create_refuses_a_password_for_an_existing_user():
     ids=["empty", "too-short", "common", "numeric", "same-as-email", "like-email"],
 )
 def test_user_get_or_create_refuses_a_weak_password_and_creates_nobody(password):
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         user_get_or_create(email="dave@example.com", password=password)
     assert set(excinfo.value.message_dict) == {"password"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize(
     "email", ["", "   ", None, "not-an-email", "a@", "@example.com", "a b@c.d"]
 )
 def test_user_get_or_create_refuses_a_bad_email(email):
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         user_get_or_create(email=email)
     assert set(excinfo.value.message_dict) == {"email"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 # --- membership_add -------------------------------------------------------------------------
 
 
-def _add_cells(allowed):
-    return [
-        pytest.param(actor, granted, id=f"{actor}-adds-{granted}")
-        for actor in ROLE_IDS
-        for granted in ROLE_IDS
-        if (granted in MAY_GRANT[actor]) == allowed
-    ]
-
-
-@pytest.mark.parametrize(("role", "granted"), _add_cells(allowed=True))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, True, "adds"))
 def test_role_may_add_a_member_with_role(organization, actor_of, role, granted):
     actor = actor_of(role)
     user = UserFactory()
@@ -316,14 +287,14 @@ def test_role_may_add_a_member_with_role(organization, actor_of, role, granted):
     assert event.metadata == {"user": user.email, "role": granted}
 
 
-@pytest.mark.parametrize(("role", "granted"), _add_cells(allowed=False))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, False, "adds"))
 def test_role_may_not_add_a_member_with_role(organization, actor_of, role, granted):
     actor = actor_of(role)
     user = UserFactory()
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         services.membership_add(organization=organization, user=user, role=granted, actor=actor)
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_member_cannot_add_members(organization, actor_of):
@@ -338,33 +309,33 @@ def test_owner_of_another_organization_cannot_add_members_here(
     organization, other_organization, actor_of
 ):
     actor = actor_of(OWNER, org=other_organization)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         services.membership_add(organization=organization, user=actor.user, role=OWNER, actor=actor)
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_adding_an_existing_member_again_is_a_validation_error(organization, member_of, owner):
     existing = member_of(organization, VIEWER)
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         services.membership_add(
             organization=organization, user=existing.user, role=ADMIN, actor=Access.for_user(owner)
         )
     assert "already a member" in excinfo.value.message_dict["email"][0]
-    assert _state() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("role", ["", "boss", "Owner", None])
 def test_adding_with_an_unknown_role_is_a_validation_error(organization, owner, role):
     user = UserFactory()
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         services.membership_add(
             organization=organization, user=user, role=role, actor=Access.for_user(owner)
         )
     assert set(excinfo.value.message_dict) == {"role"}
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_operator_may_add_an_owner(organization):
@@ -409,10 +380,10 @@ def test_role_may_not_change_target_role(
 ):
     actor = actor_of(role)
     membership = member_of(organization, target)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         services.membership_change_role(membership=membership, role=new, actor=actor)
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_admin_cannot_change_an_owners_role(organization, owner, actor_of):
@@ -451,12 +422,12 @@ def test_admin_holding_a_stale_copy_cannot_change_someone_since_made_owner(
     admin = actor_of(ADMIN)
     stale = member_of(organization, MEMBER)
     Membership.objects.filter(pk=stale.pk).update(role=OWNER)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         services.membership_change_role(membership=stale, role=VIEWER, actor=admin)
     with pytest.raises(PermissionDenied):
         services.membership_remove(membership=stale, actor=admin)
-    assert _state() == before
+    assert snapshot() == before
     assert Membership.objects.get(pk=stale.pk).role == OWNER
 
 
@@ -471,12 +442,12 @@ def test_changing_to_the_same_role_records_nothing(organization, owner, member_o
 @pytest.mark.parametrize("role", ["", "boss", None])
 def test_changing_to_an_unknown_role_is_a_validation_error(organization, owner, member_of, role):
     membership = member_of(organization, MEMBER)
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError):
         services.membership_change_role(
             membership=membership, role=role, actor=Access.for_user(owner)
         )
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_owner_of_another_organization_cannot_change_roles_here(
@@ -494,16 +465,7 @@ def test_owner_of_another_organization_cannot_change_roles_here(
 # --- membership_remove ----------------------------------------------------------------------
 
 
-def _remove_cells(allowed):
-    return [
-        pytest.param(actor, target, id=f"{actor}-removes-{target}")
-        for actor in ROLE_IDS
-        for target in ROLE_IDS
-        if (target in MAY_MANAGE[actor]) == allowed
-    ]
-
-
-@pytest.mark.parametrize(("role", "target"), _remove_cells(allowed=True))
+@pytest.mark.parametrize(("role", "target"), role_pairs(MAY_MANAGE, True, "removes"))
 def test_role_may_remove_target(organization, owner, member_of, actor_of, role, target):
     actor = actor_of(role)
     membership = member_of(organization, target)
@@ -517,14 +479,14 @@ def test_role_may_remove_target(organization, owner, member_of, actor_of, role, 
     assert event.metadata == {"user": membership.user.email, "role": target}
 
 
-@pytest.mark.parametrize(("role", "target"), _remove_cells(allowed=False))
+@pytest.mark.parametrize(("role", "target"), role_pairs(MAY_MANAGE, False, "removes"))
 def test_role_may_not_remove_target(organization, owner, member_of, actor_of, role, target):
     actor = actor_of(role)
     membership = member_of(organization, target)
-    before = _state()
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         services.membership_remove(membership=membership, actor=actor)
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_owner_of_another_organization_cannot_remove_members_here(
@@ -546,21 +508,21 @@ def test_owner_of_another_organization_cannot_remove_members_here(
 def test_sole_owner_cannot_be_demoted(organization, owner, new, by):
     membership = Membership.objects.get(user=owner)
     actor = Access.for_user(owner) if by == "self" else Access.operator()
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         services.membership_change_role(membership=membership, role=new, actor=actor)
     assert "at least one owner" in excinfo.value.message_dict["role"][0]
-    assert _state() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("by", ["self", "operator"])
 def test_sole_owner_cannot_be_removed(organization, owner, by):
     membership = Membership.objects.get(user=owner)
     actor = Access.for_user(owner) if by == "self" else Access.operator()
-    before = _state()
+    before = snapshot()
     with pytest.raises(ValidationError):
         services.membership_remove(membership=membership, actor=actor)
-    assert _state() == before
+    assert snapshot() == before
 
 
 def test_with_two_owners_one_can_be_demoted(organization, owner, member_of):

@@ -2,9 +2,9 @@
 members and objects, deactivated users, superusers, and requests without a CSRF token.
 
 The tables below have one row per page (and per form POST) with the roles allowed to use it.
-Those sets are derived from the roles registry (`organizations.roles`), and
-`test_the_matrix_the_tables_derive_from` pins them once against docs/permissions.md, so a page
-that drifts from the matrix fails here and a matrix change shows in one place.
+Those sets come from docs/permissions.md's matrix as tests/matrix.py writes it out, never from
+the roles registry under test, so a page that drifts from the matrix fails here and a matrix
+change shows in one place.
 
 Every refused request is also checked to change nothing: the organizations, memberships,
 invitations, keys, tokens, audit events and sent emails are compared before and after.
@@ -30,8 +30,8 @@ from keyvault.models import ProviderKey, ProxyToken
 from organizations import roles
 from organizations import services as org_services
 from organizations.access import Access
-from organizations.models import Invitation, Membership, Organization
-from organizations.roles import Scope
+from organizations.models import Invitation, Membership
+from tests import matrix
 from tests.factories import (
     InvitationFactory,
     MembershipFactory,
@@ -40,56 +40,23 @@ from tests.factories import (
     ProxyTokenFactory,
     UserFactory,
 )
+from tests.helpers import snapshot
 
-ROLE_IDS = [role.id for role in roles.ROLES]
+ROLE_IDS = list(matrix.ROLES)
 
-
-def _roles_with(*scopes: str) -> frozenset[str]:
-    return frozenset(role.id for role in roles.ROLES if any(s in role.scopes for s in scopes))
-
-
-EVERYONE = _roles_with(Scope.KEYS_READ)
-KEY_ADDERS = _roles_with(Scope.KEYS_ADD)
+# Every role opens the keys, members and settings pages and may leave.
+EVERYONE = matrix.EVERYONE
+KEY_ADDERS = matrix.ALLOWED["key.add"]
 # Any key, whoever added it.
-KEY_CHANGERS = _roles_with(Scope.KEYS_CHANGE_ANY)
+KEY_CHANGERS = matrix.CHANGE_ANY_KEY
 # A key the acting member added themselves (the world's `member_key` is the member's own).
-KEY_CHANGERS_AND_CREATOR = _roles_with(Scope.KEYS_CHANGE_ANY, Scope.KEYS_CHANGE_OWN)
-TOKEN_MANAGERS = _roles_with(Scope.TOKENS_MANAGE)
-AUDITORS = _roles_with(Scope.AUDIT_READ)
-MEMBER_MANAGERS = _roles_with(Scope.MEMBERS_MANAGE)
-ORG_MANAGERS = _roles_with(Scope.ORG_MANAGE)
+KEY_CHANGERS_AND_CREATOR = matrix.CHANGE_OWN_KEY
+TOKEN_MANAGERS = matrix.ALLOWED["token.manage"]
+AUDITORS = matrix.ALLOWED["audit.read"]
+MEMBER_MANAGERS = matrix.ALLOWED["member.manage"]
+ORG_MANAGERS = matrix.ALLOWED["org.manage"]
 # Who may manage a member holding the top role: nobody acts on a role above their own.
-OWNER_MANAGERS = frozenset(
-    role.id
-    for role in roles.ROLES
-    if Scope.MEMBERS_MANAGE in role.scopes and role.outranks_or_equals(roles.OWNER)
-)
-
-
-def test_the_matrix_the_tables_derive_from():
-    """docs/permissions.md's matrix, written out once: the tables below use the derived sets."""
-    derived = {
-        "list keys": EVERYONE,
-        "add a key": KEY_ADDERS,
-        "change any key": KEY_CHANGERS,
-        "change the key one added": KEY_CHANGERS_AND_CREATOR,
-        "proxy tokens": TOKEN_MANAGERS,
-        "audit log": AUDITORS,
-        "members": MEMBER_MANAGERS,
-        "manage an owner": OWNER_MANAGERS,
-        "rename or delete the organization": ORG_MANAGERS,
-    }
-    assert derived == {
-        "list keys": {"owner", "admin", "member", "viewer"},
-        "add a key": {"owner", "admin", "member"},
-        "change any key": {"owner", "admin"},
-        "change the key one added": {"owner", "admin", "member"},
-        "proxy tokens": {"owner", "admin"},
-        "audit log": {"owner", "admin"},
-        "members": {"owner", "admin"},
-        "manage an owner": {"owner"},
-        "rename or delete the organization": {"owner"},
-    }
+OWNER_MANAGERS = frozenset(role for role in matrix.ROLES if matrix.OWNER in matrix.MAY_MANAGE[role])
 
 
 # --- The world ---------------------------------------------------------------------------------
@@ -197,23 +164,6 @@ def world(db, _world_once):
     superuser who belongs to neither. A copy per test, so changing an instance in one test
     cannot leak into the next (the database is rolled back after each)."""
     return copy.deepcopy(_world_once)
-
-
-def snapshot():
-    """Everything a page could write, to show that a refused request wrote nothing."""
-    return (
-        list(Organization.objects.order_by("pk").values_list("pk", "name", "slug")),
-        list(Membership.objects.order_by("pk").values_list("pk", "organization_id", "role")),
-        list(Invitation.objects.order_by("pk").values_list("pk", "role", "revoked_at")),
-        list(
-            ProviderKey.objects.order_by("pk").values_list(
-                "pk", "name", "version", "secret_hint", "enabled", "is_default", "config"
-            )
-        ),
-        list(ProxyToken.objects.order_by("pk").values_list("pk", "name", "revoked_at")),
-        AuditEvent.objects.count(),
-        len(mail.outbox),
-    )
 
 
 _CSRF_VALUE = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
@@ -506,13 +456,13 @@ def test_signed_out_can_open_an_invitation(world):
 @pytest.mark.parametrize(("page", "role"), _role_cases(PAGES))
 def test_each_role_gets_exactly_the_pages_the_matrix_allows(world, page, role):
     tenant = world.a
-    before = snapshot()
+    before, events_before = snapshot(), AuditEvent.objects.count()
     response = page.send(client_for(getattr(tenant, role)), tenant)
     if role in page.allowed:
         assert response.status_code == page.status, response.content[:2000]
         if page.done is not None:
             assert page.done(tenant, response)
-            assert AuditEvent.objects.count() > before[5], "the write left no audit event"
+            assert AuditEvent.objects.count() > events_before, "the write left no audit event"
         else:
             assert snapshot() == before
     else:
@@ -588,8 +538,7 @@ def test_owner_is_offered_only_to_roles_that_may_grant_it(world, name, role):
     response = client_for(getattr(world.a, role)).get(reverse(name, kwargs={"org_slug": "alpha"}))
     assert response.status_code == 200
     offered = set(re.findall(r'<option value="(\w+)"', response.content.decode()))
-    grantable = {r.id for r in roles.ROLES if roles.get_role(role).outranks_or_equals(r)}
-    assert offered == grantable
+    assert offered == matrix.MAY_GRANT[role]
     assert (roles.OWNER.id in offered) == (role in ORG_MANAGERS)
 
 

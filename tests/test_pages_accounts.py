@@ -15,29 +15,22 @@ from keyvault.models import ProviderKey, ProxyToken
 from organizations import roles
 from organizations.models import Membership, Organization
 from tests.factories import (
+    PASSWORD,
     MembershipFactory,
     OrganizationFactory,
     ProviderKeyFactory,
     ProxyTokenFactory,
     UserFactory,
 )
+from tests.helpers import snapshot, text, url
 
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
-PASSWORD = "correct horse battery staple"  # UserFactory's
 NEW_PASSWORD = "another long passphrase 77"
 SIGN_IN = reverse("accounts:sign_in")
 SIGN_UP = reverse("accounts:sign_up")
 THROTTLED = "Too many failed sign-ins"
-
-
-def url(name, organization, **kwargs):
-    return reverse(name, kwargs={"org_slug": organization.slug, **kwargs})
-
-
-def text(response) -> str:
-    return response.content.decode().replace("&#x27;", "'")
 
 
 def signed_in_user(client):
@@ -59,10 +52,6 @@ def sign_up(client, **fields):
         **fields,
     }
     return client.post(SIGN_UP, data)
-
-
-def counts() -> tuple[int, int, int]:
-    return User.objects.count(), Organization.objects.count(), Membership.objects.count()
 
 
 # --- Sign-up ----------------------------------------------------------------------------------
@@ -101,7 +90,7 @@ def test_the_slug_stays_unique_when_the_name_is_taken(client):
 
 def test_an_email_with_an_account_cannot_sign_up_again(client):
     UserFactory(email="founder@example.com")
-    before = counts()
+    before = snapshot()
 
     response = sign_up(client, email="Founder@Example.com")
 
@@ -109,7 +98,7 @@ def test_an_email_with_an_account_cannot_sign_up_again(client):
     assert "An account with this email already exists" in " ".join(
         response.context["form"].errors["email"]
     )
-    assert counts() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize(
@@ -125,13 +114,13 @@ def test_an_email_with_an_account_cannot_sign_up_again(client):
 def test_a_weak_or_mismatched_password_creates_nothing(
     client, password1, password2, field, message
 ):
-    before = counts()
+    before = snapshot()
 
     response = sign_up(client, password1=password1, password2=password2)
 
     assert response.status_code == 200
     assert message in " ".join(response.context["form"].errors[field])
-    assert counts() == before
+    assert snapshot() == before
     assert not _is_signed_in(client)
     assert password1 not in re.findall(r'value="([^"]*)"', response.content.decode())
 

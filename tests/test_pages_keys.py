@@ -4,10 +4,8 @@ their fields with nothing written, editing, rotating and deleting."""
 
 import re
 from datetime import timedelta
-from html.parser import HTMLParser
 
 import pytest
-from django.urls import reverse
 from django.utils import timezone
 
 from audit import AuditAction
@@ -17,6 +15,7 @@ from keyvault.models import ProviderKey
 from organizations import roles
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
+from tests.helpers import Tags, field_block, rows, snapshot, url
 
 pytestmark = pytest.mark.django_db
 
@@ -31,10 +30,6 @@ AZURE = {
 }
 
 
-def url(name, organization, **kwargs):
-    return reverse(name, kwargs={"org_slug": organization.slug, **kwargs})
-
-
 def add_url(organization, provider="openai"):
     return f"{url('keys:add', organization)}?provider={provider}"
 
@@ -43,38 +38,6 @@ def post_key(client, organization, provider="openai", **fields):
     data = {"name": "Production", "secret": SECRET, "enabled": "on", **fields}
     data = {name: value for name, value in data.items() if value is not None}
     return client.post(add_url(organization, provider), data, REMOTE_ADDR=CLIENT_IP)
-
-
-class Tags(HTMLParser):
-    """Every start tag of a page as `(tag, attributes)`."""
-
-    def __init__(self, html):
-        super().__init__()
-        self.tags = []
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def named(self, name):
-        return [attrs for tag, attrs in self.tags if attrs.get("name") == name]
-
-
-def field_block(html: str, name: str) -> str:
-    """The `<div class="field …">` group of the form field `name`: its label, errors, input."""
-    blocks = re.split(r'(?=<div class="field[ "])', html)
-    found = [block for block in blocks if f'name="{name}"' in block]
-    assert len(found) == 1, f"no single field block for {name}"
-    return found[0]
-
-
-def written() -> tuple[int, int]:
-    return ProviderKey.objects.count(), AuditEvent.objects.count()
-
-
-@pytest.fixture
-def owner_client(owner, signed_in):
-    return signed_in(owner)
 
 
 # --- Adding -----------------------------------------------------------------------------------
@@ -186,13 +149,13 @@ def test_add_without_a_known_provider_shows_the_provider_chooser(organization, o
 
 
 def test_posting_a_key_for_an_unknown_provider_writes_nothing(organization, owner_client):
-    before = written()
+    before = snapshot()
 
     response = post_key(owner_client, organization, provider="nope")
 
     assert response.status_code == 200
     assert "keyvault/keys/choose_provider.html" in [t.name for t in response.templates]
-    assert written() == before
+    assert snapshot() == before
 
 
 # --- Errors beside their fields, nothing written ----------------------------------------------
@@ -246,7 +209,7 @@ ERROR_CASES = {
 def test_add_form_errors_show_beside_their_field_and_nothing_is_written(
     organization, owner_client, default_prod_key, provider, fields, field, message
 ):
-    before = written()
+    before = snapshot()
 
     response = post_key(owner_client, organization, provider=provider, **fields)
 
@@ -255,7 +218,7 @@ def test_add_form_errors_show_beside_their_field_and_nothing_is_written(
     block = field_block(response.content.decode(), field)
     assert "has-error" in block.split(">", 1)[0]
     assert message in block.replace("&#x27;", "'")
-    assert written() == before
+    assert snapshot() == before
 
 
 def test_the_typed_secret_is_not_rendered_back_when_the_form_has_errors(
@@ -281,7 +244,7 @@ def test_a_service_account_key_typed_into_a_form_with_errors_is_not_rendered_bac
         '{"type": "service_account", "private_key_id": "abcdef0123456789", '
         f'"private_key": "{private_key}", "client_email": "svc@proj.iam.gserviceaccount.com"}}'
     )
-    before = written()
+    before = snapshot()
 
     response = post_key(
         owner_client,
@@ -293,7 +256,7 @@ def test_a_service_account_key_typed_into_a_form_with_errors_is_not_rendered_bac
     )
 
     assert response.status_code == 200
-    assert written() == before
+    assert snapshot() == before
     html = response.content.decode()
     assert "VertexPrivateKeyMaterialZq81xW" not in html
 
@@ -332,16 +295,6 @@ def listed(organization, owner, member_of):
         secret="sk-ant-ListedClaudeSecretAbCdEfGhIjKlMnOp4444",
     )
     return {"prod": prod, "batch": batch, "claude": claude, "member": member}
-
-
-def rows(html: str) -> dict[str, str]:
-    """Each key row of the list by the key's name."""
-    found = {}
-    for row in re.findall(r"<tr[ >].*?</tr>", html, flags=re.S):
-        name = re.search(r"<strong>(.*?)</strong>", row)
-        if name:
-            found[name.group(1)] = row
-    return found
 
 
 def groups(html: str) -> dict[str, list[str]]:
@@ -516,7 +469,7 @@ def test_edit_errors_show_beside_the_field_and_change_nothing(
 ):
     services.provider_key_update(key=key, actor=OPERATOR, is_default=True)
     other = ProviderKeyFactory(organization=organization, name="Other")
-    before = written()
+    before = snapshot()
 
     response = owner_client.post(
         url("keys:edit", organization, pk=other.pk), {"enabled": "on", **fields}
@@ -526,7 +479,7 @@ def test_edit_errors_show_beside_the_field_and_change_nothing(
     assert field in response.context["form"].errors
     block = field_block(response.content.decode(), field)
     assert message in block.replace("&#x27;", "'")
-    assert written() == before
+    assert snapshot() == before
     other.refresh_from_db()
     assert (other.name, other.config, other.is_default) == ("Other", {}, False)
 
@@ -554,13 +507,13 @@ def test_rotating_bumps_the_version_and_changes_the_hint(organization, owner, ow
 def test_rotating_to_a_blank_secret_shows_the_error_and_keeps_the_key(
     organization, owner_client, key
 ):
-    before = (written(), ProviderKey.objects.get(pk=key.pk).secret.envelope)
+    before = snapshot()
 
     response = owner_client.post(url("keys:rotate", organization, pk=key.pk), {"secret": "   "})
 
     assert response.status_code == 200
     assert "The secret cannot be empty." in field_block(response.content.decode(), "secret")
-    assert (written(), ProviderKey.objects.get(pk=key.pk).secret.envelope) == before
+    assert snapshot() == before
     assert ProviderKey.objects.get(pk=key.pk).version == 1
 
 

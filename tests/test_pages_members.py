@@ -15,25 +15,17 @@ from audit import AuditAction
 from audit.models import AuditEvent
 from organizations import roles
 from organizations.models import Invitation, Membership
-from tests.factories import InvitationFactory, ProviderKeyFactory, UserFactory
+from tests import matrix
+from tests.factories import PASSWORD, InvitationFactory, ProviderKeyFactory, UserFactory
+from tests.helpers import text, url
 
 pytestmark = pytest.mark.django_db
 
-PASSWORD = "correct horse battery staple"  # UserFactory's
 NEW_PASSWORD = "a brand new passphrase 42"
 INVITEE = "new.person@example.com"
 LINK = re.compile(r"http://testserver(/invitations/kvi_[A-Za-z0-9_-]{43}/)")
 SECRET = "sk-proj-MembersPageS3cretQwErTyUiOpAsDfGhJk7c1d"
 User = get_user_model()
-
-
-def url(name, organization, **kwargs):
-    return reverse(name, kwargs={"org_slug": organization.slug, **kwargs})
-
-
-@pytest.fixture
-def owner_client(owner, signed_in):
-    return signed_in(owner)
 
 
 def invite(client, organization, email=INVITEE, role=roles.MEMBER.id):
@@ -47,10 +39,6 @@ def link_in(message) -> str:
 
 def membership(organization, email):
     return Membership.objects.filter(organization=organization, user__email=email).first()
-
-
-def text(response) -> str:
-    return response.content.decode().replace("&#x27;", "'")
 
 
 # --- Inviting ---------------------------------------------------------------------------------
@@ -448,7 +436,7 @@ def test_an_owner_with_a_second_owner_can_demote_themself(
 # --- Leaving on one's own ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", [r.id for r in roles.ROLES if r.id != roles.OWNER.id])
+@pytest.mark.parametrize("role", matrix.in_order(matrix.EVERYONE - {matrix.OWNER}))
 def test_any_role_can_leave_on_its_own(client, organization, owner, member_of, role):
     user = member_of(organization, role).user
     client.force_login(user)

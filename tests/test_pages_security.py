@@ -5,14 +5,10 @@ block, loads its CSS and JS from /static/, and labels every input."""
 
 import json
 import re
-from html.parser import HTMLParser
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
-from django.contrib.messages.storage.cookie import CookieStorage
-from django.contrib.sessions.models import Session
 from django.contrib.staticfiles import finders
-from django.http import HttpRequest
 from django.test import Client, RequestFactory
 from django.urls import resolve, reverse
 from django.views.debug import SafeExceptionReporterFilter
@@ -25,6 +21,7 @@ from organizations import roles
 from organizations.models import Invitation, Membership
 from organizations.web import sign_up as sign_up_pages
 from tests.factories import InvitationFactory, ProviderKeyFactory, ProxyTokenFactory, UserFactory
+from tests.helpers import Tags, stored_beside_pages, url
 
 pytestmark = pytest.mark.django_db
 
@@ -34,46 +31,17 @@ CANARY = SECRET[8:52]
 NEW_SECRET = "sk-proj-R0tat3LeakCanaryMnBvCxZlKjHgFdSaPoIuYtReWq9876"
 NEW_CANARY = NEW_SECRET[8:50]
 SERVICE_ACCOUNT_CANARY = "VertexPrivateKeyLeakCanaryZq81xWmNbVcXzLkJhGf"
-TOKEN_PATTERN = re.compile(r"kvp_[A-Za-z0-9_-]{43}")
-
-
-def url(name, organization, **kwargs):
-    return reverse(name, kwargs={"org_slug": organization.slug, **kwargs})
-
-
-def messages_of(client) -> list[str]:
-    cookie = client.cookies.get("messages")
-    if cookie is None or not cookie.value:
-        return []
-    return [str(m.message) for m in CookieStorage(HttpRequest())._decode(cookie.value) or []]
-
-
-def stored_beside_pages(client) -> str:
-    """Sessions, every cookie, waiting messages and the audit trail, as one text."""
-    parts = [json.dumps(s.get_decoded(), default=str) for s in Session.objects.all()]
-    parts += [f"{name}={morsel.value}" for name, morsel in client.cookies.items()]
-    parts += messages_of(client)
-    parts += [
-        f"{e.actor_label} {e.target_label} {json.dumps(e.metadata)}"
-        for e in AuditEvent.objects.all()
-    ]
-    return "\n".join(parts)
 
 
 def assert_no_leak(html: str, *secrets: str, where: str = "") -> None:
     for secret in secrets:
         assert secret not in html, where
         # Any 40-character run of it, in case it was cut, wrapped or prefixed.
-        for start in range(0, max(1, len(secret) - 40), 7):
+        for start in range(max(1, len(secret) - 39)):
             assert secret[start : start + 40] not in html, where
 
 
 # --- A secret, once typed, never comes back --------------------------------------------------
-
-
-@pytest.fixture
-def owner_client(owner, signed_in):
-    return signed_in(owner)
 
 
 @pytest.fixture
@@ -304,46 +272,6 @@ def test_sign_in_hides_the_password_from_error_reports():
 # --- Headers, inline code, static files and labels on every page -----------------------------
 
 
-class Page(HTMLParser):
-    """The parts of a page these checks read: every start tag, and the labels' targets."""
-
-    def __init__(self, html):
-        super().__init__()
-        self.tags, self.label_for, self._label_depth = [], set(), 0
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        self.tags.append((tag, attrs))
-        if tag == "label":
-            self._label_depth += 1
-            if attrs.get("for"):
-                self.label_for.add(attrs["for"])
-        elif self._label_depth and tag in ("input", "select", "textarea"):
-            attrs["_wrapped"] = True
-
-    def handle_endtag(self, tag):
-        if tag == "label" and self._label_depth:
-            self._label_depth -= 1
-
-    def unlabelled_controls(self) -> list[dict]:
-        missing = []
-        for tag, attrs in self.tags:
-            if tag not in ("input", "select", "textarea"):
-                continue
-            if attrs.get("type") in ("hidden", "submit", "button", "reset", "image"):
-                continue
-            labelled = (
-                attrs.get("id") in self.label_for
-                or attrs.get("aria-label")
-                or attrs.get("aria-labelledby")
-                or attrs.get("_wrapped")
-            )
-            if not labelled:
-                missing.append(attrs)
-        return missing
-
-
 INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc=)[^>]*>", re.I)
 STYLE_ELEMENT = re.compile(r"<style\b", re.I)
 STYLE_ATTRIBUTE = re.compile(r"<[a-z][^>]*\sstyle\s*=", re.I)
@@ -503,7 +431,7 @@ def test_no_page_has_inline_code_the_policy_would_block(site):
 def test_pages_load_their_css_and_js_from_static(site):
     own = set()
     for label, client, method, path, data, _status in site:
-        page = Page(fetch(client, method, path, data).content.decode())
+        page = Tags(fetch(client, method, path, data).content.decode())
         sheets = [a["href"] for t, a in page.tags if t == "link" and a.get("rel") == "stylesheet"]
         scripts = [a["src"] for t, a in page.tags if t == "script"]
         assert sheets, label
@@ -519,12 +447,12 @@ def test_every_input_has_a_label(site):
     for label, client, method, path, data, _status in site:
         if label == "admin sign in":
             continue  # Django's own page
-        page = Page(fetch(client, method, path, data).content.decode())
+        page = Tags(fetch(client, method, path, data).content.decode())
         assert page.unlabelled_controls() == [], label
 
 
 def test_the_label_check_notices_an_unlabelled_input():
-    page = Page('<label for="a">A</label><input id="a"><input id="b" name="b">')
+    page = Tags('<label for="a">A</label><input id="a"><input id="b" name="b">')
 
     assert [attrs["name"] for attrs in page.unlabelled_controls()] == ["b"]
 

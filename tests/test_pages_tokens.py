@@ -7,9 +7,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.messages.storage.cookie import CookieStorage
-from django.contrib.sessions.models import Session
-from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,20 +15,11 @@ from audit.models import AuditEvent
 from core.tokens import token_digest
 from keyvault.models import ProxyToken
 from tests.factories import ProviderKeyFactory, ProxyTokenFactory
+from tests.helpers import TOKEN_PATTERN, rows, stored_beside_pages, url
 
 pytestmark = pytest.mark.django_db
 
-TOKEN_PATTERN = re.compile(r"kvp_[A-Za-z0-9_-]{43}")
 CLIENT_IP = "198.51.100.23"
-
-
-def url(name, organization, **kwargs):
-    return reverse(name, kwargs={"org_slug": organization.slug, **kwargs})
-
-
-@pytest.fixture
-def owner_client(owner, signed_in):
-    return signed_in(owner)
 
 
 def create(client, organization, **fields):
@@ -43,25 +31,6 @@ def create(client, organization, **fields):
 def raw_token_of(response) -> str:
     [raw] = set(TOKEN_PATTERN.findall(response.content.decode()))
     return raw
-
-
-def messages_of(client) -> list[str]:
-    cookie = client.cookies.get("messages")
-    if cookie is None or not cookie.value:
-        return []
-    return [str(m.message) for m in CookieStorage(HttpRequest())._decode(cookie.value) or []]
-
-
-def stored_beside_pages(client) -> str:
-    """Sessions, cookies, waiting messages and the audit trail, as one text."""
-    parts = [json.dumps(s.get_decoded(), default=str) for s in Session.objects.all()]
-    parts += [morsel.value for morsel in client.cookies.values()]
-    parts += messages_of(client)
-    parts += [
-        f"{e.actor_label} {e.target_label} {json.dumps(e.metadata)}"
-        for e in AuditEvent.objects.all()
-    ]
-    return "\n".join(parts)
 
 
 def api(client, raw, path="/api/v1/ping"):
@@ -187,15 +156,6 @@ def test_a_token_with_only_keys_read_cannot_fetch_secrets(organization, owner_cl
 
 
 # --- The list ---------------------------------------------------------------------------------
-
-
-def rows(html: str) -> dict[str, str]:
-    found = {}
-    for row in re.findall(r"<tr[ >].*?</tr>", html, flags=re.S):
-        name = re.search(r"<strong>(.*?)</strong>", row)
-        if name:
-            found[name.group(1)] = row
-    return found
 
 
 def test_the_list_shows_name_last_four_scopes_dates_and_state(organization, owner, owner_client):

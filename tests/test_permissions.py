@@ -11,12 +11,15 @@ from django.core.exceptions import PermissionDenied
 from audit.models import AuditEvent
 from keyvault import services
 from keyvault.models import ProviderKey
-from organizations import permissions, roles
+from organizations import permissions
 from organizations.access import Access
 from organizations.authorization import authorize, authorize_role_grant
 from organizations.models import Membership
-from organizations.permissions import KEY_CHANGE_ACTIONS, Action
+from organizations.permissions import Action
+from tests import matrix
 from tests.factories import ProviderKeyFactory, UserFactory
+from tests.helpers import key_row, role_pairs
+from tests.matrix import ADMIN, MEMBER, OWNER, VIEWER
 
 OPERATOR = Access.operator("tests")
 
@@ -53,29 +56,19 @@ def visible_actions(membership, obj=None) -> frozenset:
     return permissions.visible_actions(caller(membership), _organization(membership, obj), obj)
 
 
-OWNER, ADMIN, MEMBER, VIEWER = (role.id for role in roles.ROLES)
-ROLE_IDS = [OWNER, ADMIN, MEMBER, VIEWER]
-EVERYONE = frozenset(ROLE_IDS)
+ROLE_IDS = list(matrix.ROLES)
+EVERYONE = matrix.EVERYONE
 
-# docs/permissions.md "The matrix", one row per action that needs no particular object.
-MATRIX = {
-    Action.KEY_LIST: EVERYONE,
-    Action.KEY_ADD: {OWNER, ADMIN, MEMBER},
-    Action.TOKEN_MANAGE: {OWNER, ADMIN},
-    Action.AUDIT_READ: {OWNER, ADMIN},
-    Action.MEMBER_MANAGE: {OWNER, ADMIN},
-    Action.ORG_MANAGE: {OWNER},
-    # The tenant-scoped Django admin.
-    Action.ADMIN_ENTER: {OWNER, ADMIN},
-    # People never see a secret again after typing it: decrypting is for proxy tokens only.
-    Action.KEY_REVEAL: frozenset(),
-}
+# docs/permissions.md "The matrix" (tests/matrix.py), one row per action that needs no
+# particular object; an action the code does not know fails here, at import.
+MATRIX = {Action(action): allowed for action, allowed in matrix.ALLOWED.items()}
+KEY_CHANGE_ACTIONS = frozenset(Action(action) for action in matrix.KEY_CHANGE_ACTIONS)
 # "edit / rotate / disable / delete a key": members only on keys they added.
-KEY_CHANGE_ON_OWN_KEY = {OWNER, ADMIN, MEMBER}
-KEY_CHANGE_ON_OTHERS_KEY = {OWNER, ADMIN}
+KEY_CHANGE_ON_OWN_KEY = matrix.CHANGE_OWN_KEY
+KEY_CHANGE_ON_OTHERS_KEY = matrix.CHANGE_ANY_KEY
 # "members: invite, remove, change role": admins not on owners, nobody above their own role.
-MAY_MANAGE_TARGET = {OWNER: EVERYONE, ADMIN: {ADMIN, MEMBER, VIEWER}, MEMBER: set(), VIEWER: set()}
-MAY_GRANT = MAY_MANAGE_TARGET
+MAY_MANAGE_TARGET = matrix.MAY_MANAGE
+MAY_GRANT = matrix.MAY_GRANT
 
 
 def _cells(table, allowed):
@@ -93,15 +86,6 @@ def _key_cells(roles_allowed, allowed):
         for action in sorted(KEY_CHANGE_ACTIONS)
         for role in ROLE_IDS
         if (role in roles_allowed) == allowed
-    ]
-
-
-def _pair_cells(table, allowed):
-    return [
-        pytest.param(actor, target, id=f"{actor}-on-{target}")
-        for actor in ROLE_IDS
-        for target in ROLE_IDS
-        if (target in table[actor]) == allowed
     ]
 
 
@@ -229,7 +213,7 @@ def test_member_demoted_to_viewer_can_no_longer_change_the_key_they_added(organi
 # --- permissions.can: managing members ------------------------------------------------------
 
 
-@pytest.mark.parametrize(("role", "target"), _pair_cells(MAY_MANAGE_TARGET, allowed=True))
+@pytest.mark.parametrize(("role", "target"), role_pairs(MAY_MANAGE_TARGET, True, "on"))
 def test_role_may_manage_member_of_target_role(organization, member_of, role, target):
     membership = member_of(organization, role)
     other = member_of(organization, target)
@@ -237,7 +221,7 @@ def test_role_may_manage_member_of_target_role(organization, member_of, role, ta
     assert can_manage_member(membership, other)
 
 
-@pytest.mark.parametrize(("role", "target"), _pair_cells(MAY_MANAGE_TARGET, allowed=False))
+@pytest.mark.parametrize(("role", "target"), role_pairs(MAY_MANAGE_TARGET, False, "on"))
 def test_role_may_not_manage_member_of_target_role(organization, member_of, role, target):
     membership = member_of(organization, role)
     other = member_of(organization, target)
@@ -245,12 +229,12 @@ def test_role_may_not_manage_member_of_target_role(organization, member_of, role
     assert not can_manage_member(membership, other)
 
 
-@pytest.mark.parametrize(("role", "granted"), _pair_cells(MAY_GRANT, allowed=True))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, True, "on"))
 def test_role_may_grant_role(organization, member_of, role, granted):
     assert can_grant_role(member_of(organization, role), granted)
 
 
-@pytest.mark.parametrize(("role", "granted"), _pair_cells(MAY_GRANT, allowed=False))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, False, "on"))
 def test_role_may_not_grant_role(organization, member_of, role, granted):
     assert not can_grant_role(member_of(organization, role), granted)
 
@@ -358,17 +342,9 @@ KEY_SERVICES = {"edit": _rename, "disable": _disable, "rotate": _rotate, "delete
 
 
 def _snapshot(key):
-    """What a refused change must leave exactly as it was."""
-    row = ProviderKey.objects.get(pk=key.pk)
-    return {
-        "name": row.name,
-        "enabled": row.enabled,
-        "version": row.version,
-        "hint": row.secret_hint,
-        "rotated_at": row.rotated_at,
-        "secret": services.provider_key_reveal(actor=OPERATOR, key=row),
-        "audit": AuditEvent.objects.count(),
-    }
+    """What a refused change must leave exactly as it was: the key's row as stored (its sealed
+    secret included) and the audit trail."""
+    return {**key_row(key), "audit": AuditEvent.objects.count()}
 
 
 def _service_cells(roles_allowed, allowed):
@@ -441,9 +417,9 @@ def test_member_cannot_rotate_others_key_through_the_service(organization, membe
     with pytest.raises(PermissionDenied):
         services.provider_key_rotate(key=others_key, actor=actor, secret=ROTATED)
     after = _snapshot(others_key)
-    assert (after["version"], after["hint"], after["audit"]) == (
+    assert (after["version"], after["secret_hint"], after["audit"]) == (
         before["version"],
-        before["hint"],
+        before["secret_hint"],
         before["audit"],
     )
     assert after == before
@@ -543,7 +519,7 @@ def test_authorize_allows_what_the_matrix_allows(organization, member_of, role, 
     authorize(Access.for_user(member_of(organization, role).user), action, organization)
 
 
-@pytest.mark.parametrize(("role", "granted"), _pair_cells(MAY_GRANT, allowed=False))
+@pytest.mark.parametrize(("role", "granted"), role_pairs(MAY_GRANT, False, "on"))
 def test_authorize_role_grant_refuses_above_own_role(organization, member_of, role, granted):
     with pytest.raises(PermissionDenied):
         authorize_role_grant(
@@ -555,3 +531,45 @@ def test_authorize_role_grant_refuses_above_own_role(organization, member_of, ro
 def test_operator_is_authorized_for_every_action(organization, action):
     authorize(Access.operator(), action, organization)
     authorize_role_grant(Access.operator(), organization, OWNER)
+
+
+# --- Proxy tokens: the scopes column of the matrix, through authorize ------------------------
+
+
+def _token_cells(allowed):
+    return [
+        pytest.param(scope, Action(action), id=f"{scope}-{action}")
+        for action in sorted(set(matrix.ALLOWED) | matrix.KEY_CHANGE_ACTIONS)
+        for scope in matrix.TOKEN_SCOPES
+        if (matrix.TOKEN_SCOPE_FOR.get(action) == scope) == allowed
+    ]
+
+
+@pytest.mark.parametrize(("scope", "action"), _token_cells(allowed=True))
+def test_a_token_may_take_the_actions_its_scope_allows(
+    organization, provider_key, make_token, scope, action
+):
+    access = Access.for_token(make_token(scope))
+    authorize(access, action, organization)
+    if action in KEY_CHANGE_ACTIONS:
+        authorize(access, action, organization, provider_key)
+
+
+@pytest.mark.parametrize(("scope", "action"), _token_cells(allowed=False))
+def test_a_token_may_not_take_an_action_its_scope_does_not_allow(
+    organization, provider_key, make_token, scope, action
+):
+    access = Access.for_token(make_token(scope))
+    with pytest.raises(PermissionDenied):
+        authorize(access, action, organization)
+    with pytest.raises(PermissionDenied):
+        authorize(access, action, organization, _object_for(action, organization, provider_key))
+
+
+@pytest.mark.parametrize("action", list(Action))
+def test_a_token_with_every_scope_is_refused_in_another_organization(
+    organization, other_organization, make_token, action
+):
+    outsider = Access.for_token(make_token(*matrix.TOKEN_SCOPES, organization=other_organization))
+    with pytest.raises(PermissionDenied):
+        authorize(outsider, action, organization)

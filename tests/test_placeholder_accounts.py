@@ -19,6 +19,7 @@ from organizations import roles, services
 from organizations.access import Access
 from organizations.models import Membership, Organization
 from tests.factories import MembershipFactory, UserFactory
+from tests.helpers import snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -70,15 +71,6 @@ def reset_and_sign_in(email, mailoutbox) -> bool:
     )
     signed = client.post(reverse("accounts:sign_in"), {"username": email, "password": PASSWORD})
     return signed.status_code == 302 and "_auth_user_id" in client.session
-
-
-def state():
-    """Accounts, their passwords, memberships and the audit trail's length."""
-    return (
-        sorted(User.objects.values_list("pk", "password")),
-        sorted(Membership.objects.values_list("pk", "user", "role")),
-        AuditEvent.objects.count(),
-    )
 
 
 def added_by(user_or_label, organization, user, role=roles.MEMBER.id):
@@ -192,11 +184,11 @@ def test_accounts_that_are_not_placeholders_are_left_alone(organization, owner):
     ]
     for person in people:
         added_by(owner, organization, person)
-    before = state()
+    before = snapshot()
 
     repair()
 
-    assert state() == before
+    assert snapshot() == before
 
 
 def test_the_repair_done_once_has_nothing_left_to_do(organization, owner):
@@ -208,9 +200,9 @@ def test_the_repair_done_once_has_nothing_left_to_do(organization, owner):
         actor=Access.operator("manage.py create_org"),
     )
     repair()
-    before = state()
+    before = snapshot()
 
     repair()
 
-    assert state() == before
+    assert snapshot() == before
     assert not migration.placeholders(User).exists()

@@ -21,13 +21,14 @@ from keyvault.fields import SealedSecret
 from keyvault.models import SECRET_MAX_BYTES, ProviderKey
 from organizations import roles
 from organizations.access import Access
+from tests import matrix
+from tests.helpers import key_row, raw_secret_column, snapshot
 from tests.test_text import INVISIBLE_NAMES, VISIBLE_NAMES
 
 OPERATOR = Access.operator("tests")
 
 SYSTEM = Access.operator("tests")
 KIB_16 = 16 * 1024
-_TABLE = connection.ops.quote_name(ProviderKey._meta.db_table)
 
 SERVICE_ACCOUNT = {
     "type": "service_account",
@@ -59,29 +60,11 @@ def create(organization, **overrides):
     return services.provider_key_create(**kwargs)
 
 
-def raw_row(key) -> tuple:
-    pk = ProviderKey._meta.pk.get_db_prep_value(key.pk, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {_TABLE} WHERE id = %s", [pk])  # noqa: S608
-        return cursor.fetchone()
-
-
-def raw_secret(key) -> str:
-    pk = ProviderKey._meta.pk.get_db_prep_value(key.pk, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT secret FROM {_TABLE} WHERE id = %s", [pk])  # noqa: S608
-        return cursor.fetchone()[0]
-
-
 def raw_audit_rows() -> list[tuple]:
     table = connection.ops.quote_name(AuditEvent._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT * FROM {table}")  # noqa: S608
         return cursor.fetchall()
-
-
-def counts() -> tuple[int, int]:
-    return ProviderKey.objects.count(), AuditEvent.objects.count()
 
 
 def assert_field_error(exc_info, field: str) -> None:
@@ -161,16 +144,18 @@ def test_one_default_per_provider_and_org(organization, other_organization):
 
 def test_a_viewer_cannot_create_a_key_and_nothing_is_written(organization, member_of):
     viewer = member_of(organization, roles.VIEWER.id).user
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         create(organization, actor=Access.for_user(viewer))
-    assert counts() == (0, 0)
+    assert snapshot() == before
 
 
 def test_a_user_of_another_org_cannot_create_a_key(organization, other_organization, member_of):
     outsider = member_of(other_organization, roles.OWNER.id).user
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         create(organization, actor=Access.for_user(outsider))
-    assert counts() == (0, 0)
+    assert snapshot() == before
 
 
 # --- create: bad input ----------------------------------------------------------------------
@@ -215,10 +200,11 @@ BAD_CREATE_INPUT = [
     ids=[case[0] for case in BAD_CREATE_INPUT],
 )
 def test_create_rejects_bad_input_and_writes_nothing(organization, overrides, field):
+    before = snapshot()
     with pytest.raises(ValidationError) as exc_info:
         create(organization, **overrides)
     assert_field_error(exc_info, field)
-    assert counts() == (0, 0)
+    assert snapshot() == before
 
 
 def test_create_reports_every_field_error_at_once(organization):
@@ -271,12 +257,12 @@ def test_the_size_limit_applies_after_stripping(organization):
 
 def test_duplicate_name_is_rejected_ignoring_case(organization):
     create(organization, name="Production")
-    before = counts()
+    before = snapshot()
     for name in ("Production", "production", "  PRODUCTION "):
         with pytest.raises(ValidationError) as exc_info:
             create(organization, name=name)
         assert_field_error(exc_info, "name")
-    assert counts() == before
+    assert snapshot() == before
 
 
 def test_a_name_the_database_folds_together_is_a_field_error_never_a_crash(organization):
@@ -294,18 +280,19 @@ def test_a_name_the_database_folds_together_is_a_field_error_never_a_crash(organ
 
 def test_a_second_default_is_rejected_on_create(organization):
     create(organization, name="First", is_default=True)
-    before = counts()
+    before = snapshot()
     with pytest.raises(ValidationError) as exc_info:
         create(organization, name="Second", is_default=True)
     assert_field_error(exc_info, "is_default")
-    assert counts() == before
+    assert snapshot() == before
 
 
 def test_a_deeply_nested_json_secret_is_a_field_error_for_vertex(organization):
+    before = snapshot()
     with pytest.raises(ValidationError) as exc_info:
         create(organization, provider="vertex", secret='{"a":' + "[" * 16000)
     assert_field_error(exc_info, "secret")
-    assert counts() == (0, 0)
+    assert snapshot() == before
 
 
 def test_a_deeply_nested_json_secret_is_stored_as_is_for_other_providers(organization):
@@ -319,10 +306,11 @@ def test_a_deeply_nested_json_secret_is_stored_as_is_for_other_providers(organiz
 
 @pytest.mark.parametrize("name", INVISIBLE_NAMES.values(), ids=INVISIBLE_NAMES.keys())
 def test_create_refuses_a_name_with_invisible_characters_and_writes_nothing(organization, name):
+    before = snapshot()
     with pytest.raises(ValidationError) as exc_info:
         create(organization, name=name)
     assert set(exc_info.value.message_dict) == {"name"}
-    assert counts() == (0, 0)
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("name", VISIBLE_NAMES.values(), ids=VISIBLE_NAMES.keys())
@@ -334,12 +322,12 @@ def test_create_keeps_a_visible_name_in_any_script(organization, name):
 @pytest.mark.parametrize("name", INVISIBLE_NAMES.values(), ids=INVISIBLE_NAMES.keys())
 def test_rename_refuses_a_name_with_invisible_characters(organization, name):
     key = create(organization, name="Production")
-    before = counts()
+    before = snapshot()
     with pytest.raises(ValidationError) as exc_info:
         services.provider_key_update(key=key, actor=SYSTEM, name=name)
     assert set(exc_info.value.message_dict) == {"name"}
     assert ProviderKey.objects.get(pk=key.pk).name == "Production"
-    assert counts() == before
+    assert snapshot() == before
 
 
 # --- database constraints behind the service checks -----------------------------------------
@@ -379,7 +367,7 @@ def test_the_database_rejects_a_duplicate_name_ignoring_case(organization, other
 
 def test_update_changes_name_config_default_and_enabled_without_a_version_bump(organization):
     key = create(organization)
-    envelope_before = raw_secret(key)
+    envelope_before = raw_secret_column(key)
     updated = services.provider_key_update(
         key=key,
         actor=SYSTEM,
@@ -398,7 +386,7 @@ def test_update_changes_name_config_default_and_enabled_without_a_version_bump(o
     assert updated.version == 1
     assert updated.rotated_at is None
     assert updated.kek_id == "test-primary"
-    assert raw_secret(key) == envelope_before
+    assert raw_secret_column(key) == envelope_before
     event = AuditEvent.objects.filter(action=AuditAction.KEY_UPDATED).get()
     assert event.target_id == str(key.pk)
     assert event.metadata == {
@@ -445,23 +433,22 @@ BAD_UPDATE_INPUT = [
 def test_update_rejects_bad_input_and_leaves_the_row_unchanged(organization, changes, field):
     create(organization, name="Other", is_default=True)
     key = create(organization, name="Mine")
-    row_before, counts_before = raw_row(key), counts()
+    before = snapshot()
     with pytest.raises(ValidationError) as exc_info:
         services.provider_key_update(key=key, actor=SYSTEM, **changes)
     assert_field_error(exc_info, field)
-    assert raw_row(key) == row_before
-    assert counts() == counts_before
+    assert snapshot() == before
 
 
 def test_azure_update_cannot_drop_a_required_setting(organization):
     key = create(
         organization, provider="azure_openai", secret="0123456789abcdef", config=AZURE_CONFIG
     )
-    row_before = raw_row(key)
+    before = snapshot()
     with pytest.raises(ValidationError) as exc_info:
         services.provider_key_update(key=key, actor=SYSTEM, config={**AZURE_CONFIG, "endpoint": ""})
     assert_field_error(exc_info, "config")
-    assert raw_row(key) == row_before
+    assert snapshot() == before
 
 
 # --- rotate ---------------------------------------------------------------------------------
@@ -526,23 +513,22 @@ def test_rotate_rejects_bad_secrets_and_leaves_the_row_unchanged(organization, s
         )
     else:
         key = create(organization)
-    row_before, counts_before = raw_row(key), counts()
+    before = snapshot()
     with pytest.raises(ValidationError) as exc_info:
         services.provider_key_rotate(key=key, actor=SYSTEM, secret=secret)
     assert_field_error(exc_info, "secret")
-    assert raw_row(key) == row_before
-    assert counts() == counts_before
+    assert snapshot() == before
 
 
 def test_a_member_cannot_rotate_a_key_someone_else_added(organization, owner, member_of):
     key = create(organization, actor=Access.for_user(owner))
     member = member_of(organization, roles.MEMBER.id).user
-    row_before = raw_row(key)
+    before = snapshot()
     with pytest.raises(PermissionDenied):
         services.provider_key_rotate(
             key=key, actor=Access.for_user(member), secret="sk-new-0123456789"
         )
-    assert raw_row(key) == row_before
+    assert snapshot() == before
 
 
 # --- delete ---------------------------------------------------------------------------------
@@ -578,7 +564,7 @@ def test_a_tampered_secret_raises_a_typed_error_logs_the_key_id_and_changes_noth
     ProviderKey.objects.filter(pk=victim.pk).update(
         secret=ProviderKey.objects.get(pk=source.pk).secret
     )
-    row_before, counts_before = raw_row(victim), counts()
+    before = snapshot()
     loaded = ProviderKey.objects.get(pk=victim.pk)
     with (
         caplog.at_level(logging.ERROR, logger="keyvault.services.provider_keys"),
@@ -591,8 +577,7 @@ def test_a_tampered_secret_raises_a_typed_error_logs_the_key_id_and_changes_noth
         assert "sk-proj-source" not in text
         assert loaded.secret.envelope not in text
     assert isinstance(loaded.secret, SealedSecret)
-    assert raw_row(victim) == row_before
-    assert counts() == counts_before
+    assert snapshot() == before
 
 
 def test_a_key_whose_kek_was_removed_raises_unknown_kek(organization, settings):
@@ -607,18 +592,11 @@ def test_a_key_whose_kek_was_removed_raises_unknown_kek(organization, settings):
 REVEALED = "sk-proj-reveal-authorization-0123456789"
 
 
-@pytest.fixture
-def opened():
-    """Spy on the one decrypting call."""
-    with mock.patch.object(sealing, "open_secret", wraps=sealing.open_secret) as spy:
-        yield spy
-
-
 def _reveal_target(organization, **overrides):
     return ProviderKey.objects.get(pk=create(organization, secret=REVEALED, **overrides).pk)
 
 
-@pytest.mark.parametrize("role", [role.id for role in roles.ROLES])
+@pytest.mark.parametrize("role", matrix.ROLES)
 def test_no_user_may_reveal_a_key_whatever_their_role(organization, member_of, opened, role):
     key = _reveal_target(organization)
     user = member_of(organization, role).user
@@ -627,9 +605,7 @@ def test_no_user_may_reveal_a_key_whatever_their_role(organization, member_of, o
     opened.assert_not_called()
 
 
-@pytest.mark.parametrize(
-    "role", [role.id for role in roles.ROLES if roles.Scope.KEYS_ADD in role.scopes]
-)
+@pytest.mark.parametrize("role", matrix.in_order(matrix.ALLOWED["key.add"]))
 def test_not_even_the_user_who_added_the_key_may_reveal_it(organization, member_of, opened, role):
     user = member_of(organization, role).user
     key = _reveal_target(organization, actor=Access.for_user(user))
@@ -708,8 +684,8 @@ def test_no_column_and_no_audit_row_contains_the_plaintext(organization):
     audit_rows = repr(raw_audit_rows())
     assert "kv2." not in audit_rows
     for key, secret in keys:
-        row = raw_row(key)
-        assert raw_secret(key).startswith("kv2.test-primary.")
+        row = key_row(key)
+        assert raw_secret_column(key).startswith("kv2.test-primary.")
         for needle in (secret, secret[:12], secret[-12:], json.dumps(secret)[1:-1]):
             assert needle not in repr(row)
             assert needle not in audit_rows
@@ -778,7 +754,7 @@ def test_any_non_blank_text_round_trips_to_its_stripped_form(organization, secre
     loaded = ProviderKey.objects.get(pk=key.pk)
     assert services.provider_key_reveal(actor=OPERATOR, key=loaded) == secret.strip()
     if len(secret.strip()) >= 12:
-        assert secret.strip() not in raw_secret(key)
+        assert secret.strip() not in raw_secret_column(key)
     _prefix, _, tail = loaded.secret_hint.partition("…")
     assert len(tail) <= 4
     assert secret.strip().endswith(tail)
@@ -787,11 +763,11 @@ def test_any_non_blank_text_round_trips_to_its_stripped_form(organization, secre
 @PROPERTY_SETTINGS
 @given(secret=st.text(alphabet=st.sampled_from(WHITESPACE), max_size=50))
 def test_whitespace_only_text_is_rejected_and_nothing_written(organization, secret):
-    before = counts()
+    before = snapshot()
     with pytest.raises(ValidationError) as exc_info:
         create(organization, provider="mistral", name=_unique_name(), secret=secret)
     assert_field_error(exc_info, "secret")
-    assert counts() == before
+    assert snapshot() == before
 
 
 def _fill_to_limit(seed: str, extra_bytes: int = 0) -> str:
@@ -819,11 +795,11 @@ def test_a_16_kib_value_round_trips_and_one_byte_more_is_rejected(organization, 
 
     too_big = _fill_to_limit(seed, extra_bytes=1)
     assert len(too_big.encode()) == SECRET_MAX_BYTES + 1
-    before = counts()
+    before = snapshot()
     with pytest.raises(ValidationError) as exc_info:
         create(organization, provider="mistral", name=_unique_name(), secret=too_big)
     assert_field_error(exc_info, "secret")
-    assert counts() == before
+    assert snapshot() == before
 
 
 def test_not_even_a_superuser_may_reveal_a_key(provider_key):

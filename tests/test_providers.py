@@ -108,7 +108,8 @@ def test_bedrock_validates_region_and_access_key_id():
     provider = providers.get_provider("bedrock")
     good = {"region": "us-east-1", "access_key_id": "AKIAABCDEFGHIJKLMNOP"}
     assert providers.validate_config(provider, good) == good
-    assert providers.validate_config(provider, {**good, "region": "us-gov-west-1"})
+    gov = {**good, "region": "us-gov-west-1"}
+    assert providers.validate_config(provider, gov) == gov
     config_errors("bedrock", {**good, "region": "mars"})
     config_errors("bedrock", {**good, "access_key_id": "akia-lowercase"})
 
@@ -162,10 +163,20 @@ def test_vertex_secret_must_be_a_service_account_json():
         assert set(exc_info.value.message_dict) == {"secret"}
 
 
-def test_other_providers_take_any_secret_format():
-    for provider in providers.PROVIDERS:
-        if not provider.secret_is_service_account_json:
-            providers.validate_secret_format(provider, "anything at all")
+def test_only_vertex_wants_a_service_account_json():
+    json_providers = {p.id for p in providers.PROVIDERS if p.secret_is_service_account_json}
+    assert json_providers == {"vertex"}
+
+
+@pytest.mark.parametrize("provider_id", sorted(REQUIRED_PROVIDERS - {"vertex"}))
+@pytest.mark.parametrize(
+    "secret", ["anything at all", "AIzaNotJson", "[]", "{}", json.dumps(SERVICE_ACCOUNT)]
+)
+def test_other_providers_take_any_secret_format(provider_id, secret):
+    """Every provider but Vertex, named here rather than picked by the flag under test: a
+    provider wrongly flagged as wanting JSON fails here instead of being skipped."""
+    provider = providers.get_provider(provider_id)
+    assert providers.validate_secret_format(provider, secret) is None
 
 
 def test_key_prefixes_are_public_looking_and_short():

@@ -15,6 +15,7 @@ from keyvault.models import ProviderKey
 from organizations import roles
 from organizations.access import Access
 from tests.factories import OrganizationFactory, ProviderKeyFactory
+from tests.helpers import reveal
 
 SYSTEM = Access.operator("t")
 
@@ -23,10 +24,6 @@ def run(*args) -> str:
     out = StringIO()
     call_command("rekey", *args, stdout=out, stderr=StringIO())
     return out.getvalue()
-
-
-def reveal(pk) -> str:
-    return services.provider_key_reveal(key=ProviderKey.objects.get(pk=pk), actor=SYSTEM)
 
 
 def snapshot(raw_envelope, keys) -> dict:

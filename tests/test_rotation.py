@@ -26,6 +26,7 @@ from keyvault.models import ProviderKey
 from keyvault.sealing import SealedSecret, rewrap_secret
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
+from tests.helpers import reveal
 
 SYSTEM = Access.operator("t")
 PRIMARY_ID, OLD_ID = "test-primary", "test-old"
@@ -36,10 +37,6 @@ def run(*args):
     out = StringIO()
     call_command("rotate_kek", *args, stdout=out, stderr=StringIO())
     return out.getvalue()
-
-
-def reveal(pk) -> str:
-    return services.provider_key_reveal(key=ProviderKey.objects.get(pk=pk), actor=SYSTEM)
 
 
 def segments(envelope: str) -> list[str]:

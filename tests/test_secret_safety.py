@@ -6,11 +6,11 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
-from audit.models import AuditEvent
 from keyvault import services
 from keyvault.models import ProviderKey
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
+from tests.helpers import snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -49,13 +49,9 @@ SERVICE_ACCOUNT = json.dumps(
 VERTEX = {"project": "my-project-01", "location": "us-central1"}
 
 
-def written() -> tuple[int, int]:
-    return ProviderKey.objects.count(), AuditEvent.objects.count()
-
-
 @pytest.mark.parametrize("secret", HEADER_BREAKERS.values(), ids=HEADER_BREAKERS)
 def test_a_single_line_secret_with_control_characters_is_refused(organization, secret):
-    before = written()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         services.provider_key_create(
             organization=organization, actor=OPERATOR, provider="openai", name="x", secret=secret
@@ -63,18 +59,18 @@ def test_a_single_line_secret_with_control_characters_is_refused(organization, s
     (message,) = excinfo.value.message_dict["secret"]
     assert "control characters" in message
     assert "sk-abc" not in message and "Injected" not in message
-    assert written() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("secret", NON_ASCII.values(), ids=NON_ASCII)
 def test_a_single_line_secret_must_be_printable_ascii_text_for_a_header(organization, secret):
-    before = written()
+    before = snapshot()
     with pytest.raises(ValidationError) as excinfo:
         services.provider_key_create(
             organization=organization, actor=OPERATOR, provider="openai", name="x", secret=secret
         )
     assert "printable ASCII" in excinfo.value.message_dict["secret"][0]
-    assert written() == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("secret", HEADER_BREAKERS.values(), ids=HEADER_BREAKERS)
@@ -116,7 +112,7 @@ def test_a_multi_line_secret_still_refuses_other_control_characters(organization
 
 def test_the_api_answers_400_and_stores_nothing(make_token, client):
     token = make_token("keys:read", "keys:write")
-    before = written()
+    before = snapshot()
     response = client.post(
         "/api/v1/keys",
         data=json.dumps({"provider": "openai", "name": "edge", "secret": INJECTION}),
@@ -126,7 +122,7 @@ def test_the_api_answers_400_and_stores_nothing(make_token, client):
     assert response.status_code == 400
     assert "secret" in response.json()["errors"]
     assert "Injected" not in response.content.decode()
-    assert written() == before
+    assert snapshot() == before
 
 
 def test_the_api_refuses_a_rotation_to_such_a_secret(provider_key, make_token, client):
@@ -144,7 +140,7 @@ def test_the_api_refuses_a_rotation_to_such_a_secret(provider_key, make_token, c
 
 def test_the_pages_show_a_form_error(organization, owner, signed_in):
     client = signed_in(owner)
-    before = written()
+    before = snapshot()
     response = client.post(
         f"/o/{organization.slug}/keys/add/?provider=openai",
         {"name": "edge", "secret": INJECTION, "enabled": "on"},
@@ -152,7 +148,7 @@ def test_the_pages_show_a_form_error(organization, owner, signed_in):
     assert response.status_code == 200
     assert "control characters" in response.context["form"].errors["secret"][0]
     assert "Injected" not in response.content.decode()
-    assert written() == before
+    assert snapshot() == before
 
 
 def test_keyvault_status_lists_stored_secrets_that_break_todays_rules(provider_key):

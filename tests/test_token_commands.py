@@ -13,6 +13,7 @@ from audit.models import AuditEvent
 from core.tokens import token_digest
 from keyvault import tokens
 from keyvault.models import ProxyToken
+from tests.helpers import snapshot
 
 SIGMA, FINAL_SIGMA = "\u03c3", "\u03c2"
 
@@ -40,11 +41,6 @@ def run_argv(monkeypatch, capsys, *argv):
 def create(organization, **options):
     options = {"org": organization.slug, "name": "edge", "scopes": "keys:read", **options}
     return run("create_token", **options)
-
-
-@pytest.fixture
-def counts(db):
-    return ProxyToken.objects.count(), AuditEvent.objects.count()
 
 
 # --- create_token ---------------------------------------------------------------------------
@@ -102,24 +98,23 @@ BAD_CREATES = {
 
 
 @pytest.mark.parametrize("options", BAD_CREATES.values(), ids=BAD_CREATES.keys())
-def test_create_token_with_bad_input_fails_in_one_line_and_writes_nothing(
-    organization, counts, options
-):
+def test_create_token_with_bad_input_fails_in_one_line_and_writes_nothing(organization, options):
+    before = snapshot()
     with pytest.raises(CommandError) as excinfo:
         create(organization, **options)
     message = str(excinfo.value)
     assert message and "\n" not in message
     assert "kvp_" not in message
-    assert (ProxyToken.objects.count(), AuditEvent.objects.count()) == counts
+    assert snapshot() == before
 
 
 def test_create_token_with_a_duplicate_active_name_fails(organization):
     create(organization)
-    counts = ProxyToken.objects.count(), AuditEvent.objects.count()
+    before = snapshot()
     with pytest.raises(CommandError) as excinfo:
         create(organization, name="EDGE")
     assert "\n" not in str(excinfo.value)
-    assert (ProxyToken.objects.count(), AuditEvent.objects.count()) == counts
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize(
@@ -133,15 +128,16 @@ def test_create_token_with_a_duplicate_active_name_fails(organization):
     ids=["bad scope", "days not a number", "zero days", "missing scopes"],
 )
 def test_create_token_from_the_shell_exits_non_zero_with_one_line(
-    organization, counts, monkeypatch, capsys, extra, status
+    organization, monkeypatch, capsys, extra, status
 ):
+    before = snapshot()
     code, out, err = run_argv(
         monkeypatch, capsys, "create_token", "--org", organization.slug, "--name", "e", *extra
     )
     assert code == status
     assert out == ""
     assert err.count("\n") == 1 and err.strip()
-    assert (ProxyToken.objects.count(), AuditEvent.objects.count()) == counts
+    assert snapshot() == before
 
 
 # --- revoke_token ---------------------------------------------------------------------------
@@ -175,12 +171,12 @@ def test_revoke_token_name_is_case_insensitive(organization):
 )
 def test_revoke_token_unknown_is_an_error(organization, options):
     create(organization)
-    counts = AuditEvent.objects.count()
+    before = snapshot()
     with pytest.raises(CommandError) as excinfo:
         run("revoke_token", **{"org": organization.slug, "name": "edge", **options})
     assert "\n" not in str(excinfo.value)
     assert ProxyToken.objects.get(name="edge").revoked_at is None
-    assert AuditEvent.objects.count() == counts
+    assert snapshot() == before
 
 
 def test_revoke_token_twice_is_an_error_the_second_time(organization):

@@ -13,9 +13,14 @@ from playwright.sync_api import expect
 
 from organizations import roles
 from tests.e2e.conftest import PHONE
-from tests.factories import MembershipFactory, OrganizationFactory, ProviderKeyFactory, UserFactory
+from tests.factories import (
+    PASSWORD,
+    MembershipFactory,
+    OrganizationFactory,
+    ProviderKeyFactory,
+    UserFactory,
+)
 
-PASSWORD = "correct horse battery staple"  # UserFactory's
 OWNER_EMAIL = "olivia@acme.test"
 INVITEE_EMAIL = "maya@acme.test"
 INVITEE_PASSWORD = "lantern-orchard-47-plum"
