@@ -10,7 +10,8 @@ Who holds what:
 - the operator (management commands, seeding) holds every scope everywhere: it already holds
   the server;
 - an active superuser holds every scope in every organization except `keys:secret` (people
-  never see a secret after typing it, superusers included);
+  never see a secret after typing it, superusers included), in the admin and the services; on
+  the team pages, reached through their membership, they hold their role like anyone else;
 - a member holds their role's scopes in their organization, and nothing elsewhere;
 - a proxy token holds its scopes' grants in its own organization, and nothing elsewhere;
 - a deactivated or signed-out user holds nothing: deactivating is how an operator revokes
@@ -93,8 +94,14 @@ class Access:
 
     @property
     def is_superuser(self) -> bool:
-        """An active superuser (a deactivated one is locked out like anyone else)."""
-        return self.is_active_user and bool(getattr(self.user, "is_superuser", False))
+        """An active superuser (a deactivated one is locked out like anyone else), acting as
+        one: a superuser reached through a membership (the team pages) is their role there,
+        like anyone else."""
+        return (
+            self.member_of is None
+            and self.is_active_user
+            and bool(getattr(self.user, "is_superuser", False))
+        )
 
     @property
     def is_trusted(self) -> bool:

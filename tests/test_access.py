@@ -258,3 +258,13 @@ def test_jobs_over_every_organization_are_for_the_trusted_only(
     services.kek_rotate(actor=Access.for_user(UserFactory(is_superuser=True)))
     services.envelopes_upgrade(actor=Access.operator("tests"))
     assert AuditEvent.objects.count() == before + 2
+
+
+def test_on_the_team_pages_a_superuser_is_their_role(organization, member_of, signed_in):
+    user = UserFactory(is_superuser=True)
+    membership = member_of(organization, roles.VIEWER.id, user=user)
+    assert allowed(Access.for_member(membership), organization) == {Action.KEY_LIST}
+    client = signed_in(user)
+    for page in ("tokens/", "audit/", "settings/delete/", "members/invite/"):
+        assert client.get(f"/o/{organization.slug}/{page}").status_code == 403, page
+    assert client.get(f"/o/{organization.slug}/keys/").status_code == 200

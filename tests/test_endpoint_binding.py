@@ -193,7 +193,7 @@ def test_other_settings_change_without_the_secret(azure_key):
     assert not AuditEvent.objects.filter(action=AuditAction.KEY_ENDPOINT_CHANGED).exists()
 
 
-def test_an_endpoint_change_with_the_same_secret_reseals_without_a_rotation(azure_key):
+def test_an_endpoint_change_with_the_same_secret_reseals_it_as_a_rotation(azure_key):
     new_endpoint = "https://fabrikam.openai.azure.com"
     before = key_row(azure_key)
 
@@ -203,7 +203,7 @@ def test_an_endpoint_change_with_the_same_secret_reseals_without_a_rotation(azur
 
     loaded = ProviderKey.objects.get(pk=key.pk)
     assert loaded.config["endpoint"] == new_endpoint
-    assert loaded.version == before["version"] and loaded.secret_hint == before["secret_hint"]
+    assert loaded.secret_hint == before["secret_hint"]
     assert loaded.secret.envelope != before["secret"]
     assert services.provider_key_reveal(key=loaded, actor=OPERATOR) == SECRET
     event = AuditEvent.objects.get(action=AuditAction.KEY_ENDPOINT_CHANGED)
@@ -212,8 +212,19 @@ def test_an_endpoint_change_with_the_same_secret_reseals_without_a_rotation(azur
         "to": {"endpoint": new_endpoint},
     }
     assert SECRET not in json.dumps(event.metadata)
-    assert not AuditEvent.objects.filter(action=AuditAction.KEY_ROTATED).exists()
+    # The secret is never compared with the stored one (that would confirm guesses of it):
+    # any secret given is a rotation.
+    assert loaded.version == before["version"] + 1
+    assert AuditEvent.objects.filter(action=AuditAction.KEY_ROTATED).count() == 1
     assert not AuditEvent.objects.filter(action=AuditAction.KEY_UPDATED).exists()
+
+
+def test_an_edit_tells_nothing_about_whether_a_guessed_secret_is_right(azure_key):
+    versions = []
+    for guess in (OTHER_SECRET, SECRET):
+        key = services.provider_key_update(key=azure_key, actor=OPERATOR, secret=guess)
+        versions.append(ProviderKey.objects.get(pk=key.pk).version)
+    assert versions == [2, 3]
 
 
 def test_an_endpoint_change_with_a_new_secret_is_also_a_rotation(azure_key):

@@ -13,7 +13,6 @@ replaced and rekeying (here), re-wrapping and re-sealing (the envelope jobs), an
 `keyvault_status --verify`. None of them returns or logs it, or stores it other than sealed.
 """
 
-import hmac
 import logging
 
 from django.core.exceptions import ValidationError
@@ -223,8 +222,12 @@ def provider_key_update(
     with transaction.atomic():
         locked = _locked(key)
         old_routing = providers.routing_config(provider_obj, locked.config)
-        # Compared while the row still has the settings its envelope is bound to.
-        rotated = new_secret is not _UNSET and not _is_current_secret(locked, new_secret)
+        # A secret given is always a rotation, even the same one again: comparing it with the
+        # stored one would let whoever may edit the key test guesses of the secret. Checked
+        # while the row still has the settings its envelope is bound to.
+        rotated = new_secret is not _UNSET
+        if rotated:
+            _require_intact(locked)
         changes = {}
         for field, value in cleaned.items():
             if value is not _UNSET and getattr(locked, field) != value:
@@ -273,8 +276,8 @@ def provider_key_update(
 
 
 @sensitive_variables()
-def _current_secret(key: ProviderKey) -> str:
-    """The secret the key holds now, before it is replaced.
+def _require_intact(key: ProviderKey) -> None:
+    """Refuse to replace the secret of a key whose stored envelope does not open.
 
     A new secret is sealed to the row's current provider and endpoint. If the stored envelope
     does not open, those may have been changed outside Keyvault (by someone who can write the
@@ -282,7 +285,7 @@ def _current_secret(key: ProviderKey) -> str:
     deleted and added again.
     """
     try:
-        return sealing.open_secret(key)
+        sealing.open_secret(key)
     except CryptoError:
         raise ValidationError(
             {
@@ -292,13 +295,6 @@ def _current_secret(key: ProviderKey) -> str:
             },
             code="integrity",
         ) from None
-
-
-@sensitive_variables()
-def _is_current_secret(key: ProviderKey, secret: str) -> bool:
-    """Whether `secret` is what the key already holds: re-entering it to confirm an endpoint
-    change is not a rotation."""
-    return hmac.compare_digest(_current_secret(key).encode("utf-8"), secret.encode("utf-8"))
 
 
 def _record_update(key: ProviderKey, actor: Access, changes: dict, old_routing, new_routing):
@@ -337,7 +333,7 @@ def provider_key_rotate(*, key: ProviderKey, actor: Access, secret: str) -> Prov
     secret = clean_secret(key.provider_obj, secret)
     with transaction.atomic():
         locked = _locked(key)
-        _current_secret(locked)
+        _require_intact(locked)
         previous_hint = locked.secret_hint
         locked.secret = secret
         locked.secret_hint = mask_secret(secret, key_prefixes=locked.provider_obj.key_prefixes)
