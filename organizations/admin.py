@@ -164,8 +164,15 @@ class TenantScopedAdmin(admin.ModelAdmin):
     _FILTER_LOOKUPS = frozenset({"exact", "isnull", "id", "in"})
 
     def lookup_allowed(self, lookup, value, request=None):
+        offered = set()
+        for item in self.list_filter:
+            if isinstance(item, str):
+                offered.add(item)
+            elif isinstance(item, tuple):  # (field, filter class)
+                offered.add(item[0])
+            elif isinstance(item, type) and issubclass(item, admin.SimpleListFilter):
+                offered.add(item.parameter_name)
         root, *rest = lookup.split(LOOKUP_SEP)
-        offered = {item for item in self.list_filter if isinstance(item, str)}
         if root not in offered or not set(rest) <= self._FILTER_LOOKUPS:
             return False
         return super().lookup_allowed(lookup, value, request)
