@@ -328,31 +328,9 @@ def _record_update(key: ProviderKey, actor: Access, changes: dict, old_routing, 
 
 @sensitive_variables()
 def provider_key_rotate(*, key: ProviderKey, actor: Access, secret: str) -> ProviderKey:
-    """Replace the secret: a fresh data key and ciphertext, a new hint, the version bumped."""
-    authorize(actor, Action.KEY_ROTATE, key.organization_id, key)
-    secret = clean_secret(key.provider_obj, secret)
-    with transaction.atomic():
-        locked = _locked(key)
-        _require_intact(locked)
-        previous_hint = locked.secret_hint
-        locked.secret = secret
-        locked.secret_hint = mask_secret(secret, key_prefixes=locked.provider_obj.key_prefixes)
-        locked.version += 1
-        locked.rotated_at = timezone.now()
-        locked.save(update_fields=["secret", "secret_hint", "version", "rotated_at", "updated_at"])
-        audit.record(
-            action=AuditAction.KEY_ROTATED,
-            actor=actor,
-            organization=locked.organization,
-            target=locked,
-            metadata={
-                "previous_hint": previous_hint,
-                "hint": locked.secret_hint,
-                "version": locked.version,
-                "sent_to": providers.routing_config(locked.provider_obj, locked.config),
-            },
-        )
-    return locked
+    """Replace the secret: a fresh data key and ciphertext, a new hint, the version bumped.
+    (`provider_key_update` with only a secret: one rotation rule for every surface.)"""
+    return provider_key_update(key=key, actor=actor, secret=secret)
 
 
 def provider_key_delete(*, key: ProviderKey, actor: Access) -> None:
