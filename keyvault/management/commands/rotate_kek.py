@@ -3,10 +3,8 @@ from django.core.management.base import CommandError
 from core.management import ProvisioningCommand, database_error_message
 from keyvault import services
 from keyvault.crypto import CryptoError, get_keyring
-from keyvault.management.interrupts import interrupt_on_sigterm
-from keyvault.management.progress import Progress
+from keyvault.management.jobs import run_envelope_job
 from keyvault.rotation import pending_by_kek
-from organizations.access import Access
 
 
 class Command(ProvisioningCommand):
@@ -39,17 +37,14 @@ class Command(ProvisioningCommand):
                 f"{total} keys would be re-wrapped (dry run)." if dry_run else "Nothing to do."
             )
             return
-        progress = Progress(total, label="re-wrap")
-        try:
-            with interrupt_on_sigterm():
-                job = services.kek_rotate(
-                    actor=Access.operator("manage.py rotate_kek"),
-                    keyring=keyring,
-                    batch_size=batch_size,
-                    on_batch=lambda batch: progress.advance(batch.seen),
-                )
-        finally:
-            progress.finish()
+        job, progress = run_envelope_job(
+            services.kek_rotate,
+            command="rotate_kek",
+            total=total,
+            label="re-wrap",
+            keyring=keyring,
+            batch_size=batch_size,
+        )
         rewrapped, failed = job.written, job.failed
         self.stdout.write(
             f"Re-wrapped {rewrapped} keys under {keyring.primary_kek_id} in "

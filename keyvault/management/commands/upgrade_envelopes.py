@@ -5,9 +5,7 @@ from core.management import ProvisioningCommand, database_error_message
 from keyvault import services
 from keyvault.crypto import CryptoError, get_keyring
 from keyvault.envelope_upgrade import legacy_keys
-from keyvault.management.interrupts import interrupt_on_sigterm
-from keyvault.management.progress import Progress
-from organizations.access import Access
+from keyvault.management.jobs import run_envelope_job
 
 
 def _ids(ids: list) -> str:
@@ -42,17 +40,14 @@ class Command(ProvisioningCommand):
                 f"{total} keys would be re-sealed (dry run)." if dry_run else "Nothing to do."
             )
             return
-        progress = Progress(total, label="re-seal")
-        try:
-            with interrupt_on_sigterm():
-                job = services.envelopes_upgrade(
-                    actor=Access.operator("manage.py upgrade_envelopes"),
-                    keyring=keyring,
-                    batch_size=batch_size,
-                    on_batch=lambda batch: progress.advance(batch.seen),
-                )
-        finally:
-            progress.finish()
+        job, progress = run_envelope_job(
+            services.envelopes_upgrade,
+            command="upgrade_envelopes",
+            total=total,
+            label="re-seal",
+            keyring=keyring,
+            batch_size=batch_size,
+        )
         resealed, skipped = job.written, job.changed_concurrently
         failed, refused = job.failed, job.refused_endpoints
         if job.database_error is not None:
