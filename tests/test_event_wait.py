@@ -8,6 +8,7 @@ test's bound on a hang.
 """
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -61,7 +62,7 @@ def feed():
         thread.start()
         return thread, answer
 
-    return organization, key, poll
+    return SimpleNamespace(organization=organization, key=key, poll=poll)
 
 
 def wait_until(predicate, message):
@@ -78,10 +79,9 @@ def parked(count):
 
 
 def test_a_parked_poll_answers_as_soon_as_a_key_changes(feed):
-    organization, key, poll = feed
-    thread, answer = poll(after=1, wait=30)
+    thread, answer = feed.poll(after=1, wait=30)
     parked(1)
-    services.provider_key_update(key=key, actor=SYSTEM, enabled=False)
+    services.provider_key_update(key=feed.key, actor=SYSTEM, enabled=False)
     thread.join(HANG)
     assert not thread.is_alive(), "the poll did not wake"
     assert answer.get("status") == 200, answer
@@ -91,16 +91,14 @@ def test_a_parked_poll_answers_as_soon_as_a_key_changes(feed):
 
 
 def test_a_poll_with_events_already_there_answers_at_once(feed):
-    organization, key, poll = feed
-    thread, answer = poll(after=0, wait=30)
+    thread, answer = feed.poll(after=0, wait=30)
     thread.join(HANG)
     assert not thread.is_alive()
     assert [e["id"] for e in answer["body"]["events"]] == [1]
 
 
 def test_a_poll_answers_an_empty_page_when_its_wait_ends(feed):
-    organization, key, poll = feed
-    thread, answer = poll(after=1, wait=1)
+    thread, answer = feed.poll(after=1, wait=1)
     thread.join(HANG)
     assert not thread.is_alive()
     assert answer.get("status") == 200, answer
@@ -108,8 +106,7 @@ def test_a_poll_answers_an_empty_page_when_its_wait_ends(feed):
 
 
 def test_another_organizations_change_does_not_answer_a_poll(feed):
-    organization, key, poll = feed
-    thread, answer = poll(after=1, wait=2)
+    thread, answer = feed.poll(after=1, wait=2)
     parked(1)
     ProviderKeyFactory(organization=OrganizationFactory())
     thread.join(HANG)
@@ -119,21 +116,19 @@ def test_another_organizations_change_does_not_answer_a_poll(feed):
 def test_a_rolled_back_change_does_not_answer_a_poll(feed):
     from django.db import transaction
 
-    organization, key, poll = feed
-    thread, answer = poll(after=1, wait=2)
+    thread, answer = feed.poll(after=1, wait=2)
     parked(1)
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.provider_key_update(key=key, actor=SYSTEM, name="Never")
+        services.provider_key_update(key=feed.key, actor=SYSTEM, name="Never")
         raise RuntimeError("rolled back")
     thread.join(HANG)
     assert answer["body"] == {"events": [], "cursor": 1}
 
 
 def test_many_parked_polls_all_wake(feed):
-    organization, key, poll = feed
-    polls = [poll(after=1, wait=30) for _ in range(10)]
+    polls = [feed.poll(after=1, wait=30) for _ in range(10)]
     parked(10)
-    services.provider_key_update(key=key, actor=SYSTEM, name="Renamed")
+    services.provider_key_update(key=feed.key, actor=SYSTEM, name="Renamed")
     for thread, answer in polls:
         thread.join(HANG)
         assert not thread.is_alive()
@@ -142,24 +137,21 @@ def test_many_parked_polls_all_wake(feed):
 
 def test_a_poll_beyond_the_waiting_room_is_answered_at_once(feed, settings):
     settings.KEYVAULT_EVENTS_MAX_WAITERS = 0
-    organization, key, poll = feed
-    thread, answer = poll(after=1, wait=30)
+    thread, answer = feed.poll(after=1, wait=30)
     thread.join(HANG)
     assert not thread.is_alive(), "a poll beyond KEYVAULT_EVENTS_MAX_WAITERS was parked"
     assert answer["body"] == {"events": [], "cursor": 1}
 
 
 def test_a_single_threaded_server_never_parks_a_poll(feed):
-    organization, key, poll = feed
-    thread, answer = poll(after=1, wait=30, **{"wsgi.multithread": False})
+    thread, answer = feed.poll(after=1, wait=30, **{"wsgi.multithread": False})
     thread.join(HANG)
     assert not thread.is_alive(), "a poll parked a single-threaded server"
     assert answer["body"] == {"events": [], "cursor": 1}
 
 
 def test_an_expired_cursor_is_410_even_with_wait(feed):
-    organization, key, poll = feed
-    thread, answer = poll(after=5, wait=30)
+    thread, answer = feed.poll(after=5, wait=30)
     thread.join(HANG)
     assert answer["status"] == 410
     assert answer["body"]["code"] == "cursor_expired"
@@ -178,15 +170,14 @@ def _connections_to_this_database() -> int:
 
 
 def test_parked_polls_hold_no_database_connection(postgresql_only, feed):
-    organization, key, poll = feed
     assert event_wait.listener.ready()
     before = _connections_to_this_database()
-    polls = [poll(after=1, wait=30) for _ in range(20)]
+    polls = [feed.poll(after=1, wait=30) for _ in range(20)]
     parked(20)
     # Each poll's thread closed its connection before parking (give the server a moment to
     # see the last of them go: a bound, not a timing).
     wait_until(lambda: _connections_to_this_database() <= before, "parked polls to let go")
-    services.provider_key_update(key=key, actor=SYSTEM, name="Renamed")
+    services.provider_key_update(key=feed.key, actor=SYSTEM, name="Renamed")
     for thread, answer in polls:
         thread.join(HANG)
         assert [e["type"] for e in answer["body"]["events"]] == ["key.updated"]
@@ -195,8 +186,7 @@ def test_parked_polls_hold_no_database_connection(postgresql_only, feed):
 def test_a_write_from_another_connection_wakes_through_notify(postgresql_only, feed):
     """A change made outside this process's Django code (another worker, a command) reaches
     the poll through PostgreSQL, not through anything in memory."""
-    organization, key, poll = feed
-    thread, answer = poll(after=1, wait=30)
+    thread, answer = feed.poll(after=1, wait=30)
     parked(1)
     import psycopg
 
@@ -204,8 +194,8 @@ def test_a_write_from_another_connection_wakes_through_notify(postgresql_only, f
     with psycopg.connect(**params, autocommit=True) as other:
         # What record_key_event sends, from a connection Django knows nothing of; the poll
         # reads the feed again and finds the event that a worker elsewhere wrote.
-        services.provider_key_update(key=key, actor=SYSTEM, name="Renamed")
-        other.execute("SELECT pg_notify('keyvault_events', %s)", [str(organization.pk)])
+        services.provider_key_update(key=feed.key, actor=SYSTEM, name="Renamed")
+        other.execute("SELECT pg_notify('keyvault_events', %s)", [str(feed.organization.pk)])
     thread.join(HANG)
     assert [e["type"] for e in answer["body"]["events"]] == ["key.updated"]
 
@@ -220,7 +210,6 @@ def _listener_pids() -> set:
 
 
 def test_a_lost_listener_connection_is_reestablished(postgresql_only, feed):
-    organization, key, poll = feed
     assert event_wait.listener.ready()
     (old,) = _listener_pids()
     with connection.cursor() as cursor:
@@ -229,8 +218,8 @@ def test_a_lost_listener_connection_is_reestablished(postgresql_only, feed):
         lambda: _listener_pids() - {old} and event_wait.listener.connected,
         "the listener to connect again",
     )
-    thread, answer = poll(after=1, wait=30)
+    thread, answer = feed.poll(after=1, wait=30)
     parked(1)
-    services.provider_key_update(key=key, actor=SYSTEM, enabled=False)
+    services.provider_key_update(key=feed.key, actor=SYSTEM, enabled=False)
     thread.join(HANG)
     assert [e["type"] for e in answer["body"]["events"]] == ["key.disabled"]

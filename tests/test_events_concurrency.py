@@ -105,12 +105,8 @@ def test_every_snapshot_is_exactly_the_state_at_its_cursor(postgresql_only):
         response = client.get("/api/v1/snapshot")
         assert response.status_code == 200, response.content
         body = response.json()
-        snapshots.append(
-            (
-                body["cursor"],
-                {item["id"]: (item["version"], item["name"], item["secret"]) for item in body["keys"]},
-            )
-        )
+        keys = {k["id"]: (k["version"], k["name"], k["secret"]) for k in body["keys"]}
+        snapshots.append((body["cursor"], keys))
 
     # A writer that creates and deletes keys too, so the snapshot's set of keys changes.
     churn = {"n": 0}
