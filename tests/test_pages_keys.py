@@ -191,7 +191,7 @@ ERROR_CASES = {
         "openai",
         {"name": "PROD"},
         "name",
-        "already has a OpenAI key named",
+        "already has an OpenAI key named",
     ),
     "second default": (
         "openai",
@@ -232,6 +232,13 @@ def test_the_typed_secret_is_not_rendered_back_when_the_form_has_errors(
     assert "value" not in secret
     assert SECRET not in html
     assert SECRET[8:30] not in html
+    # …and the page says so, instead of leaving an empty box to be noticed after the next try.
+    assert "the secret you entered was not kept: paste it again" in html
+
+
+def test_a_form_without_errors_asks_for_nothing_again(organization, owner_client):
+    response = owner_client.get(add_url(organization))
+    assert "paste it again" not in response.content.decode()
 
 
 def test_a_service_account_key_typed_into_a_form_with_errors_is_not_rendered_back(
@@ -459,7 +466,7 @@ def test_edit_changes_name_config_default_and_enabled(organization, owner, owner
     ("fields", "field", "message"),
     [
         ({"name": "Other", "config_base_url": "ftp://nope"}, "config_base_url", "https:// URL"),
-        ({"name": "prod"}, "name", "already has a OpenAI key named"),
+        ({"name": "prod"}, "name", "already has an OpenAI key named"),
         ({"name": "Other", "is_default": "on"}, "is_default", "is already the default"),
     ],
     ids=["bad config", "duplicate name", "second default"],

@@ -230,7 +230,11 @@ def field_errors(response, field) -> str:
 
 
 INVALID = {
-    "no scope": ({"scopes": None}, "scopes", "This field is required."),
+    "no scope": (
+        {"scopes": None},
+        "scopes",
+        "Pick at least one scope: a proxy that fetches keys needs keys:read",
+    ),
     "unknown scope": ({"scopes": ["keys:admin"]}, "scopes", "Select a valid choice."),
     "expiry 0": ({"expires_in_days": "0"}, "expires_in_days", "greater than or equal to 1"),
     "expiry 99999": (
