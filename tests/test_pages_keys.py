@@ -83,6 +83,11 @@ def test_adding_a_key_records_the_user_and_their_address_in_the_audit_trail(
     [row] = [r for r in re.findall(r"<tr>.*?</tr>", audit.content.decode(), re.S) if "<td" in r]
     assert owner.email in row and CLIENT_IP in row and key.secret_hint in row
     assert SECRET[8:] not in audit.content.decode()
+    # The action by its name; its code stays as the cell's title and the filter's value.
+    assert ">Key added</td>" in row and 'title="provider_key.created"' in row
+    assert '<option value="provider_key.created" selected>Key added</option>' in (
+        audit.content.decode()
+    )
 
 
 def test_a_key_added_with_the_boxes_unticked_is_disabled_and_not_default(

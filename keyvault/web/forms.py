@@ -188,6 +188,6 @@ class AuditFilterForm(forms.Form):
     def __init__(self, *args, actors: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = [("", "Any action")] + [
-            (action.value, action.value) for action in AuditAction
+            (action.value, action.label) for action in AuditAction
         ]
         self.fields["actor"].choices = [("", "Anyone")] + [(label, label) for label in actors]
