@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
+from audit import AuditAction
 from organizations import roles
 from tests.e2e.conftest import PHONE
 from tests.factories import (
@@ -243,14 +244,14 @@ def test_owner_manages_a_key_that_a_proxy_and_a_new_member_use(
     page.get_by_role("link", name="Audit log").click()
     log = page.locator("table.audit")
     for action in [
-        "provider_key.created",
-        "provider_key.rotated",
-        "proxy_token.created",
-        "invitation.created",
-        "invitation.accepted",
-        "provider_key.deleted",
+        AuditAction.KEY_CREATED,
+        AuditAction.KEY_ROTATED,
+        AuditAction.TOKEN_CREATED,
+        AuditAction.INVITATION_CREATED,
+        AuditAction.INVITATION_ACCEPTED,
+        AuditAction.KEY_DELETED,
     ]:
-        expect(log).to_contain_text(action)
+        expect(log).to_contain_text(action.label)
     assert_no_secret_in(page)
     assert token not in page.content()
     screenshot(page, "audit")
