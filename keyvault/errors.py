@@ -14,6 +14,13 @@ class KeyDisabledError(Exception):
     code = "key_disabled"  # what a client branches on (see docs/api.md)
 
 
+class CursorExpiredError(Exception):
+    """The event feed cannot continue from this cursor (its events were pruned, or it is not
+    one the feed handed out); the caller takes a new snapshot."""
+
+    code = "cursor_expired"  # what a client branches on (see docs/api.md)
+
+
 class NoDefaultKeyError(NotFoundError):
     """`resolve` named no key and the organization has no default for the provider. A 404 as
     any missing key, with a message that says what to do (the organization is the caller's own,
