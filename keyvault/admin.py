@@ -17,7 +17,7 @@ from audit import AuditAction, action_label
 from audit.models import AuditEvent
 from core.errors import NotFoundError
 from keyvault import services
-from keyvault.models import ProviderKey, ProxyToken
+from keyvault.models import KeyUsage, ProviderKey, ProxyToken
 from keyvault.tokens import SCOPE_CHOICES
 from organizations.admin import ServiceForm, TenantScopedAdmin, is_trusted
 from organizations.admin_site import admin_access, site
@@ -297,6 +297,34 @@ class ProxyTokenAdmin(TenantScopedAdmin):
 
     def has_revoke_permission(self, request):
         return self._may(request, "view")
+
+
+# --- Usage -----------------------------------------------------------------------------------
+
+
+@admin.register(KeyUsage, site=site)
+class KeyUsageAdmin(TenantScopedAdmin):
+    """Secret retrievals per token, key and hour, read-only (written by keyvault/usage.py)."""
+
+    organization_path = "token__organization"
+    permission_actions = {"view": Action.TOKEN_MANAGE}
+    superuser_may = frozenset({"view"})
+    list_display = ["hour", "organization", "token", "key_label", "count"]
+    list_select_related = ["token__organization", "key"]
+    search_fields = ["token__name", "key__name"]
+    readonly_fields = ["hour", "token", "key", "count"]
+    fields = readonly_fields
+
+    def _organization_id(self, obj):
+        return obj.token.organization_id
+
+    @admin.display(description="organization", ordering="token__organization__name")
+    def organization(self, usage):
+        return usage.token.organization
+
+    @admin.display(description="key", ordering="key__name")
+    def key_label(self, usage):
+        return str(usage.key) if usage.key_id else "(deleted key)"
 
 
 # --- Audit trail -----------------------------------------------------------------------------
