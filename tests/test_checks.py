@@ -296,4 +296,3 @@ def test_an_event_retention_below_seven_days_is_e109_and_refuses_to_start(db, se
 def test_a_negative_number_of_parked_polls_is_e110(settings):
     settings.KEYVAULT_EVENTS_MAX_WAITERS = -1
     assert error_ids(check_event_settings()) == ["keyvault.E110"]
-
