@@ -310,7 +310,7 @@ class EventsView(TokenAPIView):
         parameters=[
             OpenApiParameter(
                 "after",
-                {"type": "integer", "minimum": 0},
+                {"type": "integer", "minimum": 0, "maximum": 10**_MAX_DIGITS - 1},
                 required=True,
                 description="A cursor: a snapshot's, or the last page's.",
             ),
