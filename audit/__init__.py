@@ -35,6 +35,9 @@ class AuditAction(StrEnum):
     TOKEN_CREATED = "proxy_token.created"
     TOKEN_REVOKED = "proxy_token.revoked"
     KEY_REKEYED = "provider_key.rekeyed"
+    KEY_HEALTH_CHANGED = "provider_key.health_changed"
+    KEY_TESTED = "provider_key.tested"
+    POOL_REORDERED = "provider_key.pool_reordered"
     KEK_ROTATION = "kek.rotation"
     ENVELOPES_UPGRADED = "kek.envelopes_upgraded"
 

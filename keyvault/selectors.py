@@ -12,11 +12,13 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Value
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from core.errors import NotFoundError
 from core.text import has_control_characters
-from keyvault import providers
+from keyvault import health, providers
+from keyvault.errors import NoAvailableKeyError
 from keyvault.models import ProviderKey, ProxyToken
 from organizations import permissions
 from organizations.permissions import Action
@@ -95,6 +97,37 @@ def provider_key_resolve(*, organization_id, provider: str, name: str | None = N
             raise ProviderKey.DoesNotExist
         return named(keys, name).get()
     return keys.get(is_default=True)
+
+
+def provider_key_pool(*, organization_id, provider: str, available_only: bool = False, now=None):
+    """The provider's pool: its enabled keys, the default first, then by priority, then by name
+    (`keyvault.health.pool_order`, the one ordering every surface shows); with
+    `available_only`, without the failing and cooling ones."""
+    if not isinstance(provider, str) or not provider:
+        raise ValidationError({"provider": "The provider parameter is required."})
+    providers.get_provider(provider)
+    keys = ProviderKey.objects.filter(
+        organization_id=organization_id, provider=provider, enabled=True
+    )
+    pool = sorted(keys, key=health.pool_order)
+    if available_only:
+        now = now or timezone.now()
+        pool = [key for key in pool if health.is_available(key, now)]
+    return pool
+
+
+def provider_key_resolve_available(*, organization_id, provider: str) -> ProviderKey:
+    """The first available key of the provider's pool (`resolve?fallback=true`);
+    `NoAvailableKeyError` when every key is disabled, failing or cooling, or there is none."""
+    pool = provider_key_pool(
+        organization_id=organization_id, provider=provider, available_only=True
+    )
+    if not pool:
+        raise NoAvailableKeyError(
+            f"No {providers.get_provider(provider).name} key is available: every one is "
+            "disabled, failing or cooling."
+        )
+    return pool[0]
 
 
 # --- Fetch and authorize in one call ---------------------------------------------------------

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from keyvault.crypto import CryptoError
-from keyvault.errors import KeyDisabledError
+from keyvault.errors import KeyDisabledError, NoAvailableKeyError, ReportThrottled
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,12 @@ def _integrity_error(exc: CryptoError) -> Response:
     return _response(500, "The stored key failed its integrity check.", code=exc.code)
 
 
+def _throttled(exc: ReportThrottled) -> Response:
+    response = _response(429, str(exc), code=exc.code)
+    response["Retry-After"] = str(exc.wait)
+    return response
+
+
 # The answer to each kind of error, looked up along the exception's class hierarchy (most
 # specific first): a model's DoesNotExist answers as ObjectDoesNotExist, every crypto error as
 # CryptoError. Status codes live here; the codes a client branches on live on the classes.
@@ -73,6 +79,8 @@ _ANSWERS: dict[type[BaseException], Callable[[Exception], Response]] = {
     Http404: _not_found,
     PermissionDenied: lambda exc: _response(403, str(exc) or "Permission denied."),
     KeyDisabledError: lambda exc: _response(409, str(exc), code=exc.code),
+    NoAvailableKeyError: lambda exc: _response(409, str(exc), code=exc.code),
+    ReportThrottled: lambda exc: _throttled(exc),
     CryptoError: _integrity_error,
 }
 

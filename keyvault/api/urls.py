@@ -10,7 +10,10 @@ urlpatterns = [
     path("keys", views.KeyListView.as_view(), name="keys"),
     path("keys/<str:key_id>", views.KeyDetailView.as_view(), name="key"),
     path("keys/<str:key_id>/secret", views.KeySecretView.as_view(), name="key-secret"),
+    path("keys/<str:key_id>/report", views.KeyReportView.as_view(), name="key-report"),
+    path("keys/<str:key_id>/test", views.KeyTestView.as_view(), name="key-test"),
     path("resolve", views.ResolveView.as_view(), name="resolve"),
+    path("pool", views.PoolView.as_view(), name="pool"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     # Anything else under the API answers a JSON 404, not the site's HTML page.
