@@ -6,11 +6,13 @@ An id of another organization is simply not found: callers answer 404, never 403
 learns that the id exists.
 """
 
+import datetime
 import uuid
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Value
+from django.db.models import Max, Sum, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -19,7 +21,7 @@ from core.errors import NotFoundError
 from core.text import has_control_characters
 from keyvault import health, providers
 from keyvault.errors import NoAvailableKeyError
-from keyvault.models import ProviderKey, ProxyToken
+from keyvault.models import KeyReportCount, KeyUsage, ProviderKey, ProxyToken
 from organizations import permissions
 from organizations.permissions import Action
 
@@ -197,3 +199,116 @@ def audit_events_for(access, *, organization_id=None):
     organization_id = _scope_of(access, organization_id)
     permissions.require(access, Action.AUDIT_READ, organization_id)
     return AuditEvent.objects.filter(organization_id=organization_id)
+
+
+# --- Health, usage and the overview (pages) --------------------------------------------------
+
+ACTIVITY_HOURS = 7 * 24
+HEALTH_HISTORY_ACTIONS = ("provider_key.health_changed", "provider_key.tested")
+
+
+@dataclass(frozen=True)
+class HourActivity:
+    hour: datetime.datetime
+    retrievals: int
+    failures: int
+
+
+def _hour(moment: datetime.datetime) -> datetime.datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def key_activity(*, key, now=None, hours: int = ACTIVITY_HOURS) -> list[HourActivity]:
+    """Secret retrievals (every token's) and failure reports of `key`, per hour, for the last
+    `hours` hours up to and including the current one, oldest first, with empty hours as 0."""
+    last = _hour(now or timezone.now())
+    first = last - datetime.timedelta(hours=hours - 1)
+    retrievals = dict(
+        KeyUsage.objects.filter(key=key, hour__gte=first, hour__lte=last)
+        .values("hour")
+        .annotate(total=Sum("count"))
+        .values_list("hour", "total")
+    )
+    failures = dict(
+        KeyReportCount.objects.filter(key=key, hour__gte=first, hour__lte=last).values_list(
+            "hour", "failures"
+        )
+    )
+    return [
+        HourActivity(hour, int(retrievals.get(hour, 0)), int(failures.get(hour, 0)))
+        for hour in (first + datetime.timedelta(hours=n) for n in range(hours))
+    ]
+
+
+def key_token_usage(*, key, now=None, hours: int = ACTIVITY_HOURS) -> list[dict]:
+    """The tokens that fetched `key`'s secret in the last `hours` hours, most retrievals first:
+    `{"token": ProxyToken, "retrievals": n, "last_hour": datetime}`."""
+    first = _hour(now or timezone.now()) - datetime.timedelta(hours=hours - 1)
+    rows = (
+        KeyUsage.objects.filter(key=key, hour__gte=first)
+        .values("token")
+        .annotate(retrievals=Sum("count"), last_hour=Max("hour"))
+        .order_by("-retrievals", "token")
+    )
+    tokens = ProxyToken.objects.in_bulk([row["token"] for row in rows])
+    return [
+        {
+            "token": tokens[row["token"]],
+            "retrievals": row["retrievals"],
+            "last_hour": row["last_hour"],
+        }
+        for row in rows
+        if row["token"] in tokens
+    ]
+
+
+def key_health_history(*, key, limit: int = 50):
+    """The key's health changes and connection tests, newest first (from the audit trail)."""
+    return AuditEvent.objects.filter(
+        target_type=ProviderKey._meta.label_lower,
+        target_id=str(key.pk),
+        action__in=HEALTH_HISTORY_ACTIONS,
+    ).order_by("-created_at", "-id")[:limit]
+
+
+@dataclass
+class ProviderCounts:
+    provider: providers.Provider
+    keys: int = 0
+    enabled: int = 0
+    failing: int = 0
+    cooling: int = 0
+    stale: int = 0
+    unused: int = 0
+
+
+def organization_key_overview(*, organization_id, now=None) -> list[ProviderCounts]:
+    """Per provider the organization has keys of: how many keys, enabled, failing, cooling,
+    stale (`KEYVAULT_STALE_DAYS`) and never used. Read from the columns alone: no secret is
+    loaded."""
+    now = now or timezone.now()
+    counts: dict[str, ProviderCounts] = {}
+    rows = ProviderKey.objects.filter(organization_id=organization_id).only(
+        "id",
+        "provider",
+        "enabled",
+        "failing_since",
+        "cooling_until",
+        "last_reported_at",
+        "last_checked_at",
+        "last_used_at",
+        "created_at",
+    )
+    for key in rows:
+        entry = counts.setdefault(
+            key.provider, ProviderCounts(providers.get_provider(key.provider))
+        )
+        state = health.health_of(key, now)
+        entry.keys += 1
+        entry.enabled += key.enabled
+        entry.failing += state == health.FAILING
+        entry.cooling += state == health.COOLING
+        entry.stale += health.is_stale(key, now)
+        entry.unused += key.last_used_at is None
+    order = [provider.id for provider in providers.PROVIDERS]
+    return [counts[provider_id] for provider_id in order if provider_id in counts]

@@ -2,6 +2,7 @@
 under the key's row lock, so a change of health is audited exactly once however many proxies
 report it at the same moment, and every report is counted."""
 
+import itertools
 import threading
 
 import pytest
@@ -79,7 +80,7 @@ def test_concurrent_mixed_reports_audit_each_transition_once(postgresql_only, se
         ).order_by("id")
     )
     assert changes
-    for previous, current in zip(changes, changes[1:], strict=False):
+    for previous, current in itertools.pairwise(changes):
         assert previous.metadata["to"] == current.metadata["from"]
         assert current.metadata["from"] != current.metadata["to"]
     assert changes[-1].metadata["to"] == ProviderKey.objects.get(pk=key.pk).health
