@@ -275,3 +275,29 @@ def test_the_state_folder_warning_is_a_deploy_check_only(db, settings):
 def test_a_chosen_state_folder_passes(settings):
     settings.KEYVAULT_VAR_DIR_FROM_CWD = False
     assert check_state_folder_is_chosen() == []
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        {"nope": "https://gw.example"},
+        {"openai": "ftp://gw.example"},
+        {"openai": "https://"},
+        {"openai": "https://user:pw@gw.example"},
+    ],
+)
+def test_bad_provider_base_urls_are_e111(settings, urls):
+    from keyvault.checks import check_provider_base_urls
+
+    settings.KEYVAULT_PROVIDER_BASE_URLS = urls
+    assert [error.id for error in check_provider_base_urls()] == ["keyvault.E111"]
+
+
+def test_provider_base_urls_of_known_providers_pass(settings):
+    from keyvault.checks import check_provider_base_urls
+
+    settings.KEYVAULT_PROVIDER_BASE_URLS = {
+        "openai": "https://gw.example/openai/v1",
+        "anthropic": "http://10.0.0.5:8080",
+    }
+    assert check_provider_base_urls() == []
