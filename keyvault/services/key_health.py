@@ -101,19 +101,23 @@ def record_health_change(key: ProviderKey, actor: Access, before: str, after: st
         target=key,
         metadata={"from": before, "to": after, **cause},
     )
-    emit_keyrecord_health_change(key, before, after)
+    emit_key_health_changed(key, before, after)
 
 
-def emit_keyrecord_health_change(key: ProviderKey, before: str, after: str) -> None:
-    """The one call site of the event feed's `key.health_changed` (in the caller's
-    transaction): a no-op until the feed exists."""
+def emit_key_health_changed(key: ProviderKey, before: str, after: str) -> None:
+    """The one call site of the event feed's `key.health_changed`, in the transaction of the
+    change (the feed is an outbox). Until the feed exists, and knows that type, it does
+    nothing; the audit event is written either way."""
     try:
         from keyvault import events
+        from keyvault.models import KeyEventType
     except ImportError:
         return
-    record = getattr(events, "record_key_event", None)
-    if record is not None:
-        record(key, "key.health_changed", {"from": before, "to": after})
+    if HEALTH_CHANGED_EVENT in {choice.value for choice in KeyEventType}:
+        events.record_key_event(key, HEALTH_CHANGED_EVENT)
+
+
+HEALTH_CHANGED_EVENT = "key.health_changed"
 
 
 # --- A proxy's report --------------------------------------------------------------------------
