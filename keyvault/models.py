@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
-from keyvault import providers
+from keyvault import health, providers
 from keyvault.fields import EnvelopeKekId, SecretField
 from organizations.models import Organization
 
@@ -103,15 +103,12 @@ class ProviderKey(models.Model):
     @property
     def health(self) -> str:
         """`failing`, `cooling`, `ok` or `unchecked` (keyvault.health.health_of)."""
-        from keyvault.health import health_of
-
-        return health_of(self)
+        return health.health_of(self)
 
     @property
     def stale(self) -> bool:
-        from keyvault.health import is_stale
-
-        return is_stale(self)
+        """Not used for `KEYVAULT_STALE_DAYS` days (keyvault.health.is_stale)."""
+        return health.is_stale(self)
 
     @property
     def provider_obj(self) -> providers.Provider:
