@@ -20,7 +20,7 @@ from audit.models import AuditEvent
 from core.errors import NotFoundError
 from core.text import has_control_characters
 from keyvault import health, providers
-from keyvault.errors import NoAvailableKeyError
+from keyvault.errors import NoAvailableKeyError, NoDefaultKeyError
 from keyvault.models import KeyReportCount, KeyUsage, ProviderKey, ProxyToken
 from organizations import permissions
 from organizations.permissions import Action
@@ -98,7 +98,10 @@ def provider_key_resolve(*, organization_id, provider: str, name: str | None = N
         if has_control_characters(name):
             raise ProviderKey.DoesNotExist
         return named(keys, name).get()
-    return keys.get(is_default=True)
+    try:
+        return keys.get(is_default=True)
+    except ProviderKey.DoesNotExist:
+        raise NoDefaultKeyError(provider) from None
 
 
 def provider_key_pool(*, organization_id, provider: str, available_only: bool = False, now=None):

@@ -5,6 +5,7 @@ health state, proxies' reports (`POST keys/{id}/report`) and what they change, c
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit import AuditAction
@@ -391,3 +392,41 @@ def test_reports_are_throttled_per_key_with_sixty_a_minute_always_allowed(
     # Another key of the same token is counted apart.
     assert post_report(api_client, token, other, {"status": 200}).status_code == 202
     assert KeyReportCount.objects.get(key=provider_key).reports == 60
+
+
+def test_a_health_change_appears_once_on_the_event_feed(provider_key):
+    from keyvault.models import KeyEvent
+
+    before = set(KeyEvent.objects.values_list("pk", flat=True))
+    for _ in range(3):
+        report(provider_key, 401)
+    report(provider_key, 200)
+    new = KeyEvent.objects.exclude(pk__in=before)
+    assert list(new.values_list("type", "key_id")) == [("key.health_changed", provider_key.pk)]
+
+
+def test_reordering_writes_key_updated_for_each_key_that_moved(pool, organization):
+    from keyvault.models import KeyEvent
+
+    before = set(KeyEvent.objects.values_list("pk", flat=True))
+    order = [pool[name].pk for name in ("zeta", "gamma", "alpha", "beta")]
+    services.provider_key_pool_reorder(
+        organization=organization, actor=OPERATOR, provider="openai", key_ids=order
+    )
+    found = selectors.provider_key_pool(organization_id=organization.pk, provider="openai")
+    assert names(found) == ["zeta", "gamma", "alpha", "beta"]
+    new = KeyEvent.objects.exclude(pk__in=before)
+    assert set(new.values_list("type", flat=True)) == {"key.updated"}
+    assert new.count() == 4  # every priority changed (500, 50, 10, 10 → 10, 20, 30, 40)
+
+
+def test_a_reorder_must_name_the_whole_pool(pool, organization):
+    before = snapshot()
+    with pytest.raises(ValidationError):
+        services.provider_key_pool_reorder(
+            organization=organization,
+            actor=OPERATOR,
+            provider="openai",
+            key_ids=[pool["alpha"].pk, pool["beta"].pk],
+        )
+    assert snapshot() == before

@@ -12,7 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from keyvault.crypto import CryptoError
-from keyvault.errors import KeyDisabledError, NoAvailableKeyError, ReportThrottled
+from keyvault.errors import (
+    CursorExpiredError,
+    KeyDisabledError,
+    NoAvailableKeyError,
+    NoDefaultKeyError,
+    ReportThrottled,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +87,8 @@ _ANSWERS: dict[type[BaseException], Callable[[Exception], Response]] = {
     KeyDisabledError: lambda exc: _response(409, str(exc), code=exc.code),
     NoAvailableKeyError: lambda exc: _response(409, str(exc), code=exc.code),
     ReportThrottled: lambda exc: _throttled(exc),
+    CursorExpiredError: lambda exc: _response(410, str(exc), code=exc.code),
+    NoDefaultKeyError: lambda exc: _response(404, str(exc), code=exc.code),
     CryptoError: _integrity_error,
 }
 

@@ -22,9 +22,9 @@ import audit
 from audit import AuditAction
 from core import counters
 from core.errors import NotFoundError
-from keyvault import health, probes, sealing
+from keyvault import events, health, probes, sealing
 from keyvault.errors import ReportThrottled
-from keyvault.models import KeyReportCount, ProviderKey
+from keyvault.models import KeyEventType, KeyReportCount, ProviderKey
 from keyvault.services.validation import collect
 from organizations.access import Access
 from organizations.authorization import authorize
@@ -105,19 +105,9 @@ def record_health_change(key: ProviderKey, actor: Access, before: str, after: st
 
 
 def emit_key_health_changed(key: ProviderKey, before: str, after: str) -> None:
-    """The one call site of the event feed's `key.health_changed`, in the transaction of the
-    change (the feed is an outbox). Until the feed exists, and knows that type, it does
-    nothing; the audit event is written either way."""
-    try:
-        from keyvault import events
-        from keyvault.models import KeyEventType
-    except ImportError:
-        return
-    if HEALTH_CHANGED_EVENT in {choice.value for choice in KeyEventType}:
-        events.record_key_event(key, HEALTH_CHANGED_EVENT)
-
-
-HEALTH_CHANGED_EVENT = "key.health_changed"
+    """The event feed's `key.health_changed`, in the transaction of the change (the feed is
+    an outbox): the one call site, after the change's other writes."""
+    events.record_key_event(key, KeyEventType.HEALTH_CHANGED)
 
 
 # --- A proxy's report --------------------------------------------------------------------------
@@ -226,13 +216,14 @@ def provider_key_pool_reorder(*, organization, actor: Access, provider: str, key
             raise ValidationError(
                 {"order": "Name every enabled key of the provider's pool once; the pool changed?"}
             )
-        ordered, now = [], timezone.now()
+        ordered, moved, now = [], [], timezone.now()
         for position, key_id in enumerate(wanted, start=1):
             key = by_id[key_id]
             if key.priority != position * 10:
                 key.priority = position * 10
                 # `updated_at` too: the priority is served with the secret, whose ETag it moves.
                 ProviderKey.objects.filter(pk=key.pk).update(priority=key.priority, updated_at=now)
+                moved.append(key)
             ordered.append(key)
         audit.record(
             action=AuditAction.POOL_REORDERED,
@@ -241,4 +232,7 @@ def provider_key_pool_reorder(*, organization, actor: Access, provider: str, key
             target_label=provider,
             metadata={"provider": provider, "order": [key.name for key in ordered]},
         )
+        # Proxies' caches learn each new priority from the feed (its writes come last).
+        for key in moved:
+            events.record_key_event(key, KeyEventType.UPDATED)
     return sorted(ordered, key=health.pool_order)

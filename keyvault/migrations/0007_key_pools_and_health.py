@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('keyvault', '0005_auditevent_moves_to_audit'),
+        ('keyvault', '0006_event_feed'),
     ]
 
     operations = [
@@ -54,5 +54,10 @@ class Migration(migrations.Migration):
                 'ordering': ['-hour'],
                 'constraints': [models.UniqueConstraint(fields=('key', 'hour'), name='key_report_one_row_per_key_hour')],
             },
+        ),
+        migrations.AlterField(
+            model_name='keyevent',
+            name='type',
+            field=models.CharField(choices=[('key.created', 'Created'), ('key.updated', 'Updated'), ('key.rotated', 'Rotated'), ('key.enabled', 'Enabled'), ('key.disabled', 'Disabled'), ('key.deleted', 'Deleted'), ('key.health_changed', 'Health Changed')], max_length=32),
         ),
     ]
