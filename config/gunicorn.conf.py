@@ -9,8 +9,15 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
-# gunicorn's sync worker, answering the API's oversized requests (414, 431) in JSON.
-worker_class = "config.gunicorn_worker.JsonApiErrorsWorker"
+# gunicorn's threaded worker, answering the API's oversized requests (414, 431) in JSON. A
+# long-poll (GET /api/v1/events?wait=…) holds a thread for up to 30 s while it waits; with
+# the sync worker each one would hold a whole process, and a few would stop every retrieval.
+# Threads make a parked request cost one idle thread (and no database connection), and idle
+# kept-alive connections cost none: they wait in the worker's poller. Sized so that 200
+# parked long-polls, however unevenly the workers pick them up, leave threads for the
+# retrievals (docs/operations.md has the arithmetic, database connections included).
+worker_class = "config.gunicorn_worker.JsonApiErrorsThreadWorker"
+threads = int(os.environ.get("GUNICORN_THREADS", 100))
 # Keep connections open between a proxy's requests; the proxy reuses them.
 keepalive = 30
 graceful_timeout = 30

@@ -80,11 +80,14 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, the signed-in user and messages for the pages only: requests under /api/ skip
+    # them (config/middleware.py). CSRF stays by its name, which Django's deploy check looks
+    # for; the API's views are exempt from it.
+    "config.middleware.PagesSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "config.middleware.PagesAuthenticationMiddleware",
+    "config.middleware.PagesMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
     "config.middleware.PrivatePagesMiddleware",
@@ -120,6 +123,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"transaction_mode": "IMMEDIATE", "timeout": 20}
     )
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+# The secret retrievals' one statement is prepared once per database connection (PostgreSQL).
+# Off for a connection pooler that does not keep prepared statements (PgBouncer before 1.21 in
+# transaction mode, or with max_prepared_statements = 0).
+KEYVAULT_DB_PREPARED_STATEMENTS = env.bool("KEYVAULT_DB_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]

@@ -26,11 +26,12 @@ organization_scoped = [
 ]
 
 urlpatterns = [
+    # First: every proxy request resolves here, without trying the pages' patterns before it.
+    path("api/v1/", include("keyvault.api.urls")),
     path("", home, name="home"),
     path("accounts/", include(account_patterns)),
     path("orgs/", include("organizations.web.urls")),
     path("o/<slug:org_slug>/", include(organization_scoped)),
     path("invitations/", include(organization_pages.invitation_patterns)),
     path("admin/", admin_site.urls),
-    path("api/v1/", include("keyvault.api.urls")),
 ]
