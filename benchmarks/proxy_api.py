@@ -21,6 +21,7 @@ thread, no database connection) during a second pass.
 
 import argparse
 import base64
+import json
 import os
 import re
 import secrets
@@ -344,7 +345,16 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=None, help="override GUNICORN_WORKERS")
     parser.add_argument("--parked", type=int, default=200, help="parked requests (0: none)")
     parser.add_argument("--no-report", action="store_true")
+    parser.add_argument("--save", help="also write the cells to this JSON file")
+    parser.add_argument(
+        "--report-from", nargs="+", help="write the report from saved JSON files, run nothing"
+    )
     args = parser.parse_args()
+    if args.report_from:
+        cells = [Cell(**c) for path in args.report_from for c in json.loads(Path(path).read_text())]
+        print(_table(cells))
+        print(f"\nwrote {write_report(cells, args)}")
+        return 0
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 1
@@ -358,6 +368,8 @@ def main() -> int:
         args.parked,
     )
     cells = summarize(runs)
+    if args.save:
+        Path(args.save).write_text(json.dumps([c.__dict__ for c in cells], indent=1))
     print()
     print(_table(cells))
     if not args.no_report:

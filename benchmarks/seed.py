@@ -1,16 +1,17 @@
 """Seeding for benchmarks: `count` keys over `organizations` organizations, one token. Prints
 the token and the id of the token organization's default OpenAI key.
 
-Every row is sealed by the real sealing code (so every stored secret opens, as in a real
-database) and written with PostgreSQL's COPY: going through the service one key at a time
-would spend the benchmark's time on audit events, and the ORM's bulk insert on building
-objects. Sealing runs in one process per core; a million keys take a minute or two.
+The keys the benchmark reads are created through the service. The others fill the table and
+its indexes: written with PostgreSQL's COPY (the service would spend the time on audit
+events, the ORM's bulk insert on building objects), each with its own id, name, hint and
+organization, and an envelope sealed once per provider by the real sealing code for another
+row: real size and format (the database computes `kek_id` from it), but bound elsewhere, so
+it would not open. Sealing a million envelopes would take longer than the benchmark, and the
+lookups measured never open a filler row. A million keys take a minute or two.
 """
 
 import json
-import os
 import uuid
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
@@ -20,7 +21,6 @@ from keyvault.masking import mask_secret
 from organizations.access import Access
 from organizations.models import Organization
 
-CHUNK = 20_000
 PROVIDERS = ("openai", "anthropic", "groq", "mistral", "deepseek", "xai")
 _COLUMNS = (
     "id, organization_id, provider, name, secret, secret_hint, config, is_default, enabled, "
@@ -28,43 +28,43 @@ _COLUMNS = (
 )
 
 
-def _sealed_rows(args):
-    """Rows for COPY: keys `start`..`stop` spread over the organizations, each sealed."""
-    start, stop, organization_ids = args
+def _envelopes() -> dict[str, str]:
+    """One envelope per provider, sealed for a row that does not exist."""
     keyring = crypto.get_keyring()
-    now = datetime.now(UTC)
-    rows = []
-    for number in range(start, stop):
-        key_id = uuid.uuid4()
-        organization_id = organization_ids[number % len(organization_ids)]
-        provider_id = PROVIDERS[number % len(PROVIDERS)]
-        provider = providers.get_provider(provider_id)
-        secret = f"sk-bench-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+    envelopes = {}
+    for provider_id in PROVIDERS:
         context = crypto.EncryptionContext(
             model="keyvault.providerkey",
             field="secret",
-            organization_id=str(organization_id),
-            row_id=str(key_id),
-            binding=providers.secret_binding(provider, {}),
+            organization_id=str(uuid.uuid4()),
+            row_id=str(uuid.uuid4()),
+            binding=providers.secret_binding(providers.get_provider(provider_id), {}),
         )
-        envelope = crypto.seal(secret.encode(), context, keyring)
-        rows.append(
-            (
-                key_id,
-                organization_id,
-                provider_id,
-                f"key {number}",
-                envelope,
-                mask_secret(secret),
-                json.dumps({}),
-                False,
-                True,
-                1,
-                now,
-                now,
-            )
+        secret = f"sk-bench-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+        envelopes[provider_id] = crypto.seal(secret.encode(), context, keyring)
+    return envelopes
+
+
+def _filler_rows(count: int, organization_ids: list):
+    envelopes = _envelopes()
+    now = datetime.now(UTC)
+    config = json.dumps({})
+    for number in range(count):
+        provider_id = PROVIDERS[number % len(PROVIDERS)]
+        yield (
+            uuid.uuid4(),
+            organization_ids[number % len(organization_ids)],
+            provider_id,
+            f"key {number}",
+            envelopes[provider_id],
+            mask_secret(f"sk-bench-{number:040d}"),
+            config,
+            False,
+            True,
+            1,
+            now,
+            now,
         )
-    return rows
 
 
 def _organizations(count: int) -> list[uuid.UUID]:
@@ -100,16 +100,13 @@ def seed(count: int, organizations: int = 1) -> None:
         secret="sk-proj-" + uuid.uuid4().hex * 2,
         is_default=True,
     )
-    chunks = [
-        (start, min(start + CHUNK, count - 1), organization_ids)
-        for start in range(0, count - 1, CHUNK)
-    ]
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool, transaction.atomic():
-        with connection.cursor() as cursor:
-            for rows in pool.map(_sealed_rows, chunks):
-                with cursor.copy(f"COPY keyvault_providerkey ({_COLUMNS}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
+    with (
+        transaction.atomic(),
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY keyvault_providerkey ({_COLUMNS}) FROM STDIN") as copy,
+    ):
+        for row in _filler_rows(count - 1, organization_ids):
+            copy.write_row(row)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE keyvault_providerkey")
         cursor.execute("ANALYZE organizations_organization")

@@ -18,6 +18,10 @@ workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2
 # retrievals (docs/operations.md has the arithmetic, database connections included).
 worker_class = "config.gunicorn_worker.JsonApiErrorsThreadWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", 100))
+# A hundred threads must not mean a hundred database connections per worker: the workers'
+# threads share a pool of this many (config/settings.py), read when each worker loads the app.
+# Parked long-polls hold none; 8 is more than one core keeps busy.
+os.environ.setdefault("DATABASE_POOL_MAX_SIZE", "8")
 # Keep connections open between a proxy's requests; the proxy reuses them.
 keepalive = 30
 graceful_timeout = 30

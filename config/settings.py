@@ -122,6 +122,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20}
     )
+# A pool of PostgreSQL connections per process, shared by its threads: DATABASE_POOL_MAX_SIZE
+# connections at most (0: no pool; each thread keeps its own connection for CONN_MAX_AGE).
+# The production gunicorn settings turn it on (config/gunicorn.conf.py): with a hundred threads
+# per worker, a connection per thread could exceed the server's max_connections.
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+if DATABASE_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        # A request that finds every connection busy waits this long, then fails.
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
+    # Pooled connections go back to the pool after each request; Django refuses both at once.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 # The secret retrievals' one statement is prepared once per database connection (PostgreSQL).
 # Off for a connection pooler that does not keep prepared statements (PgBouncer before 1.21 in
