@@ -1,6 +1,8 @@
-"""Handing a decrypted secret to a proxy: the token and key read together, revalidation, the
-disabled rule, accounting. Every surface that hands a proxy a secret (the API's `resolve` and
-`keys/{id}/secret`, and any other surface over the same tokens) goes through here.
+"""Handing decrypted secrets to a proxy: the token and key read together, revalidation, the
+disabled rule, accounting; one key (`retrieve`, `retrieve_secret`) or every enabled key of the
+organization (`retrieve_snapshot`). Every surface that hands a proxy a secret (the API's
+`resolve`, `keys/{id}/secret` and `snapshot`, and any other surface over the same tokens) goes
+through here.
 
 The ETag is derived from the key's id, secret version and last change, so it changes whenever
 anything in the response would. A proxy that sends it back in `If-None-Match` gets "not
@@ -13,8 +15,9 @@ take effect on the very next request.
 """
 
 import hashlib
+import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import psycopg
@@ -26,12 +29,18 @@ from django.views.decorators.debug import sensitive_variables
 
 from core.errors import NotFoundError
 from core.text import has_control_characters
-from keyvault import providers
+from keyvault import events, providers
+from keyvault.crypto import CryptoError
+from keyvault.errors import NoDefaultKeyError
 from keyvault.models import ProviderKey, ProxyToken
 from keyvault.services import provider_key_check_reveal, provider_key_reveal
 from keyvault.token_auth import proxy_token_accept, proxy_token_digest
 from keyvault.usage import recorder
 from organizations.access import Access
+from organizations.authorization import authorize
+from organizations.permissions import Action
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -165,9 +174,9 @@ def _converters(vendor: str, model) -> tuple[tuple[int, object, list], ...]:
     secret. Columns without converters are taken as the driver gives them."""
     table = model._meta.db_table
     converters = []
-    for index, field in enumerate(model._meta.concrete_fields):
-        column = field.get_col(table)
-        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+    for index, model_field in enumerate(model._meta.concrete_fields):
+        column = model_field.get_col(table)
+        found = connection.ops.get_db_converters(column) + model_field.get_db_converters(connection)
         if found:
             converters.append((index, column, found))
     return tuple(converters)
@@ -273,6 +282,49 @@ def retrieve(
     there (or not the token organization's) as not found."""
     if lookup.refusal is not None:
         raise lookup.refusal
+    if key is None and lookup.kind == "default":
+        # The caller's own organization: saying it has no default tells nobody else anything.
+        raise NoDefaultKeyError(lookup.params[0])
     if key is None:
         raise NotFoundError("No such key.")
     return retrieve_secret(actor=actor, key=key, if_none_match=if_none_match)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    cursor: int
+    # (key, secret) for every key that opened, in the order of the key list.
+    keys: list = field(repr=False)
+    # (key id, error code) for the keys whose stored value failed its integrity check.
+    unavailable: list
+
+    def __repr__(self):
+        return (
+            f"Snapshot(cursor={self.cursor}, keys={len(self.keys)}, "
+            f"unavailable={len(self.unavailable)}, secrets=<hidden>)"
+        )
+
+
+@sensitive_variables()
+def retrieve_snapshot(*, actor: Access, provider: str | None = None) -> Snapshot:
+    """Every enabled key of the caller's organization (of `provider` if given) with its secret,
+    and the feed's cursor they are current at (`keyvault.events.snapshot_keys`).
+
+    Each secret is a retrieval like `retrieve_secret`'s: authorized and accounted per key. The
+    keys are read under the feed's lock, decrypted after it is let go. A key whose stored value
+    fails its integrity check is left out (listed as unavailable, logged by the service): one
+    damaged row must not keep every proxy of the organization from starting.
+    """
+    organization_id = actor.organization_id
+    authorize(actor, Action.KEY_REVEAL, organization_id)
+    cursor, keys = events.snapshot_keys(organization_id=organization_id, provider=provider)
+    opened, unavailable = [], []
+    for key in keys:
+        try:
+            secret = provider_key_reveal(key=key, actor=actor)
+        except CryptoError as exc:
+            unavailable.append((key.pk, exc.code))
+            continue
+        recorder.record_secret_retrieval(actor.token.pk, key.pk)
+        opened.append((key, secret))
+    return Snapshot(cursor=cursor, keys=opened, unavailable=unavailable)

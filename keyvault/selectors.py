@@ -7,17 +7,20 @@ learns that the id exists.
 """
 
 import uuid
+from datetime import UTC, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Value
-from django.db.models.functions import Lower
+from django.db.models import Sum, Value
+from django.db.models.functions import Lower, TruncDate
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from core.errors import NotFoundError
 from core.text import has_control_characters
 from keyvault import providers
-from keyvault.models import ProviderKey, ProxyToken
+from keyvault.errors import NoDefaultKeyError
+from keyvault.models import KeyUsage, ProviderKey, ProxyToken
 from organizations import permissions
 from organizations.permissions import Action
 
@@ -94,7 +97,10 @@ def provider_key_resolve(*, organization_id, provider: str, name: str | None = N
         if has_control_characters(name):
             raise ProviderKey.DoesNotExist
         return named(keys, name).get()
-    return keys.get(is_default=True)
+    try:
+        return keys.get(is_default=True)
+    except ProviderKey.DoesNotExist:
+        raise NoDefaultKeyError(provider) from None
 
 
 # --- Fetch and authorize in one call ---------------------------------------------------------
@@ -164,3 +170,39 @@ def audit_events_for(access, *, organization_id=None):
     organization_id = _scope_of(access, organization_id)
     permissions.require(access, Action.AUDIT_READ, organization_id)
     return AuditEvent.objects.filter(organization_id=organization_id)
+
+
+# --- Usage: secret retrievals counted per token, key and hour (keyvault/usage.py) -------------
+
+USAGE_DAYS = 14
+
+
+def key_usage_by_day(access, *, organization_id=None, days: int = USAGE_DAYS):
+    """Retrievals per day, token and key over the last `days` days, newest day first, for a
+    caller who may manage tokens (the rows name them). A deleted key's rows stay (`key` None)."""
+    organization_id = _scope_of(access, organization_id)
+    permissions.require(access, Action.TOKEN_MANAGE, organization_id)
+    since = timezone.now() - timedelta(days=days)
+    return (
+        KeyUsage.objects.filter(token__organization_id=organization_id, hour__gte=since)
+        .annotate(day=TruncDate("hour", tzinfo=UTC))
+        .values("day", "token_id", "token__name", "key_id", "key__name", "key__provider")
+        .annotate(count=Sum("count"))
+        .order_by("-day", Lower("token__name"), Lower("key__name"))
+    )
+
+
+def key_usage_totals(*, organization_id, field: str, days: int = 7) -> dict:
+    """Retrievals over the last `days` days per key (`field="key"`) or per token
+    (`field="token"`) of one organization: `{id: count}`. Counts only, no names."""
+    if field not in ("key", "token"):
+        raise ValueError(field)
+    since = timezone.now() - timedelta(days=days)
+    rows = (
+        KeyUsage.objects.filter(token__organization_id=organization_id, hour__gte=since)
+        .exclude(**{f"{field}_id": None})
+        .values(f"{field}_id")
+        .annotate(total=Sum("count"))
+        .order_by()
+    )
+    return {row[f"{field}_id"]: row["total"] for row in rows}

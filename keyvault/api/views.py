@@ -11,20 +11,25 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.counters import client_address
-from keyvault import selectors, services
+from keyvault import event_wait, selectors, services
 from keyvault.api import retrieval_views
+from keyvault.api.authentication import ProxyTokenAuthentication
 from keyvault.api.parsers import StrictJSONParser
 from keyvault.api.serializers import (
     PROVIDER_IDS,
     ErrorSerializer,
+    EventPageSerializer,
+    KeyEventSerializer,
     PingSerializer,
     ProviderKeyCreateSerializer,
     ProviderKeyPageSerializer,
     ProviderKeySecretSerializer,
     ProviderKeySerializer,
     ProviderKeyUpdateSerializer,
+    SnapshotSerializer,
     key_metadata,
 )
+from keyvault.retrieval import retrieve_snapshot
 from keyvault.usage import recorder
 from organizations.access import Access
 from organizations.permissions import Action
@@ -51,6 +56,11 @@ ERRORS = {
     404: _error("No such key in the token's organization."),
     429: _error("Throttled; `Retry-After` says when to come back."),
 }
+
+
+# DRF deep-copies every declared field each time a serializer is built; events render with
+# one shared instance (rendering keeps no state).
+_EVENT = KeyEventSerializer()
 
 
 def _actor(request) -> Access:
@@ -95,12 +105,17 @@ class KeyPagination(PageNumberPagination):
 _MAX_DIGITS = 18
 
 
-def _whole_number(request, name: str, maximum: int | None = None) -> int | None:
-    """The query parameter `name` as an int from 1 to `maximum`, None when it is absent."""
+def _whole_number(
+    request, name: str, maximum: int | None = None, minimum: int = 1, required: str = ""
+) -> int | None:
+    """The query parameter `name` as an int from `minimum` to `maximum`, None when it is
+    absent (a 400 with the message `required` if that is given)."""
     values = request.query_params.getlist(name)
     if not values:
+        if required:
+            raise ValidationError({name: [required]})
         return None
-    allowed = f"from 1 to {maximum}" if maximum else "from 1"
+    allowed = f"from {minimum} to {maximum}" if maximum is not None else f"from {minimum}"
     message = f"{name} must be a whole number {allowed}."
     if len(values) > 1:
         raise ValidationError({name: [f"Give {name} once."]})
@@ -108,7 +123,7 @@ def _whole_number(request, name: str, maximum: int | None = None) -> int | None:
     if not (value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS):
         raise ValidationError({name: [message]})
     number = int(value)
-    if number < 1 or (maximum is not None and number > maximum):
+    if number < minimum or (maximum is not None and number > maximum):
         raise ValidationError({name: [message]})
     return number
 
@@ -273,3 +288,94 @@ class ResolveView(RetrievalView):
     )
     def get(self, request):
         return self.serve(request)
+
+
+# --- The event feed and the snapshot ---------------------------------------------------------
+
+
+class EventsView(TokenAPIView):
+    """The organization's key events after a cursor, in order; with `wait`, a long poll."""
+
+    required_actions = {"GET": READ}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": 10**_MAX_DIGITS - 1},
+                required=True,
+                description="A cursor: a snapshot's, or the last page's.",
+            ),
+            OpenApiParameter(
+                "wait",
+                {"type": "integer", "minimum": 0, "maximum": event_wait.MAX_WAIT},
+                description="Seconds to wait for a first event when there is none yet (0-30).",
+            ),
+        ],
+        responses={
+            200: EventPageSerializer,
+            410: _error("Events after the cursor are gone (`code`: cursor_expired)."),
+            **ERRORS,
+        },
+    )
+    def get(self, request):
+        after = _whole_number(
+            request,
+            "after",
+            minimum=0,
+            required="after is required: a snapshot's cursor, or the last page's.",
+        )
+        wait = _whole_number(request, "wait", minimum=0, maximum=event_wait.MAX_WAIT) or 0
+        events, cursor = event_wait.events_page(
+            organization_id=request.auth.organization_id,
+            after=after,
+            wait=wait,
+            # A server that handles one request at a time would stop while the poll is parked.
+            parkable=bool(request.META.get("wsgi.multithread")),
+        )
+        if wait:
+            # It may have been parked for up to 30 seconds: a token revoked or expired
+            # meanwhile (or gone with its organization) is refused, not answered.
+            ProxyTokenAuthentication().authenticate(request)
+        response = Response(
+            {"events": [_EVENT.to_representation(event) for event in events], "cursor": cursor}
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class SnapshotView(TokenAPIView):
+    """Every enabled key of the organization with its secret, and the feed's cursor they are
+    current at."""
+
+    required_actions = {"GET": SECRET}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "provider", str, enum=PROVIDER_IDS, description="Only keys of this provider."
+            ),
+        ],
+        responses={200: SnapshotSerializer, **ERRORS},
+    )
+    @sensitive_variables()
+    def get(self, request):
+        snapshot = retrieve_snapshot(
+            actor=_actor(request), provider=request.query_params.get("provider") or None
+        )
+        keys = []
+        for key, secret in snapshot.keys:
+            data = key_metadata(key)
+            data["secret"] = secret
+            keys.append(data)
+        response = Response(
+            {
+                "cursor": snapshot.cursor,
+                "keys": keys,
+                "unavailable": [
+                    {"id": str(key_id), "code": code} for key_id, code in snapshot.unavailable
+                ],
+            }
+        )
+        response["Cache-Control"] = "no-store"
+        return response

@@ -44,8 +44,10 @@ def key_list(request):
     page = Paginator(keys.order_by("provider", "name"), KEYS_PER_PAGE).get_page(
         request.GET.get("page")
     )
+    fetches = selectors.key_usage_totals(organization_id=organization.pk, field="key")
     for key in page:
         key.may_change = permissions.can(request.actor, Action.KEY_EDIT, organization, key)
+        key.fetches_7d = fetches.get(key.pk, 0)
     in_use = set(
         ProviderKey.objects.filter(organization=organization)
         .values_list("provider", flat=True)
