@@ -36,7 +36,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
 
-# Proxy API benchmark on PostgreSQL under gunicorn; writes docs/benchmarks.md.
+# Proxy API benchmark on PostgreSQL under the production gunicorn command: the retrievals against
+# the ceiling endpoint (benchmarks/minimal.py), also beside 200 parked requests; writes
+# docs/benchmarks.md. About ten minutes; BENCH_ARGS=--large adds a million keys (one org, and
+# over 10 000 orgs).
 bench: install
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/pip install --quiet --editable '.[dev,bench]'

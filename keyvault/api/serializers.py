@@ -1,6 +1,7 @@
 """Shapes of the API's JSON. Input serializers check types and presence only; every rule about
 values (provider catalog, config schema, secret size, uniqueness) is the services' job."""
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -53,8 +54,48 @@ class NoUnknownFieldsMixin:
         return super().to_internal_value(data)
 
 
+def _datetime(value) -> str | None:
+    """As DRF renders a DateTimeField: ISO 8601 in the current time zone, UTC as `Z`."""
+    if value is None:
+        return None
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def key_metadata(key) -> dict:
+    """A key's metadata as every answer of the API shows it: the one rendering of a key (the
+    list, one key, the writes, the secret responses). New fields go here and into
+    `ProviderKeySerializer`, which describes them in the schema; tests/test_api_keys.py checks
+    the two agree.
+
+    Written out rather than left to DRF's fields, which cost more per key than decrypting it:
+    this is on every secret retrieval's path.
+    """
+    return {
+        "id": str(key.pk),
+        "provider": key.provider,
+        "name": key.name,
+        "hint": key.secret_hint,
+        "config": {str(name): str(value) for name, value in key.served_config.items()},
+        "is_default": bool(key.is_default),
+        "enabled": bool(key.enabled),
+        "priority": int(key.priority),
+        "version": int(key.version),
+        "created_at": _datetime(key.created_at),
+        "updated_at": _datetime(key.updated_at),
+        "rotated_at": _datetime(key.rotated_at),
+        "last_used_at": _datetime(key.last_used_at),
+        "health": key.health,
+        "cooling_until": _datetime(key.cooling_until),
+        "last_checked_at": _datetime(key.last_checked_at),
+        "last_check_ok": key.last_check_ok,
+        "stale": bool(key.stale),
+    }
+
+
 class ProviderKeySerializer(serializers.Serializer):
-    """A key's metadata: everything but the secret."""
+    """A key's metadata: everything but the secret. Its fields describe it in the schema; the
+    answers are rendered by `key_metadata`."""
 
     id = serializers.UUIDField()
     provider = ProviderIdField()

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from core.counters import client_address
 from keyvault import event_wait, selectors, services
+from keyvault.api import retrieval_views
 from keyvault.api.authentication import ProxyTokenAuthentication
 from keyvault.api.parsers import StrictJSONParser
 from keyvault.api.serializers import (
@@ -30,8 +31,9 @@ from keyvault.api.serializers import (
     ProviderKeyUpdateSerializer,
     ReportSerializer,
     SnapshotSerializer,
+    key_metadata,
 )
-from keyvault.retrieval import retrieve_secret, retrieve_snapshot
+from keyvault.retrieval import retrieve_snapshot
 from keyvault.usage import recorder
 from organizations.access import Access
 from organizations.permissions import Action
@@ -63,9 +65,8 @@ ERRORS = {
 }
 
 
-# DRF deep-copies every declared field each time a serializer is built, which costs more than
-# decrypting; the secret path renders with one shared instance (rendering keeps no state).
-_METADATA = ProviderKeySerializer()
+# DRF deep-copies every declared field each time a serializer is built; events render with
+# one shared instance (rendering keeps no state).
 _EVENT = KeyEventSerializer()
 
 
@@ -193,7 +194,7 @@ class KeyListView(TokenAPIView):
         )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(keys, request, view=self)
-        return paginator.get_paginated_response(ProviderKeySerializer(page, many=True).data)
+        return paginator.get_paginated_response([key_metadata(key) for key in page])
 
     @extend_schema(
         request=ProviderKeyCreateSerializer, responses={201: ProviderKeySerializer, **ERRORS}
@@ -207,7 +208,7 @@ class KeyListView(TokenAPIView):
             actor=_actor(request),
             **serializer.validated_data,
         )
-        return Response(ProviderKeySerializer(key).data, status=status.HTTP_201_CREATED)
+        return Response(key_metadata(key), status=status.HTTP_201_CREATED)
 
 
 class KeyDetailView(TokenAPIView):
@@ -220,7 +221,7 @@ class KeyDetailView(TokenAPIView):
     @extend_schema(responses={200: ProviderKeySerializer, **ERRORS})
     def get(self, request, key_id):
         key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_LIST)
-        return Response(ProviderKeySerializer(key).data)
+        return Response(key_metadata(key))
 
     @extend_schema(
         request=ProviderKeyUpdateSerializer, responses={200: ProviderKeySerializer, **ERRORS}
@@ -233,29 +234,13 @@ class KeyDetailView(TokenAPIView):
         key = services.provider_key_update(
             key=key, actor=_actor(request), **serializer.validated_data
         )
-        return Response(ProviderKeySerializer(key).data)
+        return Response(key_metadata(key))
 
     @extend_schema(responses={204: None, **ERRORS})
     def delete(self, request, key_id):
         key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_DELETE)
         services.provider_key_delete(key=key, actor=_actor(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-@sensitive_variables()
-def _secret_response(request, key) -> Response:
-    retrieval = retrieve_secret(
-        actor=_actor(request), key=key, if_none_match=request.headers.get("If-None-Match")
-    )
-    if retrieval.not_modified:
-        response = Response(status=status.HTTP_304_NOT_MODIFIED)
-    else:
-        data = _METADATA.to_representation(key)
-        data["secret"] = retrieval.secret
-        response = Response(data)
-    response["ETag"] = retrieval.etag
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 SECRET_RESPONSES = {
@@ -270,22 +255,34 @@ SECRET_RESPONSES = {
 }
 
 
-class KeySecretView(TokenAPIView):
+class RetrievalView(TokenAPIView):
+    """A secret retrieval: served by the lean views of `keyvault/api/retrieval_views.py`, which
+    take the same steps as DRF without its per-request machinery and give the same answers.
+    The class stays what the schema describes (its `get`, parameters and responses) and what
+    the URLconf names; `dispatch` hands each request over, so DRF's `initial` never runs."""
+
     required_actions = {"GET": SECRET}
+    serve = None  # the lean view
+
+    def dispatch(self, request, *args, **kwargs):
+        return type(self).serve(request, *args, **kwargs)
+
+
+class KeySecretView(RetrievalView):
+    serve = retrieval_views.key_secret
 
     @extend_schema(
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
         responses=SECRET_RESPONSES,
     )
     def get(self, request, key_id):
-        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_REVEAL)
-        return _secret_response(request, key)
+        return self.serve(request, key_id)
 
 
-class ResolveView(TokenAPIView):
+class ResolveView(RetrievalView):
     """The organization's default enabled key for a provider (or the named one), with secret."""
 
-    required_actions = {"GET": SECRET}
+    serve = retrieval_views.resolve
 
     @extend_schema(
         parameters=[
@@ -306,28 +303,7 @@ class ResolveView(TokenAPIView):
         responses=SECRET_RESPONSES,
     )
     def get(self, request):
-        if _flag(request, "fallback"):
-            key = selectors.provider_key_resolve_available(
-                organization_id=request.auth.organization_id,
-                provider=request.query_params.get("provider", ""),
-            )
-        else:
-            key = selectors.provider_key_resolve(
-                organization_id=request.auth.organization_id,
-                provider=request.query_params.get("provider", ""),
-                name=request.query_params.get("name"),
-            )
-        return _secret_response(request, key)
-
-
-def _flag(request, name: str) -> bool:
-    """A boolean query parameter: `true` or `false` (absent is false); anything else is 400."""
-    values = request.query_params.getlist(name)
-    if not values:
-        return False
-    if len(values) > 1 or values[0] not in ("true", "false"):
-        raise ValidationError({name: [f"{name} must be true or false."]})
-    return values[0] == "true"
+        return self.serve(request)
 
 
 # --- The event feed and the snapshot ---------------------------------------------------------
@@ -405,7 +381,7 @@ class SnapshotView(TokenAPIView):
         )
         keys = []
         for key, secret in snapshot.keys:
-            data = _METADATA.to_representation(key)
+            data = key_metadata(key)
             data["secret"] = secret
             keys.append(data)
         response = Response(
@@ -443,7 +419,7 @@ class PoolView(TokenAPIView):
         actor = _actor(request)
         keys = []
         for key in pool:
-            data = _METADATA.to_representation(key)
+            data = key_metadata(key)
             data["secret"] = services.provider_key_reveal(key=key, actor=actor)
             recorder.record_secret_retrieval(actor.token.pk, key.pk)
             keys.append(data)
