@@ -9,11 +9,12 @@ learns that the id exists.
 import datetime
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Max, Sum, Value
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, TruncDate
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -315,3 +316,39 @@ def organization_key_overview(*, organization_id, now=None) -> list[ProviderCoun
         entry.unused += key.last_used_at is None
     order = [provider.id for provider in providers.PROVIDERS]
     return [counts[provider_id] for provider_id in order if provider_id in counts]
+
+
+# --- Usage: secret retrievals counted per token, key and hour (keyvault/usage.py) -------------
+
+USAGE_DAYS = 14
+
+
+def key_usage_by_day(access, *, organization_id=None, days: int = USAGE_DAYS):
+    """Retrievals per day, token and key over the last `days` days, newest day first, for a
+    caller who may manage tokens (the rows name them). A deleted key's rows stay (`key` None)."""
+    organization_id = _scope_of(access, organization_id)
+    permissions.require(access, Action.TOKEN_MANAGE, organization_id)
+    since = timezone.now() - timedelta(days=days)
+    return (
+        KeyUsage.objects.filter(token__organization_id=organization_id, hour__gte=since)
+        .annotate(day=TruncDate("hour", tzinfo=UTC))
+        .values("day", "token_id", "token__name", "key_id", "key__name", "key__provider")
+        .annotate(count=Sum("count"))
+        .order_by("-day", Lower("token__name"), Lower("key__name"))
+    )
+
+
+def key_usage_totals(*, organization_id, field: str, days: int = 7) -> dict:
+    """Retrievals over the last `days` days per key (`field="key"`) or per token
+    (`field="token"`) of one organization: `{id: count}`. Counts only, no names."""
+    if field not in ("key", "token"):
+        raise ValueError(field)
+    since = timezone.now() - timedelta(days=days)
+    rows = (
+        KeyUsage.objects.filter(token__organization_id=organization_id, hour__gte=since)
+        .exclude(**{f"{field}_id": None})
+        .values(f"{field}_id")
+        .annotate(total=Sum("count"))
+        .order_by()
+    )
+    return {row[f"{field}_id"]: row["total"] for row in rows}

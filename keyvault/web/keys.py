@@ -47,10 +47,12 @@ def key_list(request):
     ordered = keys.order_by("provider", "-is_default", "priority", Lower("name"), "id")
     page = Paginator(ordered, KEYS_PER_PAGE).get_page(request.GET.get("page"))
     now = timezone.now()
+    fetches = selectors.key_usage_totals(organization_id=organization.pk, field="key")
     for key in page:
         key.may_change = permissions.can(request.actor, Action.KEY_EDIT, organization, key)
         key.health_state = health.health_of(key, now)
         key.is_stale = health.is_stale(key, now)
+        key.fetches_7d = fetches.get(key.pk, 0)
     in_use = set(
         ProviderKey.objects.filter(organization=organization)
         .values_list("provider", flat=True)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from keyvault.web import audit, key_health, keys, tokens
+from keyvault.web import audit, key_health, keys, tokens, usage
 
 key_patterns = (
     [
@@ -24,6 +24,7 @@ token_patterns = (
         path("", tokens.token_list, name="list"),
         path("new/", tokens.token_create, name="create"),
         path("<uuid:pk>/revoke/", tokens.token_revoke, name="revoke"),
+        path("usage/", usage.usage_list, name="usage"),
     ],
     "tokens",
 )
