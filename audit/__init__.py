@@ -71,6 +71,9 @@ ACTION_LABELS = {
     AuditAction.KEY_REKEYED: "Key re-encrypted (new data key)",
     AuditAction.KEK_ROTATION: "KEK rotation",
     AuditAction.ENVELOPES_UPGRADED: "Envelopes upgraded",
+    AuditAction.KEY_HEALTH_CHANGED: "Key's health changed",
+    AuditAction.KEY_TESTED: "Key's connection tested",
+    AuditAction.POOL_REORDERED: "Provider's pool reordered",
 }
 
 
