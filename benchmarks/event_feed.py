@@ -1,0 +1,563 @@
+"""Benchmark of the proxy client and the event feed it follows.
+
+Starts the app with the production command (`gunicorn -c config/gunicorn.conf.py config.wsgi`,
+the worker class and threads the config file chooses) on PostgreSQL with Redis as the cache,
+seeds one organization, and measures:
+
+1. the client's `resolve` in process: microseconds per call from one thread, and with N reader
+   threads at once (memory only: the sync thread is parked on a long poll);
+2. propagation: the time from sending a `PATCH` (a rotation, a disable) until the caches of
+   50 clients, each following the feed with `wait`, hold the change; p50 and p99 over 100
+   changes of each kind;
+3. retrieval throughput (wrk on `GET resolve`) with 200 `events?wait=30` requests parked on
+   the server, against the same run without them.
+
+Prints the numbers and rewrites the "Proxy client and event feed" section of
+docs/benchmarks.md, with a plot.
+
+    make bench                                   # runs it after the proxy API benchmark
+    python -m benchmarks.event_feed --changes 20 --no-report
+"""
+
+import argparse
+import base64
+import contextlib
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.harness import DOCS, app_env, gunicorn, manage, psql, update_report, wrk
+
+PORT = int(os.environ.get("BENCH_PORT", "8766"))
+DATABASE = os.environ.get("BENCH_DATABASE", "keyvault_bench_feed")
+HEADING = "Proxy client and event feed"
+
+
+# The server
+
+
+class Server:
+    def __init__(self, database: str, workers: int):
+        self.database = database
+        self.workers = workers
+        self.url = f"http://127.0.0.1:{PORT}"
+        kek = f"bench:{base64.b64encode(secrets.token_bytes(32)).decode()}"
+        self.env = app_env(database, kek)
+        self.process = None
+        self.token = ""  # keys:read + keys:secret, the proxies'
+        self.writer = ""  # keys:read + keys:write, the benchmark's own changes
+
+    def __enter__(self) -> "Server":
+        psql(f"DROP DATABASE IF EXISTS {self.database}")
+        psql(f"CREATE DATABASE {self.database}")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+        psql(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
+
+    def seed(self, keys: int) -> None:
+        manage(self.env, "migrate", "--noinput")
+        output = manage(
+            self.env, "shell", "-c", f"from benchmarks.seed import seed; seed({keys})", capture=True
+        )
+        self.token = output.split()[-2]
+        self.writer = manage(
+            self.env,
+            "create_token",
+            "--org",
+            "bench",
+            "--name",
+            "feed-writer",
+            "--scopes",
+            "keys:read,keys:write",
+            capture=True,
+        ).strip()
+
+    def start(self) -> None:
+        self.process = gunicorn(self.env, PORT, self.workers)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.request("GET", "/api/v1/ping", token=self.token)[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("gunicorn did not come up")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
+        self.process = None
+
+    def request(self, method: str, path: str, body=None, *, token=None):
+        request = urllib.request.Request(
+            self.url + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={
+                "Authorization": f"Bearer {token or self.writer}",
+                "Content-Type": "application/json",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+            return response.status, (json.loads(raw) if raw else None)
+
+    def create_key(self, provider: str, name: str) -> str:
+        body = {"provider": provider, "name": name, "secret": _secret()}
+        return self.request("POST", "/api/v1/keys", body)[1]["id"]
+
+
+def _secret() -> str:
+    return f"sk-bench-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+
+
+def _client(server: Server, **options):
+    from keyvault_client import KeyvaultClient
+
+    return KeyvaultClient(server.url, server.token, start_timeout=120, **options)
+
+
+# 1. resolve in process
+
+
+@dataclass
+class ResolveResult:
+    call: str
+    threads: int
+    us_per_call: float  # wall time / calls made by one thread
+    calls_per_second: float  # all threads together
+
+
+def bench_resolve(server: Server, calls: int, thread_counts: list[int]) -> list[ResolveResult]:
+    results = []
+    with _client(server) as client:
+        named = client.resolve("openai")
+        by_id = named.key_id
+        cases = {
+            'resolve("openai")': lambda: client.resolve("openai"),
+            'resolve("openai", name=…)': lambda: client.resolve("openai", name=named.name),
+            "get(key_id)": lambda: client.get(by_id),
+        }
+        for label, call in cases.items():
+            for threads in thread_counts if label == 'resolve("openai")' else [1]:
+                per_thread = max(1, calls // threads)
+                elapsed = _run_threads(call, threads, per_thread)
+                result = ResolveResult(
+                    label, threads, elapsed / per_thread * 1e6, threads * per_thread / elapsed
+                )
+                results.append(result)
+                print(
+                    f"{label:<28} {threads:>2} threads  {result.us_per_call:7.2f} µs/call  "
+                    f"{result.calls_per_second:12,.0f} calls/s",
+                    flush=True,
+                )
+    return results
+
+
+def _run_threads(call, threads: int, per_thread: int) -> float:
+    barrier = threading.Barrier(threads + 1)
+
+    def reader():
+        barrier.wait()
+        for _ in range(per_thread):
+            call()
+
+    workers = [threading.Thread(target=reader) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    return time.perf_counter() - started
+
+
+# 2. propagation to 50 clients
+
+
+class _Probe:
+    """Notes when a client's cache first satisfies the condition the benchmark waits for. It
+    wraps the client's store (what `resolve` reads): the moment recorded is the moment a reader
+    would see the change."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.condition = None
+        self.seen_at: float | None = None
+        self.done = threading.Event()
+
+    def expect(self, condition) -> None:
+        with self.lock:
+            self.condition, self.seen_at = condition, None
+            self.done.clear()
+
+    def check(self, store) -> None:
+        with self.lock:
+            if self.condition is not None and self.seen_at is None and self.condition(store):
+                self.seen_at = time.perf_counter()
+                self.done.set()
+
+
+def _watch(client) -> _Probe:
+    """Replace the client's store, before it starts, by one that reports to a probe."""
+    from keyvault_client.store import Store
+
+    probe = _Probe()
+
+    class WatchedStore(Store):
+        _depth = 0
+
+        def put(self, credential):
+            self._depth += 1
+            try:
+                super().put(credential)
+            finally:
+                self._depth -= 1
+            probe.check(self)
+
+        def drop(self, key_id):
+            self._depth += 1
+            try:
+                found = super().drop(key_id)
+            finally:
+                self._depth -= 1
+            if not self._depth:  # not the drop inside a put
+                probe.check(self)
+            return found
+
+        def replace_all(self, credentials):
+            self._depth += 1
+            try:
+                super().replace_all(credentials)
+            finally:
+                self._depth -= 1
+            probe.check(self)
+
+    client._store = WatchedStore()
+    return probe
+
+
+@dataclass
+class Propagation:
+    kind: str
+    per_client_ms: list[float] = field(default_factory=list)  # every client, every change
+    all_clients_ms: list[float] = field(default_factory=list)  # the last client of each change
+
+
+def bench_propagation(server: Server, clients: int, changes: int) -> list[Propagation]:
+    rotating = server.create_key("anthropic", "feed rotating")
+    toggled = server.create_key("mistral", "feed toggled")
+    fleet = [_client(server) for _ in range(clients)]
+    probes = [_watch(client) for client in fleet]
+    starters = [threading.Thread(target=client.start) for client in fleet]
+    for starter in starters:
+        starter.start()
+    for starter in starters:
+        starter.join()
+    rotate, disable = Propagation("rotate"), Propagation("disable")
+    try:
+        for number in range(changes):
+            version = 2 + number
+            _measure(
+                server,
+                probes,
+                rotate,
+                lambda store, v=version: (c := store.get(rotating)) is not None and c.version == v,
+                f"/api/v1/keys/{rotating}",
+                {"secret": _secret()},
+            )
+            _measure(
+                server,
+                probes,
+                disable,
+                lambda store: store.get(toggled) is None,
+                f"/api/v1/keys/{toggled}",
+                {"enabled": False},
+            )
+            _measure(  # not reported: sets up the next disable
+                server,
+                probes,
+                None,
+                lambda store: store.get(toggled) is not None,
+                f"/api/v1/keys/{toggled}",
+                {"enabled": True},
+            )
+            if (number + 1) % 20 == 0:
+                print(f"  {number + 1} changes of each kind", flush=True)
+    finally:
+        for client in fleet:
+            client.close()
+    for result in (rotate, disable):
+        print(
+            f"propagation {result.kind:<8} to {clients} clients: per client p50 "
+            f"{_pct(result.per_client_ms, 50):6.1f} ms p99 {_pct(result.per_client_ms, 99):6.1f} "
+            f"ms; all {clients}: p50 {_pct(result.all_clients_ms, 50):6.1f} ms p99 "
+            f"{_pct(result.all_clients_ms, 99):6.1f} ms",
+            flush=True,
+        )
+    return [rotate, disable]
+
+
+def _measure(server, probes, result, condition, path, body) -> None:
+    for probe in probes:
+        probe.expect(condition)
+    sent = time.perf_counter()
+    server.request("PATCH", path, body)
+    for probe in probes:
+        if not probe.done.wait(30):
+            raise RuntimeError(f"a client did not see PATCH {path} {sorted(body)} within 30 s")
+    if result is not None:
+        delays = [(probe.seen_at - sent) * 1000 for probe in probes]
+        result.per_client_ms.extend(delays)
+        result.all_clients_ms.append(max(delays))
+
+
+def _pct(values: list[float], percent: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
+
+
+# 3. retrieval throughput with parked waits
+
+
+@dataclass
+class Throughput:
+    parked: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    waiter_answers: dict = field(default_factory=dict)  # status -> count, during the run
+
+
+class _Waiters:
+    """`count` connections, each keeping one `events?wait=30` request parked on the server (a
+    new one as soon as the last is answered), as that many idle proxies would."""
+
+    def __init__(self, server: Server, count: int):
+        self.server = server
+        self.count = count
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.answers: dict[int | str, int] = {}
+        self.in_flight = 0
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(count)]
+        self.connections: list[http.client.HTTPConnection] = []
+
+    def __enter__(self) -> "_Waiters":
+        _status, snapshot = self.server.request("GET", "/api/v1/snapshot", token=self.server.token)
+        self.cursor = snapshot["cursor"]
+        for thread in self.threads:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while self.in_flight < self.count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1)  # let the last ones reach the server and park
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+        with self.lock:
+            connections = list(self.connections)
+        for connection in connections:
+            if connection.sock is not None:
+                with contextlib.suppress(OSError):
+                    connection.sock.shutdown(socket.SHUT_RDWR)
+        for thread in self.threads:
+            thread.join(5)
+
+    def _run(self) -> None:
+        path = f"/api/v1/events?after={self.cursor}&wait=30"
+        headers = {"Authorization": f"Bearer {self.server.token}"}
+        while not self.stop.is_set():
+            connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
+            with self.lock:
+                self.connections.append(connection)
+                self.in_flight += 1
+            try:
+                connection.request("GET", path, headers=headers)
+                status = connection.getresponse().status
+            except OSError as exc:
+                status = type(exc).__name__
+            finally:
+                with self.lock:
+                    self.in_flight -= 1
+                    self.connections.remove(connection)
+                connection.close()
+            if self.stop.is_set():
+                return
+            with self.lock:
+                self.answers[status] = self.answers.get(status, 0) + 1
+            if status != 200:
+                time.sleep(0.5)  # refused: try again, as a client's backoff would
+
+
+def bench_parked(server: Server, parked: int, concurrency: int, duration: int) -> list[Throughput]:
+    url = f"{server.url}/api/v1/resolve?provider=openai"
+    wrk(url, server.token, concurrency, 2)  # warm up every worker
+    results = []
+    for count in (0, parked):
+        if count:
+            with _Waiters(server, count) as waiters:
+                rps, p50, p99, errors = wrk(url, server.token, concurrency, duration)
+                answers = dict(waiters.answers)
+        else:
+            rps, p50, p99, errors = wrk(url, server.token, concurrency, duration)
+            answers = {}
+        results.append(Throughput(count, rps, p50, p99, errors, answers))
+        print(
+            f"resolve with {count:>3} parked waits: {rps:8.0f} req/s  p50 {p50:6.2f} ms  "
+            f"p99 {p99:6.2f} ms"
+            + (f"  NON-2XX {errors}" if errors else "")
+            + (f"  waits answered meanwhile: {answers}" if answers else ""),
+            flush=True,
+        )
+    return results
+
+
+# The report
+
+
+def _plot(resolve, propagation, throughput, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    rows = [r for r in resolve if r.call == 'resolve("openai")']
+    axes[0].plot([r.threads for r in rows], [r.us_per_call for r in rows], marker="o")
+    axes[0].set(title="client.resolve in process", xlabel="reader threads", ylabel="µs per call")
+    axes[0].set_xscale("log", base=2)
+    for result in propagation:
+        values = sorted(result.per_client_ms)
+        share = [(i + 1) / len(values) for i in range(len(values))]
+        axes[1].plot(values, share, label=f"{result.kind}")
+    axes[1].set(
+        title=f"PATCH to client caches ({len(propagation[0].all_clients_ms)} changes)",
+        xlabel="ms after the PATCH was sent",
+        ylabel="share of client caches updated",
+    )
+    axes[1].legend()
+    labels = [f"{t.parked} parked" for t in throughput]
+    axes[2].bar(labels, [t.rps for t in throughput])
+    axes[2].set(title="GET resolve (wrk)", ylabel="requests/s")
+    for axis in axes:
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def write_report(resolve, propagation, throughput, args) -> Path:
+    plot = DOCS / "benchmarks-event-feed.png"
+    has_plot = _plot(resolve, propagation, throughput, plot)
+    clients = args.clients
+    lines = [
+        f"## {HEADING}",
+        "",
+        f"`make bench` on {os.cpu_count()} cores: the production command (`gunicorn -c "
+        f"config/gunicorn.conf.py config.wsgi`, {args.workers} workers of the class the config "
+        f"file chooses), PostgreSQL, Redis as the cache, {args.keys:,} keys in one "
+        "organization; the clients, wrk and the parked requests run on the same cores.",
+        "",
+        "**The client's `resolve`, in process** (memory only; the sync thread parked on a long "
+        "poll). With several reader threads, µs per call is wall time over the calls one thread "
+        "made: the threads share one interpreter lock.",
+        "",
+        "| call | reader threads | µs per call | calls/s (all threads) |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| `{r.call}` | {r.threads} | {r.us_per_call:.2f} | {r.calls_per_second:,.0f} |"
+            for r in resolve
+        ),
+        "",
+        f"**Propagation to {clients} clients**: from sending the `PATCH` until a client's cache "
+        f"holds the change (what its next `resolve` returns), {args.changes} changes of each "
+        f"kind, {clients} clients each following the feed with `wait=25`. A rotation makes "
+        "every client fetch the key's secret (one request each); a disable is applied from the "
+        "event alone.",
+        "",
+        "| change | per client p50 ms | per client p99 ms | all clients p50 ms | "
+        "all clients p99 ms |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {p.kind} | {_pct(p.per_client_ms, 50):.1f} | {_pct(p.per_client_ms, 99):.1f} | "
+            f"{_pct(p.all_clients_ms, 50):.1f} | {_pct(p.all_clients_ms, 99):.1f} |"
+            for p in propagation
+        ),
+        "",
+        f"**Retrieval with parked waits**: wrk on `GET resolve?provider=openai`, "
+        f"{args.concurrency} connections for {args.duration} s, alone and while "
+        f"{args.parked} other connections each keep an `events?wait=30` request parked.",
+        "",
+        "| parked waits | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---:|---:|---:|---:|---:|",
+        *(
+            f"| {t.parked} | {t.rps:,.0f} | {t.p50_ms:.2f} | {t.p99_ms:.2f} | {t.errors} |"
+            for t in throughput
+        ),
+        "",
+        *(
+            ["![Client resolve, propagation and retrieval](benchmarks-event-feed.png)", ""]
+            if has_plot
+            else []
+        ),
+    ]
+    return update_report(HEADING, "\n".join(lines))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--calls", type=int, default=200_000, help="resolve calls per case")
+    parser.add_argument("--threads", default="1,2,4,8", help="reader thread counts")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--changes", type=int, default=100, help="changes of each kind")
+    parser.add_argument("--parked", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--database", default=DATABASE)
+    parser.add_argument("--no-report", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 1
+    try:
+        import keyvault_client  # noqa: F401
+    except ImportError:
+        print("keyvault-client is not installed (pip install -e clients/python)", file=sys.stderr)
+        return 1
+    with Server(args.database, args.workers) as server:
+        print(f"seeding {args.keys} keys…", flush=True)
+        server.seed(args.keys)
+        server.start()
+        resolve = bench_resolve(server, args.calls, [int(n) for n in args.threads.split(",")])
+        propagation = bench_propagation(server, args.clients, args.changes)
+        throughput = bench_parked(server, args.parked, args.concurrency, args.duration)
+    if not args.no_report:
+        print(f"\nwrote {write_report(resolve, propagation, throughput, args)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
