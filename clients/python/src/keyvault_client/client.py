@@ -240,8 +240,16 @@ class KeyvaultClient:
 
     def get(self, key_id) -> Credential:
         """The key with this id (a UUID or its text)."""
-        normalized = wire.normalize_key_id(key_id)
         self._start_if_needed()
+        if isinstance(key_id, str):
+            # The id as Keyvault writes it (what a credential's `key_id` holds) is found without
+            # parsing it: a UUID parse costs more than the rest of the lookup.
+            with self._lock:
+                self._check_usable()
+                credential = self._store.get(key_id)
+            if credential is not None:
+                return credential
+        normalized = wire.normalize_key_id(key_id)
         with self._lock:
             self._check_usable()
             credential = None if normalized is None else self._store.get(normalized)
