@@ -249,6 +249,11 @@ KEYVAULT_CLIENT_IP_HEADER = env.str("KEYVAULT_CLIENT_IP_HEADER", default="")
 # Usage counters are flushed to the database this often (seconds), and at clean shutdown.
 KEYVAULT_USAGE_FLUSH_SECONDS = env.float("KEYVAULT_USAGE_FLUSH_SECONDS", default=5.0)
 KEYVAULT_USAGE_MAX_PENDING = env.int("KEYVAULT_USAGE_MAX_PENDING", default=10_000)
+# The event feed keeps events this many days (at least 7; `prune_events` deletes older ones).
+KEYVAULT_EVENTS_RETENTION_DAYS = env.int("KEYVAULT_EVENTS_RETENTION_DAYS", default=7)
+# Long polls of the event feed (`wait`) parked at once per process; each holds a worker thread.
+# Beyond it a poll is answered at once. Keep it below the worker's threads (docs/operations.md).
+KEYVAULT_EVENTS_MAX_WAITERS = env.int("KEYVAULT_EVENTS_MAX_WAITERS", default=100)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["keyvault.api.authentication.ProxyTokenAuthentication"],

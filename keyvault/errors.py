@@ -10,3 +10,10 @@ class KeyDisabledError(Exception):
     """The key is disabled; its secret is not handed out until it is enabled again."""
 
     code = "key_disabled"  # what a client branches on (see docs/api.md)
+
+
+class CursorExpiredError(Exception):
+    """The event feed cannot continue from this cursor (its events were pruned, or it is not
+    one the feed handed out); the caller takes a new snapshot."""
+
+    code = "cursor_expired"  # what a client branches on (see docs/api.md)

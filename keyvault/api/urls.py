@@ -11,6 +11,8 @@ urlpatterns = [
     path("keys/<str:key_id>", views.KeyDetailView.as_view(), name="key"),
     path("keys/<str:key_id>/secret", views.KeySecretView.as_view(), name="key-secret"),
     path("resolve", views.ResolveView.as_view(), name="resolve"),
+    path("snapshot", views.SnapshotView.as_view(), name="snapshot"),
+    path("events", views.EventsView.as_view(), name="events"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     # Anything else under the API answers a JSON 404, not the site's HTML page.
