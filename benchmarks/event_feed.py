@@ -25,6 +25,7 @@ import contextlib
 import http.client
 import json
 import os
+import runpy
 import secrets
 import shutil
 import signal
@@ -38,7 +39,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.harness import DOCS, app_env, gunicorn, manage, psql, update_report, wrk
+from benchmarks.harness import DOCS, ROOT, app_env, gunicorn, manage, psql, update_report, wrk
 
 PORT = int(os.environ.get("BENCH_PORT", "8766"))
 DATABASE = os.environ.get("BENCH_DATABASE", "keyvault_bench_feed")
@@ -86,8 +87,8 @@ class Server:
             capture=True,
         ).strip()
 
-    def start(self) -> None:
-        self.process = gunicorn(self.env, PORT, self.workers)
+    def start(self, extra: list[str]) -> None:
+        self.process = gunicorn(self.env, PORT, self.workers, extra)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -141,6 +142,8 @@ class ResolveResult:
     threads: int
     us_per_call: float  # wall time / calls made by one thread
     calls_per_second: float  # all threads together
+    cpu_us_per_call: float  # the process's CPU time / all calls: what a call costs, whatever
+    # else the cores are busy with
 
 
 def bench_resolve(server: Server, calls: int, thread_counts: list[int]) -> list[ResolveResult]:
@@ -156,20 +159,26 @@ def bench_resolve(server: Server, calls: int, thread_counts: list[int]) -> list[
         for label, call in cases.items():
             for threads in thread_counts if label == 'resolve("openai")' else [1]:
                 per_thread = max(1, calls // threads)
-                elapsed = _run_threads(call, threads, per_thread)
+                elapsed, cpu = _run_threads(call, threads, per_thread)
                 result = ResolveResult(
-                    label, threads, elapsed / per_thread * 1e6, threads * per_thread / elapsed
+                    label,
+                    threads,
+                    elapsed / per_thread * 1e6,
+                    threads * per_thread / elapsed,
+                    cpu / (threads * per_thread) * 1e6,
                 )
                 results.append(result)
                 print(
                     f"{label:<28} {threads:>2} threads  {result.us_per_call:7.2f} µs/call  "
-                    f"{result.calls_per_second:12,.0f} calls/s",
+                    f"{result.calls_per_second:12,.0f} calls/s  "
+                    f"CPU {result.cpu_us_per_call:6.2f} µs/call",
                     flush=True,
                 )
     return results
 
 
-def _run_threads(call, threads: int, per_thread: int) -> float:
+def _run_threads(call, threads: int, per_thread: int) -> tuple[float, float]:
+    """Wall time and the process's CPU time for `threads` threads making `per_thread` calls."""
     barrier = threading.Barrier(threads + 1)
 
     def reader():
@@ -181,10 +190,10 @@ def _run_threads(call, threads: int, per_thread: int) -> float:
     for worker in workers:
         worker.start()
     barrier.wait()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for worker in workers:
         worker.join()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 # 2. propagation to 50 clients
@@ -259,9 +268,9 @@ class Propagation:
     all_clients_ms: list[float] = field(default_factory=list)  # the last client of each change
 
 
-def bench_propagation(server: Server, clients: int, changes: int) -> list[Propagation]:
-    rotating = server.create_key("anthropic", "feed rotating")
-    toggled = server.create_key("mistral", "feed toggled")
+def bench_propagation(server: Server, clients: int, changes: int, run: int) -> list[Propagation]:
+    rotating = server.create_key("anthropic", f"feed rotating {run}")
+    toggled = server.create_key("mistral", f"feed toggled {run}")
     fleet = [_client(server) for _ in range(clients)]
     probes = [_watch(client) for client in fleet]
     starters = [threading.Thread(target=client.start) for client in fleet]
@@ -449,7 +458,33 @@ def bench_parked(server: Server, parked: int, concurrency: int, duration: int) -
 # The report
 
 
-def _plot(resolve, propagation, throughput, path: Path) -> bool:
+@dataclass
+class Run:
+    """Propagation and retrieval on one server configuration."""
+
+    label: str  # the worker class and threads it ran with
+    propagation: list[Propagation]
+    throughput: list[Throughput]
+
+
+def worker_label(extra: list[str]) -> str:
+    """The worker class and threads gunicorn runs with: the config file's, unless `extra`
+    overrides them."""
+    settings = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))
+    worker, threads = str(settings.get("worker_class", "sync")), settings.get("threads", 1)
+    words = iter(" ".join(extra).replace("=", " ").split())
+    for word in words:
+        if word in ("-k", "--worker-class"):
+            worker = next(words, worker)
+        elif word == "--threads":
+            threads = next(words, threads)
+    worker = worker.rsplit(".", 1)[-1]
+    return f"{worker}, {threads} threads" + (
+        " (overridden: " + " ".join(extra) + ")" if extra else ""
+    )
+
+
+def _plot(resolve, runs: list[Run], path: Path) -> bool:
     try:
         import matplotlib
 
@@ -457,23 +492,33 @@ def _plot(resolve, propagation, throughput, path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     rows = [r for r in resolve if r.call == 'resolve("openai")']
     axes[0].plot([r.threads for r in rows], [r.us_per_call for r in rows], marker="o")
     axes[0].set(title="client.resolve in process", xlabel="reader threads", ylabel="µs per call")
     axes[0].set_xscale("log", base=2)
-    for result in propagation:
-        values = sorted(result.per_client_ms)
-        share = [(i + 1) / len(values) for i in range(len(values))]
-        axes[1].plot(values, share, label=f"{result.kind}")
+    for number, run in enumerate(runs):
+        for result, style in zip(run.propagation, ("-", "--"), strict=True):
+            values = sorted(result.per_client_ms)
+            share = [(i + 1) / len(values) for i in range(len(values))]
+            axes[1].plot(
+                values, share, style, color=f"C{number}", label=f"{result.kind}, {run.label[:40]}"
+            )
     axes[1].set(
-        title=f"PATCH to client caches ({len(propagation[0].all_clients_ms)} changes)",
-        xlabel="ms after the PATCH was sent",
+        title="PATCH to client caches",
+        xlabel="ms after the PATCH was sent (log)",
         ylabel="share of client caches updated",
+        xscale="log",
     )
-    axes[1].legend()
-    labels = [f"{t.parked} parked" for t in throughput]
-    axes[2].bar(labels, [t.rps for t in throughput])
+    axes[1].legend(fontsize=7)
+    labels, values, colors = [], [], []
+    for number, run in enumerate(runs):
+        for t in run.throughput:
+            labels.append(f"{t.parked} waits\n{run.label[:18]}")
+            values.append(t.rps)
+            colors.append(f"C{number}")
+    axes[2].bar(range(len(values)), values, color=colors)
+    axes[2].set_xticks(range(len(values)), labels, fontsize=7)
     axes[2].set(title="GET resolve (wrk)", ylabel="requests/s")
     for axis in axes:
         axis.grid(alpha=0.3)
@@ -482,55 +527,68 @@ def _plot(resolve, propagation, throughput, path: Path) -> bool:
     return True
 
 
-def write_report(resolve, propagation, throughput, args) -> Path:
+def write_report(resolve, runs: list[Run], args) -> Path:
     plot = DOCS / "benchmarks-event-feed.png"
-    has_plot = _plot(resolve, propagation, throughput, plot)
+    has_plot = _plot(resolve, runs, plot)
     clients = args.clients
+    load = os.getloadavg()[0]
     lines = [
         f"## {HEADING}",
         "",
-        f"`make bench` on {os.cpu_count()} cores: the production command (`gunicorn -c "
-        f"config/gunicorn.conf.py config.wsgi`, {args.workers} workers of the class the config "
-        f"file chooses), PostgreSQL, Redis as the cache, {args.keys:,} keys in one "
-        "organization; the clients, wrk and the parked requests run on the same cores.",
+        f"`make bench` on {os.cpu_count()} cores (load average {load:.1f} when it ended): the "
+        f"production command (`gunicorn -c config/gunicorn.conf.py config.wsgi`) with "
+        f"{args.workers} workers, PostgreSQL, Redis as the cache, {args.keys:,} keys in one "
+        "organization; the clients, wrk and the parked requests run on the same cores. "
+        "`python -m benchmarks.event_feed --help` lists the knobs; `--gunicorn-arg` runs the "
+        "propagation and retrieval parts again with other worker settings.",
         "",
         "**The client's `resolve`, in process** (memory only; the sync thread parked on a long "
         "poll). With several reader threads, µs per call is wall time over the calls one thread "
-        "made: the threads share one interpreter lock.",
+        "made: the threads share one interpreter lock. Wall time counts the moments the cores "
+        "were busy with something else (the server, other processes); CPU µs per call is the "
+        "process's CPU time over every call made, what a call costs.",
         "",
-        "| call | reader threads | µs per call | calls/s (all threads) |",
-        "|---|---:|---:|---:|",
+        "| call | reader threads | µs per call (wall) | calls/s (all threads) | CPU µs per call |",
+        "|---|---:|---:|---:|---:|",
         *(
-            f"| `{r.call}` | {r.threads} | {r.us_per_call:.2f} | {r.calls_per_second:,.0f} |"
+            f"| `{r.call}` | {r.threads} | {r.us_per_call:.2f} | {r.calls_per_second:,.0f} | "
+            f"{r.cpu_us_per_call:.2f} |"
             for r in resolve
         ),
         "",
         f"**Propagation to {clients} clients**: from sending the `PATCH` until a client's cache "
         f"holds the change (what its next `resolve` returns), {args.changes} changes of each "
-        f"kind, {clients} clients each following the feed with `wait=25`. A rotation makes "
-        "every client fetch the key's secret (one request each); a disable is applied from the "
-        "event alone.",
+        f"kind, {clients} clients in one process, each following the feed with `wait=25`. A "
+        "rotation makes every client fetch the key's secret (one request each); a disable is "
+        'applied from the event alone. "All clients" is the last of the 50, per change.',
         "",
-        "| change | per client p50 ms | per client p99 ms | all clients p50 ms | "
-        "all clients p99 ms |",
-        "|---|---:|---:|---:|---:|",
+        "| gunicorn workers | change | per client p50 ms | per client p99 ms | "
+        "all clients p50 ms | all clients p99 ms |",
+        "|---|---|---:|---:|---:|---:|",
         *(
-            f"| {p.kind} | {_pct(p.per_client_ms, 50):.1f} | {_pct(p.per_client_ms, 99):.1f} | "
-            f"{_pct(p.all_clients_ms, 50):.1f} | {_pct(p.all_clients_ms, 99):.1f} |"
-            for p in propagation
+            f"| {run.label} | {p.kind} | {_pct(p.per_client_ms, 50):.1f} | "
+            f"{_pct(p.per_client_ms, 99):.1f} | {_pct(p.all_clients_ms, 50):.1f} | "
+            f"{_pct(p.all_clients_ms, 99):.1f} |"
+            for run in runs
+            for p in run.propagation
         ),
         "",
         f"**Retrieval with parked waits**: wrk on `GET resolve?provider=openai`, "
         f"{args.concurrency} connections for {args.duration} s, alone and while "
-        f"{args.parked} other connections each keep an `events?wait=30` request parked.",
+        f"{args.parked} other connections each keep an `events?wait=30` request open (asking "
+        "again a second later when one is answered at once, as the client does). A parked wait "
+        "is not answered during the run; the last column counts those that were.",
         "",
-        "| waits | req/s | p50 ms | p99 ms | non-2xx | polls answered during the run |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| gunicorn workers | waits | req/s | p50 ms | p99 ms | non-2xx | "
+        "polls answered during the run |",
+        "|---|---:|---:|---:|---:|---:|---|",
         *(
-            f"| {t.parked} | {t.rps:,.0f} | {t.p50_ms:.2f} | {t.p99_ms:.2f} | {t.errors} | "
+            f"| {run.label} | {t.parked} | {t.rps:,.0f} | {t.p50_ms:.2f} | {t.p99_ms:.2f} | "
+            f"{t.errors} | "
             + (", ".join(f"{s}: {n}" for s, n in t.waiter_answers.items()) or "none")
             + " |"
-            for t in throughput
+            for run in runs
+            for t in run.throughput
         ),
         "",
         *(
@@ -554,6 +612,15 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--database", default=DATABASE)
+    parser.add_argument(
+        "--gunicorn-arg",
+        action="append",
+        default=[],
+        dest="variants",
+        metavar="ARGS",
+        help="after the run with the config file's settings, another with these gunicorn "
+        "arguments added (e.g. '--worker-class gthread --threads 128'); repeatable",
+    )
     parser.add_argument("--no-report", action="store_true")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -564,15 +631,25 @@ def main() -> int:
     except ImportError:
         print("keyvault-client is not installed (pip install -e clients/python)", file=sys.stderr)
         return 1
+    runs = []
     with Server(args.database, args.workers) as server:
         print(f"seeding {args.keys} keys…", flush=True)
         server.seed(args.keys)
-        server.start()
-        resolve = bench_resolve(server, args.calls, [int(n) for n in args.threads.split(",")])
-        propagation = bench_propagation(server, args.clients, args.changes)
-        throughput = bench_parked(server, args.parked, args.concurrency, args.duration)
+        for number, extra in enumerate([[], *(variant.split() for variant in args.variants)]):
+            label = worker_label(extra)
+            print(f"gunicorn: {args.workers} workers, {label}", flush=True)
+            server.start(extra)
+            try:
+                if number == 0:
+                    threads = [int(n) for n in args.threads.split(",")]
+                    resolve = bench_resolve(server, args.calls, threads)
+                propagation = bench_propagation(server, args.clients, args.changes, run=number)
+                throughput = bench_parked(server, args.parked, args.concurrency, args.duration)
+            finally:
+                server.stop()
+            runs.append(Run(label, propagation, throughput))
     if not args.no_report:
-        print(f"\nwrote {write_report(resolve, propagation, throughput, args)}")
+        print(f"\nwrote {write_report(resolve, runs, args)}")
     return 0
 
 

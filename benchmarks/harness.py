@@ -66,11 +66,16 @@ def update_report(heading: str, section: str) -> Path:
     return report
 
 
-def gunicorn(env: dict, port: int, workers: int) -> subprocess.Popen:
+def gunicorn(env: dict, port: int, workers: int, extra=()) -> subprocess.Popen:
     """The production command, `gunicorn -c config/gunicorn.conf.py config.wsgi`, on `port`
-    with `workers` workers: worker class and threads are the config file's."""
+    with `workers` workers: worker class and threads are the config file's, unless `extra`
+    (more gunicorn arguments) overrides them."""
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "config.wsgi"],
+        [
+            *(sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py"),
+            *extra,
+            "config.wsgi",
+        ],
         cwd=ROOT,
         env={**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": str(workers)},
     )
