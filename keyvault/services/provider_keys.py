@@ -24,7 +24,7 @@ from django.views.decorators.debug import sensitive_variables
 import audit
 from audit import AuditAction
 from core.errors import NotFoundError
-from core.text import clean_display_name
+from core.text import clean_display_name, with_article
 from keyvault import providers, sealing
 from keyvault.crypto import CryptoError
 from keyvault.errors import KeyDisabledError
@@ -87,7 +87,8 @@ def _check_unique(key: ProviderKey) -> None:
     errors = {}
     if named(siblings, key.name).exists():
         errors["name"] = (
-            f"This organization already has a {key.provider_obj.name} key named {key.name!r}."
+            f"This organization already has {with_article(key.provider_obj.name)} key named "
+            f"{key.name!r}."
         )
     if key.is_default:
         current = siblings.filter(is_default=True).first()
