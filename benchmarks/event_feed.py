@@ -270,9 +270,12 @@ class Propagation:
     per_client_ms: list[float] = field(default_factory=list)  # every client, every change
     all_clients_ms: list[float] = field(default_factory=list)  # the last client of each change
     missed: int = 0  # (client, change) pairs not seen within MISSED_SECONDS
+    changes: int = 0  # measured
 
 
-def bench_propagation(server: Server, clients: int, changes: int, run: int) -> list[Propagation]:
+def bench_propagation(
+    server: Server, clients: int, changes: int, run: int, budget: float
+) -> list[Propagation]:
     rotating = server.create_key("anthropic", f"feed rotating {run}")
     toggled = server.create_key("mistral", f"feed toggled {run}")
     fleet = [_client(server) for _ in range(clients)]
@@ -281,8 +284,12 @@ def bench_propagation(server: Server, clients: int, changes: int, run: int) -> l
     for client in fleet:
         client.start()
     rotate, disable = Propagation("rotate"), Propagation("disable")
+    ends = time.monotonic() + budget
     try:
         for number in range(changes):
+            if time.monotonic() > ends:
+                print(f"  stopped after {number} changes of each kind: {budget:g} s", flush=True)
+                break
             version = 2 + number
             _measure(
                 server,
@@ -334,6 +341,7 @@ def _measure(server, probes, result, condition, path, body) -> None:
         probe.done.wait(max(0.0, deadline - time.perf_counter()))
     delays = [(p.seen_at - sent) * 1000 for p in probes if p.seen_at is not None]
     if result is not None:
+        result.changes += 1
         result.per_client_ms.extend(delays)
         result.missed += len(probes) - len(delays)
         if len(delays) == len(probes):
@@ -565,17 +573,18 @@ def write_report(resolve, runs: list[Run], args) -> Path:
         ),
         "",
         f"**Propagation to {clients} clients**: from sending the `PATCH` until a client's cache "
-        f"holds the change (what its next `resolve` returns), {args.changes} changes of each "
-        f"kind, {clients} clients in one process, each following the feed with `wait=25`. A "
+        f"holds the change (what its next `resolve` returns), up to {args.changes} changes of "
+        f"each kind (or {args.budget:g} s per server), {clients} clients in one process, "
+        "each following the feed with `wait=25`. A "
         "rotation makes every client fetch the key's secret (one request each); a disable is "
         'applied from the event alone. "All clients" is the last of the 50, per change; '
         f'"missed" counts the (client, change) pairs not seen within {MISSED_SECONDS:g} s.',
         "",
-        "| gunicorn workers | change | per client p50 ms | per client p99 ms | "
+        "| gunicorn workers | change | changes | per client p50 ms | per client p99 ms | "
         "all clients p50 ms | all clients p99 ms | missed |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
         *(
-            f"| {run.label} | {p.kind} | {_pct(p.per_client_ms, 50):.1f} | "
+            f"| {run.label} | {p.kind} | {p.changes} | {_pct(p.per_client_ms, 50):.1f} | "
             f"{_pct(p.per_client_ms, 99):.1f} | {_pct(p.all_clients_ms, 50):.1f} | "
             f"{_pct(p.all_clients_ms, 99):.1f} | {p.missed} |"
             for run in runs
@@ -586,9 +595,10 @@ def write_report(resolve, runs: list[Run], args) -> Path:
         f"{args.concurrency} connections for {args.duration} s, alone and while "
         f"{args.parked} other connections each keep an `events?wait=30` request open (asking "
         "again a second later when one is answered at once, as the client does). A parked wait "
-        "is not answered during the run; the last column counts those that were.",
+        "is not answered during the run; the last column counts those that were. Errors are "
+        "non-2xx answers and requests wrk gave up on (no answer within its 2 s timeout).",
         "",
-        "| gunicorn workers | waits | req/s | p50 ms | p99 ms | non-2xx | "
+        "| gunicorn workers | waits | req/s | p50 ms | p99 ms | errors | "
         "polls answered during the run |",
         "|---|---:|---:|---:|---:|---:|---|",
         *(
@@ -619,6 +629,13 @@ def main() -> int:
     parser.add_argument("--threads", default="1,2,4,8", help="reader thread counts")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--changes", type=int, default=100, help="changes of each kind")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=600,
+        help="seconds each server's propagation part may take; it stops after the change "
+        "under way (the report says how many were measured)",
+    )
     parser.add_argument("--parked", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--duration", type=int, default=8)
@@ -658,7 +675,9 @@ def main() -> int:
                 if number == 0:
                     threads = [int(n) for n in args.threads.split(",")]
                     resolve = bench_resolve(server, args.calls, threads)
-                propagation = bench_propagation(server, args.clients, args.changes, run=number)
+                propagation = bench_propagation(
+                    server, args.clients, args.changes, run=number, budget=args.budget
+                )
                 throughput = bench_parked(server, args.parked, args.concurrency, args.duration)
             finally:
                 server.stop()

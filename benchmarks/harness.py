@@ -85,10 +85,15 @@ _WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.
 _WRK_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
 _WRK_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _WRK_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_WRK_SOCKET_ERRORS = re.compile(
+    r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)"
+)
 
 
 def wrk(url: str, token: str, concurrency: int, duration: int) -> tuple[float, float, float, int]:
-    """wrk with one thread against `url`: requests/s, p50 ms, p99 ms, non-2xx answers."""
+    """wrk with one thread against `url`: requests/s, p50 ms, p99 ms, and the errors (non-2xx
+    answers, plus requests wrk gave up on: a connect, read or write error, or no answer
+    within its 2 s timeout)."""
     output = subprocess.run(
         [
             *("wrk", "--latency", "-t", "1", "-c", str(concurrency), "-d", f"{duration}s"),
@@ -99,10 +104,14 @@ def wrk(url: str, token: str, concurrency: int, duration: int) -> tuple[float, f
         capture_output=True,
     ).stdout
     latency = {p: float(v) * _WRK_UNIT[u] for p, v, u in _WRK_LATENCY.findall(output)}
-    errors = _WRK_NON_2XX.search(output)
+    non_2xx = _WRK_NON_2XX.search(output)
+    socket_errors = _WRK_SOCKET_ERRORS.search(output)
+    errors = (int(non_2xx.group(1)) if non_2xx else 0) + (
+        sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
+    )
     return (
         float(_WRK_RPS.search(output).group(1)),
-        latency["50"],
-        latency["99"],
-        int(errors.group(1)) if errors else 0,
+        latency.get("50", float("nan")),
+        latency.get("99", float("nan")),
+        errors,
     )
