@@ -37,13 +37,22 @@ lint: install
 	$(BIN)/hadolint Dockerfile
 
 # Proxy API benchmark on PostgreSQL under the production gunicorn command: the retrievals against
-# the ceiling endpoint (benchmarks/minimal.py), also beside 200 parked requests; writes
-# docs/benchmarks.md. About ten minutes; BENCH_ARGS=--large adds a million keys (one org, and
-# over 10 000 orgs).
+# the ceiling endpoint (benchmarks/minimal.py), also beside 200 parked requests; then the proxy
+# client and event feed benchmark (FEED_ARGS); each writes its section of docs/benchmarks.md.
+# About ten minutes; BENCH_ARGS=--large adds a million keys (one org, and over 10 000 orgs).
 bench: install
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/pip install --quiet --editable '.[dev,bench]'
 	$(BIN)/python -m benchmarks.proxy_api $(BENCH_ARGS)
+	$(MAKE) bench-feed
+
+# The proxy client's resolve in process, propagation of changes to 50 clients, and retrieval
+# with 200 parked long polls; writes its section of docs/benchmarks.md.
+.PHONY: bench-feed
+bench-feed: install
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/pip install --quiet --editable '.[dev,bench]' --editable clients/python
+	$(BIN)/python -m benchmarks.event_feed $(FEED_ARGS)
 
 # KEK rotation throughput on PostgreSQL; writes its section of docs/benchmarks.md.
 bench-rotation: install
@@ -55,7 +64,8 @@ screenshots: install
 	KEYVAULT_SCREENSHOTS=docs/screenshots $(BIN)/pytest tests/e2e -q
 
 # The proxy client (clients/python): installed into the project's virtualenv, then its tests,
-# which run against a fake Keyvault inside the test process.
+# against a fake Keyvault inside the test process and against this checkout's server under
+# gunicorn (SQLite, or PostgreSQL when DATABASE_URL names it).
 .PHONY: test-client
 test-client: install
 	$(BIN)/pip install --quiet --editable clients/python

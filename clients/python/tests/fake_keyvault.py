@@ -40,6 +40,7 @@ class FakeKeyvault:
         self.oldest_valid_cursor = 0  # `after` below this answers 410
         self.requests: list[str] = []  # "snapshot", "events", "secret", in arrival order
         self.faults: list[dict] = []
+        self.damaged: set[str] = set()  # keys whose stored value "fails its integrity check"
         self.port: int | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -164,6 +165,13 @@ class FakeKeyvault:
             self.oldest_valid_cursor = self.last_event_id
             self.changed.notify_all()
 
+    def damage(self, key_id):
+        """The key's stored value fails its integrity check from now on: its secret answers
+        500 `key_integrity_error` and the snapshot lists it as unavailable. No event: damage
+        is found, not made by a change."""
+        with self.changed:
+            self.damaged.add(key_id)
+
     def revoke(self, token=TOKEN):
         with self.changed:
             self.tokens.discard(token)
@@ -223,8 +231,14 @@ class FakeKeyvault:
         return None
 
     def _snapshot(self):
-        keys = [dict(key) for key in self.keys.values() if key["enabled"]]
-        return 200, {"cursor": self.last_event_id, "keys": keys}
+        enabled = [key for key in self.keys.values() if key["enabled"]]
+        keys = [dict(key) for key in enabled if key["id"] not in self.damaged]
+        unavailable = [
+            {"id": key["id"], "code": "key_integrity_error"}
+            for key in enabled
+            if key["id"] in self.damaged
+        ]
+        return 200, {"cursor": self.last_event_id, "keys": keys, "unavailable": unavailable}
 
     def _secret(self, key_id):
         key = self.keys.get(key_id)
@@ -232,6 +246,11 @@ class FakeKeyvault:
             return 404, {"detail": "Not found."}
         if not key["enabled"]:
             return 409, {"detail": "This key is disabled.", "code": "key_disabled"}
+        if key_id in self.damaged:
+            return 500, {
+                "detail": "The stored value failed its integrity check.",
+                "code": "key_integrity_error",
+            }
         return 200, dict(key)
 
     def _events(self, query, token):

@@ -1,5 +1,7 @@
 """Keeping memory current from the event feed."""
 
+import logging
+
 import pytest
 from fake_keyvault import wait_synced, wait_until
 
@@ -227,3 +229,41 @@ def test_nothing_is_served_between_an_expired_cursor_and_the_new_snapshot(
         fake.clear_faults()
         wait_synced(client, fake)
         assert client.resolve("openai").key_id == primary
+
+
+def test_a_key_keyvault_cannot_open_is_dropped_and_the_feed_moves_on(
+    make_client, fake, primary, caplog
+):
+    other = fake.create("anthropic", "main", "sk-ant-main", is_default=True)
+    with caplog.at_level(logging.ERROR, logger="keyvault_client"), make_client() as client:
+        fake.damage(primary)
+        fake.rotate(primary, "sk-primary-v2")  # the fetch of the new version answers 500
+        fake.rotate(other, "sk-ant-main-2")
+        wait_synced(client, fake)
+        with pytest.raises(KeyvaultNotFoundError):
+            client.get(primary)  # neither the new version (unreadable) nor the replaced one
+        assert client.get(other).version == 2  # the rest of the feed was not held up
+        assert client.status().error is None
+    assert any("key_integrity_error" in r.getMessage() for r in caplog.records)
+    assert fake.count("secret") == 2  # not retried
+
+
+def test_other_server_errors_of_a_fetch_are_retried(make_client, fake, primary):
+    with make_client() as client:
+        fake.fail("secret", 500, times=2)
+        fake.rotate(primary, "sk-primary-v2")
+        wait_synced(client, fake)
+        assert client.get(primary).version == 2
+    assert fake.count("secret") == 3
+
+
+def test_keys_the_snapshot_leaves_out_are_not_served_and_are_logged(
+    make_client, fake, primary, caplog
+):
+    fake.damage(primary)
+    other = fake.create("anthropic", "main", "sk-ant-main", is_default=True)
+    with caplog.at_level(logging.ERROR, logger="keyvault_client"), make_client() as client:
+        assert client.get(other).secret == "sk-ant-main"
+        with pytest.raises(KeyvaultNotFoundError):
+            client.resolve("openai")
+    assert any(primary in r.getMessage() for r in caplog.records)

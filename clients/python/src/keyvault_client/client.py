@@ -240,8 +240,16 @@ class KeyvaultClient:
 
     def get(self, key_id) -> Credential:
         """The key with this id (a UUID or its text)."""
-        normalized = wire.normalize_key_id(key_id)
         self._start_if_needed()
+        if isinstance(key_id, str):
+            # The id as Keyvault writes it (what a credential's `key_id` holds) is found without
+            # parsing it: a UUID parse costs more than the rest of the lookup.
+            with self._lock:
+                self._check_usable()
+                credential = self._store.get(key_id)
+            if credential is not None:
+                return credential
+        normalized = wire.normalize_key_id(key_id)
         with self._lock:
             self._check_usable()
             credential = None if normalized is None else self._store.get(normalized)
@@ -364,7 +372,15 @@ class KeyvaultClient:
 
     def _sync_snapshot(self) -> None:
         response = self._request(SNAPSHOT_PATH)
-        cursor, credentials = wire.parse_snapshot(response.data)
+        cursor, credentials, unavailable = wire.parse_snapshot(response.data)
+        if unavailable:
+            # Enabled keys whose stored value failed Keyvault's integrity check: not served.
+            logger.error(
+                "Keyvault left %d keys out of the snapshot, their stored value failing its "
+                "check: %s",
+                len(unavailable),
+                ", ".join(unavailable[:20]),
+            )
         with self._lock:
             if self._closed:
                 raise TransportClosed
@@ -412,10 +428,21 @@ class KeyvaultClient:
         return changed > self._snapshot_threshold and changed * SNAPSHOT_SHARE >= held
 
     def _refresh(self, key_id: str) -> None:
-        response = self._request(SECRET_PATH.format(key_id=key_id), also=(404, 409))
+        response = self._request(SECRET_PATH.format(key_id=key_id), also=(404, 409, 500))
         if response.status == 409 and not _has_code(response, "key_disabled"):
             raise _Retry(f"GET secret of key {key_id} answered 409: {response.error_text()}")
-        credential = None if response.status in (404, 409) else wire.parse_key(response.data)
+        if response.status == 500:
+            if not _has_code(response, "key_integrity_error"):
+                raise _Retry(f"GET secret of key {key_id} answered 500: {response.error_text()}")
+            # Keyvault cannot open this key's stored value, now or on a retry: retrying would
+            # hold up the feed (and make every other key stale) for one damaged row, and the
+            # version held may be one the change just replaced. The key is not served until an
+            # event says it changed again; the snapshot leaves such keys out the same way.
+            logger.error(
+                "Keyvault cannot open key %s (key_integrity_error): dropped until it changes",
+                key_id,
+            )
+        credential = None if response.status in (404, 409, 500) else wire.parse_key(response.data)
         if credential is not None and credential.key_id != key_id:
             raise wire.ProtocolError(f"asked for key {key_id}, got key {credential.key_id}")
         with self._lock:

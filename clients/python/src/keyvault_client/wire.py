@@ -52,14 +52,31 @@ def fold_name(name: str) -> str:
     return name.strip().lower()
 
 
-def parse_snapshot(data) -> tuple[int, list[Credential]]:
+def parse_snapshot(data) -> tuple[int, list[Credential], list[str]]:
+    """The cursor, the enabled keys, and the ids of the enabled keys Keyvault left out
+    (`unavailable`: their stored value failed its integrity check)."""
     body = _object(data, "snapshot")
     cursor = _int(body, "cursor", "snapshot")
     keys = body.get("keys")
     if not isinstance(keys, list):
         raise ProtocolError("snapshot: 'keys' is not a list")
     credentials = [parse_key(item) for item in keys]
-    return cursor, [credential for credential in credentials if credential is not None]
+    unavailable = body.get("unavailable") or []
+    if not isinstance(unavailable, list):
+        raise ProtocolError("snapshot: 'unavailable' is not a list")
+    left_out = [
+        key_id
+        for key_id in (
+            normalize_key_id(item.get("id")) if isinstance(item, dict) else None
+            for item in unavailable
+        )
+        if key_id is not None
+    ]
+    return (
+        cursor,
+        [credential for credential in credentials if credential is not None],
+        left_out,
+    )
 
 
 def parse_key(data) -> Credential | None:
