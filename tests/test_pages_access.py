@@ -283,6 +283,7 @@ PAGES = [
     *_key_pages("member_key", KEY_CHANGERS_AND_CREATOR),  # the member's own key
     # Proxy tokens.
     Page("tokens:list", TOKEN_MANAGERS),
+    Page("tokens:usage", TOKEN_MANAGERS),
     Page("tokens:create", TOKEN_MANAGERS),
     Page(
         "tokens:create",
