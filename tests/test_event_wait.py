@@ -62,7 +62,7 @@ def feed():
         thread.start()
         return thread, answer
 
-    return SimpleNamespace(organization=organization, key=key, poll=poll)
+    return SimpleNamespace(organization=organization, key=key, token=token, poll=poll)
 
 
 def wait_until(predicate, message):
@@ -133,6 +133,16 @@ def test_many_parked_polls_all_wake(feed):
         thread.join(HANG)
         assert not thread.is_alive()
         assert [e["type"] for e in answer["body"]["events"]] == ["key.updated"]
+
+
+def test_a_token_revoked_while_its_poll_is_parked_gets_nothing(feed):
+    thread, answer = feed.poll(after=1, wait=30)
+    parked(1)
+    services.proxy_token_revoke(token=feed.token, actor=SYSTEM)
+    services.provider_key_update(key=feed.key, actor=SYSTEM, name="Renamed")
+    thread.join(HANG)
+    assert answer.get("status") == 401, answer
+    assert "events" not in answer["body"]
 
 
 def test_a_poll_beyond_the_waiting_room_is_answered_at_once(feed, settings):

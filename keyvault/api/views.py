@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from core.counters import client_address
 from keyvault import event_wait, selectors, services
+from keyvault.api.authentication import ProxyTokenAuthentication
 from keyvault.api.parsers import StrictJSONParser
 from keyvault.api.serializers import (
     PROVIDER_IDS,
@@ -309,7 +310,7 @@ class EventsView(TokenAPIView):
         parameters=[
             OpenApiParameter(
                 "after",
-                {"type": "integer", "minimum": 0},
+                {"type": "integer", "minimum": 0, "maximum": 10**_MAX_DIGITS - 1},
                 required=True,
                 description="A cursor: a snapshot's, or the last page's.",
             ),
@@ -340,6 +341,10 @@ class EventsView(TokenAPIView):
             # A server that handles one request at a time would stop while the poll is parked.
             parkable=bool(request.META.get("wsgi.multithread")),
         )
+        if wait:
+            # It may have been parked for up to 30 seconds: a token revoked or expired
+            # meanwhile (or gone with its organization) is refused, not answered.
+            ProxyTokenAuthentication().authenticate(request)
         response = Response(
             {"events": [_EVENT.to_representation(event) for event in events], "cursor": cursor}
         )
