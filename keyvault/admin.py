@@ -9,8 +9,11 @@ from contextlib import suppress
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import escape, format_html, format_html_join
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -81,9 +84,15 @@ class ProviderKeyForm(ServiceForm):
         "bumped); leave empty to keep the current one.",
     )
 
+    priority = forms.IntegerField(
+        required=False,
+        initial=100,
+        help_text="Place in the provider's pool, lower first (after the default); 100 if empty.",
+    )
+
     class Meta:
         model = ProviderKey
-        fields = ["organization", "provider", "name", "config", "is_default", "enabled"]
+        fields = ["organization", "provider", "name", "config", "is_default", "enabled", "priority"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -127,11 +136,12 @@ class ProviderKeyForm(ServiceForm):
                 config=data["config"],
                 is_default=data["is_default"],
                 enabled=data["enabled"],
+                priority=100 if data.get("priority") is None else data["priority"],
             )
         changes = {
             field: data[field]
-            for field in ("name", "is_default", "enabled")
-            if field in self.changed_data
+            for field in ("name", "is_default", "enabled", "priority")
+            if field in self.changed_data and data.get(field) is not None
         }
         if self.config_changed(data):
             changes["config"] = data["config"]
@@ -148,9 +158,12 @@ class ProviderKeyAdmin(TenantScopedAdmin):
         "add": Action.KEY_ADD,
         "change": Action.KEY_EDIT,
         "delete": Action.KEY_DELETE,
+        "test": Action.KEY_TEST,
     }
     # Fits beside the filter sidebar at 1280 px: the KEK is a filter (and on the key's page),
     # dates are short.
+    superuser_may = frozenset({"view", "add", "change", "delete", "test"})
+    change_form_template = "admin/keyvault/providerkey/change_form.html"
     list_display = [
         "name",
         "provider",
@@ -158,6 +171,8 @@ class ProviderKeyAdmin(TenantScopedAdmin):
         "secret_hint",
         "is_default",
         "enabled",
+        "priority",
+        "health",
         "version",
         "last_used",
     ]
@@ -179,8 +194,12 @@ class ProviderKeyAdmin(TenantScopedAdmin):
         "updated_at",
         "rotated_at",
         "last_used_at",
+        "health",
+        "cooling_until",
+        "last_checked_at",
+        "last_check_ok",
     ]
-    actions = ["enable_keys", "disable_keys", "rewrap_under_primary"]
+    actions = ["enable_keys", "disable_keys", "test_keys", "rewrap_under_primary"]
 
     # The secret typed into the form is masked in error reports: in the POST data, and in the
     # frames that validate it and hand it to the services.
@@ -211,6 +230,7 @@ class ProviderKeyAdmin(TenantScopedAdmin):
                 "config",
                 "is_default",
                 "enabled",
+                "priority",
             ]
         else:
             fields = [
@@ -222,6 +242,7 @@ class ProviderKeyAdmin(TenantScopedAdmin):
                 "config",
                 "is_default",
                 "enabled",
+                "priority",
                 *self.readonly_fields[1:],
             ]
         provider = provider_of(request, obj)
@@ -290,6 +311,54 @@ class ProviderKeyAdmin(TenantScopedAdmin):
 
     def has_rewrap_permission(self, request):
         return is_trusted(request)
+
+    # --- Connection tests ------------------------------------------------------------------
+
+    @admin.display(description="Health")
+    def health(self, obj):
+        return obj.health
+
+    def has_test_permission(self, request, obj=None):
+        return self._may(request, "test", obj)
+
+    def _test(self, request, key) -> None:
+        try:
+            result = services.provider_key_test(key=key, actor=admin_access(request))
+        except NotFoundError:
+            return
+        self.message_user(
+            request,
+            f"{key.name}: {'passed' if result.ok else 'failed'}. {result.detail}",
+            messages.SUCCESS if result.ok else messages.WARNING,
+        )
+
+    @admin.action(description="Test connection of selected keys", permissions=["test"])
+    def test_keys(self, request, queryset):
+        for key in queryset:
+            if self.has_test_permission(request, key):
+                self._test(request, key)
+
+    def get_urls(self):
+        test = self.admin_site.admin_view(self.test_view)
+        name = f"{self.opts.app_label}_{self.opts.model_name}_test"
+        return [path("<path:object_id>/test/", test, name=name), *super().get_urls()]
+
+    def test_view(self, request, object_id):
+        """The change page's Test button (a POST): one key's connection test."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        key = self.get_object(request, object_id)
+        if key is None:
+            raise Http404("No such key.")
+        if not self.has_test_permission(request, key):
+            raise PermissionDenied
+        self._test(request, key)
+        opts = self.opts
+        return redirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[key.pk]))
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["may_test"] = obj is not None and self.has_test_permission(request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 # --- Proxy tokens ----------------------------------------------------------------------------
