@@ -9,7 +9,7 @@
 FROM python:3.12-slim-bookworm AS wheel
 WORKDIR /src
 RUN pip install --no-cache-dir "build==1.2.2.post1"
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY accounts ./accounts
 COPY audit ./audit
 COPY config ./config

@@ -331,6 +331,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["keyvault.api.schema.leave_out_alternate_spellings"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "keyvault.api.schema.describe_for_proxy_authors",
+    ],
 }
 
 # Error reports mask what `sensitive_variables` and `sensitive_post_parameters` mark even with
