@@ -30,6 +30,7 @@ class AuditAction(StrEnum):
     KEY_CREATED = "provider_key.created"
     KEY_UPDATED = "provider_key.updated"
     KEY_ROTATED = "provider_key.rotated"
+    KEY_ROLLED_BACK = "provider_key.rolled_back"
     KEY_ENDPOINT_CHANGED = "provider_key.endpoint_changed"
     KEY_DELETED = "provider_key.deleted"
     TOKEN_CREATED = "proxy_token.created"

@@ -32,8 +32,13 @@ class SecretRetrieval:
         return f"SecretRetrieval(key={self.key.pk}, etag={self.etag}, secret=<hidden>)"
 
 
-def key_etag(key: ProviderKey) -> str:
-    material = f"{key.pk}:{key.version}:{key.updated_at.isoformat()}".encode()
+def key_etag(key: ProviderKey, version=None) -> str:
+    if version is not None:
+        # A kept version never changes: its number and row are all its answer depends on
+        # besides the key's settings.
+        material = f"{key.pk}:{version.number}:{version.pk}:{key.updated_at.isoformat()}".encode()
+    else:
+        material = f"{key.pk}:{key.version}:{key.updated_at.isoformat()}".encode()
     return f'"{hashlib.sha256(material).hexdigest()[:32]}"'
 
 
@@ -45,17 +50,20 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 
 @sensitive_variables()
-def retrieve_secret(*, actor: Access, key: ProviderKey, if_none_match: str | None = None):
-    """The key's secret for a proxy token, or "not modified" when `if_none_match` is current.
+def retrieve_secret(
+    *, actor: Access, key: ProviderKey, if_none_match: str | None = None, version=None
+):
+    """The key's secret for a proxy token, or "not modified" when `if_none_match` is current;
+    with `version` (a kept `SecretVersion` of the key), that older secret.
 
     Authorized as a reveal even when nothing is decrypted: a 304 also tells the caller what
     the current secret is (the one it holds).
     """
-    etag = key_etag(key)
+    etag = key_etag(key, version)
     if _matches(if_none_match, etag):
         provider_key_check_reveal(key=key, actor=actor)
         secret = None
     else:
-        secret = provider_key_reveal(key=key, actor=actor)
+        secret = provider_key_reveal(key=key, actor=actor, version=version)
     recorder.record_secret_retrieval(actor.token.pk, key.pk)
     return SecretRetrieval(key=key, etag=etag, secret=secret)

@@ -10,6 +10,8 @@ urlpatterns = [
     path("keys", views.KeyListView.as_view(), name="keys"),
     path("keys/<str:key_id>", views.KeyDetailView.as_view(), name="key"),
     path("keys/<str:key_id>/secret", views.KeySecretView.as_view(), name="key-secret"),
+    path("keys/<str:key_id>/versions", views.KeyVersionsView.as_view(), name="key-versions"),
+    path("keys/<str:key_id>/rollback", views.KeyRollbackView.as_view(), name="key-rollback"),
     path("resolve", views.ResolveView.as_view(), name="resolve"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),

@@ -22,6 +22,8 @@ from keyvault.api.serializers import (
     ProviderKeySecretSerializer,
     ProviderKeySerializer,
     ProviderKeyUpdateSerializer,
+    RollbackSerializer,
+    SecretVersionSerializer,
 )
 from keyvault.retrieval import retrieve_secret
 from keyvault.usage import recorder
@@ -226,14 +228,24 @@ class KeyDetailView(TokenAPIView):
 
 
 @sensitive_variables()
-def _secret_response(request, key) -> Response:
+def _secret_response(request, key, version=None) -> Response:
     retrieval = retrieve_secret(
-        actor=_actor(request), key=key, if_none_match=request.headers.get("If-None-Match")
+        actor=_actor(request),
+        key=key,
+        if_none_match=request.headers.get("If-None-Match"),
+        version=version,
     )
     if retrieval.not_modified:
         response = Response(status=status.HTTP_304_NOT_MODIFIED)
     else:
         data = _METADATA.to_representation(key)
+        if version is not None:
+            # The key as it was at that version: its number, hint and routing settings.
+            data.update(
+                version=version.number,
+                hint=version.secret_hint,
+                config=selectors.version_served_config(key, version),
+            )
         data["secret"] = retrieval.secret
         response = Response(data)
     response["ETag"] = retrieval.etag
@@ -254,12 +266,50 @@ class KeySecretView(TokenAPIView):
     required_actions = {"GET": SECRET}
 
     @extend_schema(
-        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
+        parameters=[
+            OpenApiParameter(
+                "version",
+                {"type": "integer", "minimum": 1},
+                description="A kept older version of the secret instead of the current one.",
+            ),
+            OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER),
+        ],
         responses=SECRET_RESPONSES,
     )
     def get(self, request, key_id):
         key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_REVEAL)
-        return _secret_response(request, key)
+        number = _whole_number(request, "version")
+        version = None
+        if number is not None and number != key.version:
+            version = services.provider_key_version_get(key=key, number=number)
+        return _secret_response(request, key, version)
+
+
+class KeyVersionsView(TokenAPIView):
+    """The versions of a key's secret, newest first: never a secret."""
+
+    required_actions = {"GET": READ}
+
+    @extend_schema(responses={200: SecretVersionSerializer(many=True), **ERRORS})
+    def get(self, request, key_id):
+        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_LIST)
+        return Response(SecretVersionSerializer(selectors.secret_versions_of(key), many=True).data)
+
+
+class KeyRollbackView(TokenAPIView):
+    """Make a kept version's secret current again, as a new version."""
+
+    required_actions = {"POST": _writing(Action.KEY_ROTATE)}
+
+    @extend_schema(request=RollbackSerializer, responses={200: ProviderKeySerializer, **ERRORS})
+    def post(self, request, key_id):
+        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_ROTATE)
+        serializer = RollbackSerializer(data=_body(request))
+        serializer.is_valid(raise_exception=True)
+        key = services.provider_key_rollback(
+            key=key, actor=_actor(request), version=serializer.validated_data["version"]
+        )
+        return Response(ProviderKeySerializer(key).data)
 
 
 class ResolveView(TokenAPIView):
