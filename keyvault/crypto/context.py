@@ -13,6 +13,7 @@ followed by its UTF-8 bytes, concatenated. Length prefixes make the encoding una
 different component lists encode to the same bytes.
 """
 
+import functools
 import struct
 from dataclasses import dataclass, fields
 
@@ -21,11 +22,21 @@ WRAP_LABEL = "keyvault.dek-wrap"
 
 
 def encode_components(*components: str) -> bytes:
-    out = bytearray()
+    out = []
     for component in components:
         raw = component.encode("utf-8")
-        out += struct.pack(">I", len(raw)) + raw
-    return bytes(out)
+        out.append(struct.pack(">I", len(raw)))
+        out.append(raw)
+    return b"".join(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _header(label: str, version: int, kek_id: str | None = None) -> bytes:
+    """The leading components of an AAD (label, version, and for a wrap the KEK id): few
+    distinct values, each encoded once."""
+    if kek_id is None:
+        return encode_components(label, str(version))
+    return encode_components(label, str(version), kek_id)
 
 
 # Format 1 predates the binding: its associated data ends with the row id.
@@ -52,11 +63,23 @@ class EncryptionContext:
         place = (self.model, self.field, self.organization_id, self.row_id)
         return place if version in _UNBOUND_VERSIONS else (*place, self.binding)
 
+    def _place(self, version: int) -> bytes:
+        """The encoded place components: the same bytes in the data AAD and in every wrap AAD,
+        encoded once per context (a re-wrap needs them three times)."""
+        cache = self.__dict__.get("_encoded")
+        if cache is None:
+            # Not a field (it stays out of eq, hash and repr); frozen only guards the fields.
+            cache = self.__dict__["_encoded"] = {}
+        encoded = cache.get(version)
+        if encoded is None:
+            encoded = cache[version] = encode_components(*self.components(version))
+        return encoded
+
     def data_aad(self, version: int) -> bytes:
-        return encode_components(DATA_LABEL, str(version), *self.components(version))
+        return _header(DATA_LABEL, version) + self._place(version)
 
     def wrap_aad(self, version: int, kek_id: str) -> bytes:
-        return encode_components(WRAP_LABEL, str(version), kek_id, *self.components(version))
+        return _header(WRAP_LABEL, version, kek_id) + self._place(version)
 
     def as_dict(self, version: int) -> dict[str, str]:
         """The context as a string map, for keyrings (such as KMS) that take one."""
