@@ -247,12 +247,12 @@ def test_an_interruption_inside_a_batch_rolls_that_batch_back(
     real_swaps = rotation.swap_envelopes
     calls = []
 
-    def interrupted_in_the_second_batch(swaps):
+    def interrupted_in_the_second_batch(swaps, *model):
         calls.append(1)
         if len(calls) == 2:
-            real_swaps(swaps[:1])  # a write inside the second batch's transaction...
+            real_swaps(swaps[:1], *model)  # a write inside the second batch's transaction...
             raise KeyboardInterrupt  # ...that the interruption must roll back
-        return real_swaps(swaps)
+        return real_swaps(swaps, *model)
 
     monkeypatch.setattr(rotation, "swap_envelopes", interrupted_in_the_second_batch)
     with pytest.raises(CommandError, match=r"^Interrupted after 4 keys"):
@@ -334,10 +334,10 @@ def failing_swaps(monkeypatch, errors):
     real_swaps = rotation.swap_envelopes
     errors = list(errors)
 
-    def swap(swaps):
+    def swap(swaps, *model):
         if not errors:
-            return real_swaps(swaps)
-        real_swaps(swaps[:1])
+            return real_swaps(swaps, *model)
+        real_swaps(swaps[:1], *model)
         raise errors.pop(0)
 
     monkeypatch.setattr(rotation, "swap_envelopes", swap)
@@ -452,12 +452,14 @@ def racing(monkeypatch, target, action):
     before it writes it back."""
     done = []
 
-    def rewrap(instance, keyring=None):
-        if instance.pk == target.pk and not done:
-            done.append(action())
-        return rewrap_secret(instance, keyring)
+    real_rewrap = rotation.rewrap_row
 
-    monkeypatch.setattr(rotation, "rewrap_secret", rewrap)
+    def rewrap(store, row, keyring, legacy):
+        if row[0] == target.pk and not done:
+            done.append(action())
+        return real_rewrap(store, row, keyring, legacy)
+
+    monkeypatch.setattr(rotation, "rewrap_row", rewrap)
     return done
 
 

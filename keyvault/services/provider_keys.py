@@ -27,6 +27,7 @@ from core.text import clean_display_name
 from keyvault import providers, sealing
 from keyvault.crypto import CryptoError
 from keyvault.errors import KeyDisabledError
+from keyvault.locking import lock_versions_of
 from keyvault.masking import mask_secret
 from keyvault.models import SECRET_MAX_BYTES, ProviderKey, SecretVersion
 from keyvault.rotation import swap_envelope
@@ -348,6 +349,7 @@ def provider_key_delete(*, key: ProviderKey, actor: Access) -> None:
     authorize(actor, Action.KEY_DELETE, key.organization_id, key)
     with transaction.atomic():
         locked = _locked(key)
+        lock_versions_of([locked.pk])
         audit.record(
             action=AuditAction.KEY_DELETED,
             actor=actor,

@@ -15,6 +15,7 @@ next rotation). Deleting the key deletes its versions (the foreign key cascades)
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
+from keyvault.locking import lock_versions_of
 from keyvault.models import ProviderKey, SecretVersion
 
 
@@ -30,6 +31,7 @@ def keep_version(key: ProviderKey, plaintext: str, *, routing: dict) -> None:
     retention. The caller holds the key's row lock and its transaction."""
     kept = versions_kept()
     newest = key.version + 1
+    lock_versions_of([key.pk])
     # Every version at or below this number falls out once `newest` is current.
     SecretVersion.objects.filter(key=key, number__lte=newest - kept).delete()
     if kept == 1:
