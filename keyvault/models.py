@@ -139,7 +139,11 @@ class SecretVersion(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    key = models.ForeignKey(ProviderKey, on_delete=models.CASCADE, related_name="versions")
+    # No index of its own: the unique (key, number) constraint's index leads with it. Every
+    # index is one more insert for each row a KEK rotation rewrites.
+    key = models.ForeignKey(
+        ProviderKey, on_delete=models.CASCADE, related_name="versions", db_index=False
+    )
     # The key's organization, repeated: part of the associated data, readable without a join.
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     number = models.PositiveIntegerField()
@@ -147,11 +151,12 @@ class SecretVersion(models.Model):
     # The routing settings (`providers.routing_config`) the secret was sent to as this version.
     routing = models.JSONField(default=dict, blank=True)
     secret = SecretField(binding_method="secret_binding")
+    # As `ProviderKey.kek_id`; one plain index (Meta), not `db_index`, which on PostgreSQL adds
+    # a second one for LIKE that nothing here uses.
     kek_id = models.GeneratedField(
         expression=EnvelopeKekId("secret"),
         output_field=models.CharField(max_length=64),
         db_persist=True,
-        db_index=True,
     )
     secret_hint = models.CharField(max_length=64, editable=False)
     # When this secret became the key's current one, and who set it (None when not known).
@@ -168,6 +173,7 @@ class SecretVersion(models.Model):
 
     class Meta:
         ordering = ["key", "-number"]
+        indexes = [models.Index(fields=["kek_id"], name="secret_version_kek_id")]
         constraints = [
             models.UniqueConstraint(
                 fields=["key", "number"], name="secret_version_one_row_per_key_and_number"

@@ -56,13 +56,27 @@ class BatchResult:
 # --- What holds envelopes ----------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024)
+def _binding(provider: str, config_items: tuple) -> str:
+    return providers.secret_binding(providers.get_provider(provider), dict(config_items))
+
+
+def _key_binding(provider: str, config) -> str:
+    """`ProviderKey.secret_binding` from the row's values; most rows share a few settings, so
+    the text is computed once for each (provider, config) seen."""
+    try:
+        return _binding(provider, tuple(sorted(config.items())))
+    except (AttributeError, TypeError):  # not a dict of hashable values: computed as it is
+        return providers.secret_binding(providers.get_provider(provider), config)
+
+
 def _key_context(row):
     pk, organization_id, provider, config, _envelope = row
     return context_for(
         ProviderKey,
         organization_id=organization_id,
         row_id=pk,
-        binding=providers.secret_binding(providers.get_provider(provider), config),
+        binding=_key_binding(provider, config),
     )
 
 

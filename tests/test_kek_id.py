@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from keyvault import rotation, services
 from keyvault.checks import check_stored_keks_loaded
 from keyvault.crypto import get_keyring
-from keyvault.models import ProviderKey, SecretVersion
+from keyvault.models import SECRET_CONTEXT_FIELDS, ProviderKey, SecretVersion
 from keyvault.sealing import SealedSecret, open_secret, rewrap_secret, seal_secret
 from organizations.access import Access
 from tests.factories import ProviderKeyFactory
@@ -288,8 +288,10 @@ def test_the_migration_derives_kek_id_for_the_rows_already_stored(organization, 
 
         assert stored(under_old) == (OLD, under_old_envelope)
         assert stored(under_primary) == (PRIMARY, under_primary_envelope)
-        assert open_secret(ProviderKey.objects.get(pk=under_old.pk)) == SECRET
-        assert open_secret(ProviderKey.objects.get(pk=under_primary.pk)) == SECRET + "2"
+        # Only what the secret needs: columns of later migrations are not there yet.
+        current = ProviderKey.objects.only(*SECRET_CONTEXT_FIELDS)
+        assert open_secret(current.get(pk=under_old.pk)) == SECRET
+        assert open_secret(current.get(pk=under_primary.pk)) == SECRET + "2"
 
         # And back: the plain column of before is filled from the envelopes, not left empty.
         executor = MigrationExecutor(connection)

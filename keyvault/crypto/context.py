@@ -54,10 +54,10 @@ class EncryptionContext:
     def __post_init__(self):
         # A UUID or an int would otherwise fail only at seal time, deep in the encoder; and
         # callers must agree on one text form of an id (`str(pk)`) for a value to open again.
-        for field in fields(self):
-            value = getattr(self, field.name)
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
             if not isinstance(value, str):
-                raise TypeError(f"EncryptionContext.{field.name} must be str, not {type(value)}.")
+                raise TypeError(f"EncryptionContext.{name} must be str, not {type(value)}.")
 
     def components(self, version: int) -> tuple[str, ...]:
         place = (self.model, self.field, self.organization_id, self.row_id)
@@ -94,3 +94,6 @@ class EncryptionContext:
         if version not in _UNBOUND_VERSIONS and self.binding:
             mapping["binding"] = self.binding
         return mapping
+
+
+_FIELD_NAMES = tuple(field.name for field in fields(EncryptionContext))
