@@ -143,8 +143,7 @@ def run(count: int, batch_size: int, workers: int, versions_every: int, per_key:
             app_env(database, old),
             "shell",
             "-c",
-            f"from benchmarks.kek_rotation import seed; seed({count}, {versions_every}, "
-            f"{per_key})",
+            f"from benchmarks.kek_rotation import seed; seed({count}, {versions_every}, {per_key})",
         )
         env = app_env(database, f"{new},{old}")
         versions = _count(env, "SELECT count(*) FROM keyvault_secretversion")

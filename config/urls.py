@@ -33,4 +33,6 @@ urlpatterns = [
     path("invitations/", include(organization_pages.invitation_patterns)),
     path("admin/", admin_site.urls),
     path("api/v1/", include("keyvault.api.urls")),
+    # The Vault-compatible read surface (docs/vault.md).
+    path("vault/", include("keyvault.vault.urls")),
 ]
