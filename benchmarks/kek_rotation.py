@@ -96,19 +96,15 @@ def seed(count: int, versions_every: int, versions_per_key: int, processes: int 
                     "FROM STDIN"
                 ) as copy:
                     for pk, provider, name, envelope, hint, version in keys:
-                        copy.write_row(
-                            (pk, organization.pk, provider, name, envelope, hint, "{}", False)
-                            + (True, version, now, now)
-                        )
+                        row = (pk, organization.pk, provider, name, envelope, hint, "{}")
+                        copy.write_row((*row, False, True, version, now, now))
                 with cursor.copy(
                     "COPY keyvault_secretversion (id, key_id, organization_id, number, provider, "
                     "routing, secret, secret_hint, created_at, replaced_at) FROM STDIN"
                 ) as copy:
                     for pk, key_id, number, provider, envelope, hint in versions:
-                        copy.write_row(
-                            (pk, key_id, organization.pk, number, provider, "{}", envelope, hint)
-                            + (now, now)
-                        )
+                        row = (pk, key_id, organization.pk, number, provider, "{}", envelope)
+                        copy.write_row((*row, hint, now, now))
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE keyvault_providerkey")
         cursor.execute("ANALYZE keyvault_secretversion")
