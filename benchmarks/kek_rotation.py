@@ -13,6 +13,7 @@ docs/benchmarks.md.
 import argparse
 import base64
 import os
+import resource
 import secrets
 import sys
 import time
@@ -143,6 +144,8 @@ def run(count: int, batch_size: int, workers: int, versions_every: int, per_key:
         )
         env = app_env(database, f"{new},{old}")
         versions = _count(env, "SELECT count(*) FROM keyvault_secretversion")
+        load = os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         manage(
             env,
@@ -153,6 +156,10 @@ def run(count: int, batch_size: int, workers: int, versions_every: int, per_key:
             str(workers),
         )
         elapsed = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # The command's own CPU and its workers' (PostgreSQL's is not in it): steadier than
+        # the wall clock on a machine whose cores are shared.
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         left = _count(
             env,
             "SELECT (SELECT count(*) FROM keyvault_providerkey WHERE kek_id <> 'new') + "
@@ -163,7 +170,7 @@ def run(count: int, batch_size: int, workers: int, versions_every: int, per_key:
     finally:
         psql(f"DROP DATABASE IF EXISTS {database}")
     envelopes = count + versions
-    return versions, elapsed, envelopes / elapsed
+    return versions, elapsed, envelopes / elapsed, cpu, load
 
 
 def main() -> int:
@@ -177,21 +184,24 @@ def main() -> int:
     args = parser.parse_args()
     rows = []
     for count in (int(n) for n in args.keys.split(",")):
-        versions, elapsed, rate = run(
+        versions, elapsed, rate, cpu, load = run(
             count, args.batch_size, args.workers, args.versions_every, args.per_key
         )
         print(
             f"{count:>9,} keys + {versions:,} kept versions re-wrapped in {elapsed:6.1f} s: "
-            f"{rate:8,.0f} envelopes/s",
+            f"{rate:8,.0f} envelopes/s ({cpu:.1f} CPU s in the app; load {load:.1f})",
             flush=True,
         )
-        rows.append((count, versions, elapsed, rate))
+        rows.append((count, versions, elapsed, rate, cpu, load))
     table = "\n".join(
         [
-            "| keys | kept versions | seconds (whole command) | envelopes/s |",
-            "|---:|---:|---:|---:|",
+            "| keys | kept versions | seconds (whole command) | envelopes/s | app CPU s | load |",
+            "|---:|---:|---:|---:|---:|---:|",
         ]
-        + [f"| {c:,} | {v:,} | {e:.1f} | {r:,.0f} |" for c, v, e, r in rows]
+        + [
+            f"| {c:,} | {v:,} | {e:.1f} | {r:,.0f} | {u:.1f} | {a:.1f} |"
+            for c, v, e, r, u, a in rows
+        ]
     )
     print("\n" + table)
     if not args.no_report:
