@@ -9,15 +9,19 @@ from contextlib import suppress
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 from django.utils.decorators import method_decorator
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from audit.models import AuditEvent
 from core.errors import NotFoundError
-from keyvault import services
+from keyvault import selectors, services
 from keyvault.models import ProviderKey, ProxyToken
 from keyvault.tokens import SCOPE_CHOICES
+from organizations import permissions
 from organizations.admin import ServiceForm, TenantScopedAdmin, is_trusted
 from organizations.admin_site import admin_access, site
 from organizations.permissions import Action
@@ -26,7 +30,15 @@ from organizations.permissions import Action
 
 
 class ProviderKeyForm(ServiceForm):
-    service_fields = {"secret": "new_secret"}
+    service_fields = {"secret": "new_secret", "version": "rollback_to"}
+    rollback_to = forms.TypedChoiceField(
+        label="Roll back to",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[],
+        help_text="Makes a kept secret current again, as a new version (a rotation).",
+    )
     new_secret = forms.CharField(
         label="Secret",
         required=False,
@@ -60,6 +72,21 @@ class ProviderKeyForm(ServiceForm):
         }
         if data["new_secret"]:
             changes["secret"] = data["new_secret"]
+        rollback_to = data.get("rollback_to")
+        # What the form reports as changed may be the same value again (a JSON field).
+        edits = [
+            field
+            for field, value in changes.items()
+            if field == "secret" or getattr(self.instance, field) != value
+        ]
+        if rollback_to is not None and edits:
+            raise ValidationError(
+                {"version": "Roll back on its own: save the other changes first or after."}
+            )
+        if rollback_to is not None:
+            return services.provider_key_rollback(
+                key=self.instance, actor=self.actor, version=rollback_to
+            )
         return services.provider_key_update(key=self.instance, actor=self.actor, **changes)
 
 
@@ -90,6 +117,7 @@ class ProviderKeyAdmin(TenantScopedAdmin):
     readonly_fields = [
         "secret_hint",
         "version",
+        "version_history",
         "kek_id",
         "created_by",
         "created_at",
@@ -117,17 +145,54 @@ class ProviderKeyAdmin(TenantScopedAdmin):
                 "is_default",
                 "enabled",
             ]
+        rollback = ["rollback_to"] if self._may_rotate(request, obj) else []
         return [
             "organization",
             "provider",
             "name",
             "secret_hint",
             "new_secret",
+            *rollback,
             "config",
             "is_default",
             "enabled",
             *self.readonly_fields[1:],
         ]
+
+    def _may_rotate(self, request, obj) -> bool:
+        return obj is not None and permissions.can(
+            admin_access(request), Action.KEY_ROTATE, obj.organization_id, obj
+        )
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        if obj is not None and "rollback_to" in form.base_fields:
+            form.base_fields["rollback_to"].choices = [("", "—")] + [
+                (info.number, f"version {info.number} ({info.hint}, {info.created_at:%Y-%m-%d})")
+                for info in selectors.secret_versions_of(obj)
+                if not info.current
+            ]
+        return form
+
+    @admin.display(description="Versions")
+    def version_history(self, obj):
+        """The versions of the secret: number, hint, when, by whom; never a secret."""
+        if obj is None or obj.pk is None:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            "v{} {} · {} · {}{}",
+            (
+                (
+                    info.number,
+                    info.hint,
+                    f"{info.created_at:%Y-%m-%d %H:%M} UTC",
+                    getattr(info.created_by, "email", "—"),
+                    " (current)" if info.current else "",
+                )
+                for info in selectors.secret_versions_of(obj)
+            ),
+        )
 
     def get_readonly_fields(self, request, obj=None):
         # A key stays in its organization and provider: its ciphertext is bound to both.

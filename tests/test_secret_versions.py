@@ -204,3 +204,35 @@ def test_a_disabled_key_serves_no_version(key):
 
     with pytest.raises(KeyDisabledError):
         services.provider_key_reveal(key=key, actor=OPERATOR, version=version)
+
+
+# --- the admin -----------------------------------------------------------------------------------
+
+ADMIN_KEYS = "/admin/keyvault/providerkey/"
+
+
+def test_the_admin_shows_the_history_and_rolls_back(tenants, signed_in, form_data):
+    a = tenants.a
+    key = ProviderKeyFactory(organization=a.org, created_by=a.admin, secret=V1)
+    key = rotate(key, V2, actor=Access.for_user(a.admin))
+    client = signed_in(a.admin)
+    url = f"{ADMIN_KEYS}{key.pk}/change/"
+    page = client.get(url)
+    html = page.content.decode()
+    assert "v1 " in html and "(current)" in html
+    assert V1 not in html and V2 not in html
+    data = form_data(page)
+    data["rollback_to"] = "1"
+    response = client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    key = ProviderKey.objects.get(pk=key.pk)
+    assert (key.version, reveal(key)) == (3, V1)
+    assert AuditEvent.objects.filter(action=AuditAction.KEY_ROLLED_BACK).count() == 1
+
+
+def test_the_admin_offers_no_rollback_to_a_member_on_someone_elses_key(tenants, signed_in):
+    a = tenants.a
+    key = ProviderKeyFactory(organization=a.org, created_by=a.admin, secret=V1)
+    rotate(key, V2)
+    response = signed_in(a.member).get(f"{ADMIN_KEYS}{key.pk}/change/")
+    assert b'name="rollback_to"' not in response.content
