@@ -378,6 +378,9 @@ def _worker_start():
     # Ctrl-C reaches the whole process group: the job stops in the parent, which ends the
     # workers; a worker dying of it first would only turn a clean stop into a broken pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent's SIGTERM handler (the commands turn SIGTERM into an interruption) is
+    # inherited by the fork: a worker must simply die of it, which is how the pool ends it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _worker_rewrap(store_name: str, rows: list, legacy: bool):
