@@ -16,6 +16,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from audit import AuditAction, action_label
 from audit.models import AuditEvent
 from core.errors import NotFoundError
 from keyvault import selectors, services
@@ -366,6 +367,20 @@ class ProxyTokenAdmin(TenantScopedAdmin):
 # --- Audit trail -----------------------------------------------------------------------------
 
 
+class AuditActionFilter(admin.SimpleListFilter):
+    """Actions by their readable names; the query string keeps the stored code."""
+
+    title = "action"
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        return [(action.value, action.label) for action in AuditAction]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(action=value) if value else queryset
+
+
 @admin.register(AuditEvent, site=site)
 class AuditEventAdmin(TenantScopedAdmin):
     """Read-only for everyone, superusers included: the trail is append-only."""
@@ -376,11 +391,11 @@ class AuditEventAdmin(TenantScopedAdmin):
         "created_at",
         "organization",
         "actor_label",
-        "action",
+        "action_name",
         "target_label",
         "ip_address",
     ]
-    list_filter = ["action", "organization"]
+    list_filter = [AuditActionFilter, "organization"]
     search_fields = ["actor_label", "target_label", "action"]
     list_select_related = ["organization"]
     readonly_fields = [
@@ -397,3 +412,7 @@ class AuditEventAdmin(TenantScopedAdmin):
         "metadata",
     ]
     fields = readonly_fields
+
+    @admin.display(description="action", ordering="action")
+    def action_name(self, event):
+        return action_label(event.action)

@@ -236,3 +236,25 @@ def test_the_admin_offers_no_rollback_to_a_member_on_someone_elses_key(tenants, 
     rotate(key, V2)
     response = signed_in(a.member).get(f"{ADMIN_KEYS}{key.pk}/change/")
     assert b'name="rollback_to"' not in response.content
+
+
+# --- the event feed ------------------------------------------------------------------------------
+
+
+def test_a_rotation_and_a_rollback_are_one_event_each(key, organization):
+    from keyvault.models import KeyEvent
+
+    before = KeyEvent.objects.filter(organization=organization).count()
+    key = rotate(key, V2)
+    key = services.provider_key_rollback(key=key, actor=OPERATOR, version=1)
+    events = list(KeyEvent.objects.filter(organization=organization).order_by("number")[before:])
+    assert [(e.type, e.version) for e in events] == [("key.rotated", 2), ("key.rotated", 3)]
+
+
+def test_a_refused_rollback_writes_no_event(key, organization):
+    from keyvault.models import KeyEvent
+
+    before = KeyEvent.objects.filter(organization=organization).count()
+    with pytest.raises(ValidationError):
+        services.provider_key_rollback(key=key, actor=OPERATOR, version=1)
+    assert KeyEvent.objects.filter(organization=organization).count() == before

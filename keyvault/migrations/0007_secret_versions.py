@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('keyvault', '0005_auditevent_moves_to_audit'),
+        ('keyvault', '0006_event_feed'),
         ('organizations', '0003_unlock_placeholder_accounts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
