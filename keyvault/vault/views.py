@@ -59,6 +59,9 @@ class VaultView(APIView):
     # LIST is Vault's own verb for listings; the writes are named so that they answer 405.
     http_method_names = ["get", "head", "list", "post", "put", "patch", "delete"]
     required_actions: dict = {}
+    # Not in the REST API's OpenAPI schema: these are Vault's paths, described by Vault's docs
+    # and docs/vault.md.
+    schema = None
 
     def get_exception_handler(self):
         return vault_exception_handler
