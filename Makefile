@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format bench bench-rotation clean
+.PHONY: install run test lint format bench bench-rotation bench-vault clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench-feed: install
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/pip install --quiet --editable '.[dev,bench]' --editable clients/python
 	$(BIN)/python -m benchmarks.event_feed $(FEED_ARGS)
+
+# The Vault-compatible surface's reads beside resolve; writes its section of docs/benchmarks.md.
+bench-vault: install
+	command -v wrk >/dev/null || apt-get install -y wrk
+	$(BIN)/python -m benchmarks.vault_api $(BENCH_ARGS)
 
 # KEK rotation throughput on PostgreSQL; writes its section of docs/benchmarks.md.
 bench-rotation: install

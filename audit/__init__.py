@@ -30,6 +30,7 @@ class AuditAction(StrEnum):
     KEY_CREATED = "provider_key.created"
     KEY_UPDATED = "provider_key.updated"
     KEY_ROTATED = "provider_key.rotated"
+    KEY_ROLLED_BACK = "provider_key.rolled_back"
     KEY_ENDPOINT_CHANGED = "provider_key.endpoint_changed"
     KEY_DELETED = "provider_key.deleted"
     TOKEN_CREATED = "proxy_token.created"
@@ -63,6 +64,7 @@ ACTION_LABELS = {
     AuditAction.KEY_ROTATED: "Key rotated",
     AuditAction.KEY_ENDPOINT_CHANGED: "Key's endpoint changed",
     AuditAction.KEY_DELETED: "Key deleted",
+    AuditAction.KEY_ROLLED_BACK: "Key rolled back to a kept version",
     AuditAction.TOKEN_CREATED: "Proxy token created",
     AuditAction.TOKEN_REVOKED: "Proxy token revoked",
     AuditAction.KEY_REKEYED: "Key re-encrypted (new data key)",

@@ -272,6 +272,9 @@ KEYVAULT_REPORTS_PER_KEY_PER_MINUTE = env.int("KEYVAULT_REPORTS_PER_KEY_PER_MINU
 # `upgrade_envelopes` brings them to the current format; off, an old envelope put back from a
 # backup cannot undo the binding.
 KEYVAULT_OPEN_LEGACY_ENVELOPES = env.bool("KEYVAULT_OPEN_LEGACY_ENVELOPES", default=False)
+# Secret versions kept per key, the current one included (at least 1: no history); a rotation
+# keeps the secret it replaces and drops what falls beyond this (docs/operations.md).
+KEYVAULT_SECRET_VERSIONS_KEPT = env.int("KEYVAULT_SECRET_VERSIONS_KEPT", default=10)
 
 # Days an emailed invitation to join an organization stays valid.
 KEYVAULT_INVITATION_DAYS = env.int("KEYVAULT_INVITATION_DAYS", default=7)

@@ -30,6 +30,8 @@ organization_scoped = [
 urlpatterns = [
     # First: every proxy request resolves here, without trying the pages' patterns before it.
     path("api/v1/", include("keyvault.api.urls")),
+    # The Vault-compatible read surface (docs/vault.md).
+    path("vault/", include("keyvault.vault.urls")),
     path("", home, name="home"),
     # Browsers ask for /favicon.ico whatever the page links; the icon is a static file.
     path("favicon.ico", lambda request: redirect(static("img/favicon.svg"), permanent=True)),

@@ -16,14 +16,16 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from audit import AuditAction, action_label
 from audit.models import AuditEvent
 from core.errors import NotFoundError
-from keyvault import providers, services
+from keyvault import providers, selectors, services
 from keyvault.models import KeyUsage, ProviderKey, ProxyToken
 from keyvault.tokens import SCOPE_CHOICES
+from organizations import permissions
 from organizations.admin import ServiceForm, TenantScopedAdmin, is_trusted
 from organizations.admin_site import admin_access, site
 from organizations.permissions import Action
@@ -73,8 +75,16 @@ def provider_form(base: type, provider: providers.Provider) -> type:
 
 
 class ProviderKeyForm(ServiceForm):
-    service_fields = {"secret": "new_secret"}
+    service_fields = {"secret": "new_secret", "version": "rollback_to"}
     provider_obj: providers.Provider | None = None  # set by provider_form()
+    rollback_to = forms.TypedChoiceField(
+        label="Roll back to",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[],
+        help_text="Makes a kept secret current again, as a new version (a rotation).",
+    )
     new_secret = forms.CharField(
         label="Secret",
         required=False,
@@ -147,6 +157,21 @@ class ProviderKeyForm(ServiceForm):
             changes["config"] = data["config"]
         if data["new_secret"]:
             changes["secret"] = data["new_secret"]
+        rollback_to = data.get("rollback_to")
+        # What the form reports as changed may be the same value again (a JSON field).
+        edits = [
+            field
+            for field, value in changes.items()
+            if field == "secret" or getattr(self.instance, field) != value
+        ]
+        if rollback_to is not None and edits:
+            raise ValidationError(
+                {"version": "Roll back on its own: save the other changes first or after."}
+            )
+        if rollback_to is not None:
+            return services.provider_key_rollback(
+                key=self.instance, actor=self.actor, version=rollback_to
+            )
         return services.provider_key_update(key=self.instance, actor=self.actor, **changes)
 
 
@@ -188,6 +213,7 @@ class ProviderKeyAdmin(TenantScopedAdmin):
     readonly_fields = [
         "secret_hint",
         "version",
+        "version_history",
         "kek_id",
         "created_by",
         "created_at",
@@ -218,6 +244,12 @@ class ProviderKeyAdmin(TenantScopedAdmin):
             form.base_fields["provider"].help_text = format_html(
                 "Its settings are asked for one by one once it is chosen: {}.", links
             )
+        if obj is not None and "rollback_to" in form.base_fields:
+            form.base_fields["rollback_to"].choices = [("", "—")] + [
+                (info.number, f"version {info.number} ({info.hint}, {info.created_at:%Y-%m-%d})")
+                for info in selectors.secret_versions_of(obj)
+                if not info.current
+            ]
         return form
 
     def get_fields(self, request, obj=None):
@@ -233,12 +265,14 @@ class ProviderKeyAdmin(TenantScopedAdmin):
                 "priority",
             ]
         else:
+            rollback = ["rollback_to"] if self._may_rotate(request, obj) else []
             fields = [
                 "organization",
                 "provider",
                 "name",
                 "secret_hint",
                 "new_secret",
+                *rollback,
                 "config",
                 "is_default",
                 "enabled",
@@ -251,6 +285,31 @@ class ProviderKeyAdmin(TenantScopedAdmin):
             at = fields.index("config")
             fields[at : at + 1] = [CONFIG_PREFIX + spec.name for spec in provider.config_fields]
         return fields
+
+    def _may_rotate(self, request, obj) -> bool:
+        return obj is not None and permissions.can(
+            admin_access(request), Action.KEY_ROTATE, obj.organization_id, obj
+        )
+
+    @admin.display(description="Versions")
+    def version_history(self, obj):
+        """The versions of the secret: number, hint, when, by whom; never a secret."""
+        if obj is None or obj.pk is None:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            "v{} {} · {} · {}{}",
+            (
+                (
+                    info.number,
+                    info.hint,
+                    f"{info.created_at:%Y-%m-%d %H:%M} UTC",
+                    getattr(info.created_by, "email", "—"),
+                    " (current)" if info.current else "",
+                )
+                for info in selectors.secret_versions_of(obj)
+            ),
+        )
 
     def get_readonly_fields(self, request, obj=None):
         # A key stays in its organization and provider: its ciphertext is bound to both.

@@ -36,12 +36,14 @@ def check_keyring(app_configs=None, **kwargs):
 @checks.register(TAG)
 def check_stored_keks_loaded(app_configs=None, **kwargs):
     """Every KEK id that wraps a stored data key must be loaded, or those secrets are lost."""
-    from keyvault.models import ProviderKey
+    from keyvault.models import ProviderKey, SecretVersion
 
     try:
         if ProviderKey._meta.db_table not in connection.introspection.table_names():
             return []  # Not migrated yet: nothing is stored.
         in_use = set(ProviderKey.objects.order_by().values_list("kek_id", flat=True).distinct())
+        # Kept secret versions need their KEK as much as current secrets do.
+        in_use |= set(SecretVersion.objects.order_by().values_list("kek_id", flat=True).distinct())
     except DatabaseError:
         return []  # The database's own errors are reported where they occur.
     try:

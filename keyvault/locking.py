@@ -3,6 +3,7 @@
 A transaction that locks several rows takes them in this order, and never the other way round:
 
 1. provider keys, in primary-key order;
+1a. their kept secret versions (`SecretVersion`), in primary-key order;
 2. proxy tokens, in primary-key order;
 3. usage rows (`KeyUsage`), in (token, key, hour) order;
 4. the organization's event feed row (`EventFeed`), `FOR UPDATE` by `keyvault.events`
@@ -22,7 +23,7 @@ Only PostgreSQL has row locks; SQLite writes one transaction at a time (they sta
 `IMMEDIATE`), and `select_for_update` does nothing there.
 """
 
-from keyvault.models import ProviderKey, ProxyToken
+from keyvault.models import ProviderKey, ProxyToken, SecretVersion
 
 
 def _locked_ids(rows, *, for_delete: bool) -> set:
@@ -42,6 +43,15 @@ def lock_keys(ids, *, for_delete: bool = False) -> set:
     return _locked_ids(ProviderKey.objects.filter(pk__in=ids), for_delete=for_delete)
 
 
+def lock_versions_of(key_ids, *, for_delete: bool = True) -> set:
+    """Lock the kept versions of the keys `key_ids` in primary-key order (step 1a, after the
+    keys themselves), before they are deleted: a KEK rotation batch locks versions in that
+    order too, and a delete reaching them in another would deadlock with it."""
+    if not key_ids:
+        return set()
+    return _locked_ids(SecretVersion.objects.filter(key_id__in=key_ids), for_delete=for_delete)
+
+
 def lock_tokens(ids, *, for_delete: bool = False) -> set:
     """Lock the proxy tokens `ids` in primary-key order (step 2); the ids that still exist."""
     if not ids:
@@ -55,4 +65,5 @@ def lock_organization_contents(organization_id) -> None:
     without these locks it could hold usage rows a usage flush holds the key of, and each
     would wait for the other."""
     _locked_ids(ProviderKey.objects.filter(organization_id=organization_id), for_delete=True)
+    _locked_ids(SecretVersion.objects.filter(organization_id=organization_id), for_delete=True)
     _locked_ids(ProxyToken.objects.filter(organization_id=organization_id), for_delete=True)

@@ -1,3 +1,4 @@
+import json
 import uuid
 
 from django.conf import settings
@@ -60,6 +61,15 @@ class ProviderKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
+    # Who set the current secret by a rotation or rollback (None for the first one, which is
+    # `created_by`'s, and for rotations before this was kept): the author of the version.
+    rotated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
     last_used_at = models.DateTimeField(null=True, blank=True)
     # Health, as proxies report it and connection tests find it (keyvault.health). Written with
     # `update()`, never `save()`: a report must not move `updated_at`, which the secret's ETag
@@ -122,6 +132,99 @@ class ProviderKey(models.Model):
     def secret_binding(self) -> str:
         """What the secret's envelope is bound to: where the secret is sent."""
         return providers.secret_binding(self.provider_obj, self.config)
+
+
+# What a `SecretVersion` must have loaded for its secret to be opened or re-wrapped: no join to
+# its key is needed, the row carries everything its associated data binds.
+VERSION_CONTEXT_FIELDS = (
+    "id",
+    "organization_id",
+    "key_id",
+    "number",
+    "provider",
+    "routing",
+    "secret",
+    "kek_id",
+)
+
+
+class SecretVersion(models.Model):
+    """A previous secret of a provider key, kept for reading an older version and for rollback.
+
+    The key's current secret stays in `ProviderKey.secret` (the proxy's hot path reads nothing
+    else); a rotation moves the secret it replaces here, sealed again under a fresh data key of
+    its own, and keeps the last `KEYVAULT_SECRET_VERSIONS_KEPT` versions. The envelope is bound
+    to this row, its key, its version number and the routing settings it was sent to, so an
+    envelope copied to another version or another key fails to open. Deleted with its key.
+    Written by `keyvault.services` only.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # No index of its own: the unique (key, number) constraint's index leads with it. Every
+    # index is one more insert for each row a KEK rotation rewrites.
+    key = models.ForeignKey(
+        ProviderKey, on_delete=models.CASCADE, related_name="versions", db_index=False
+    )
+    # The key's organization, repeated: part of the associated data, readable without a join.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    number = models.PositiveIntegerField()
+    provider = models.CharField(max_length=32, choices=providers.CHOICES)
+    # The routing settings (`providers.routing_config`) the secret was sent to as this version.
+    routing = models.JSONField(default=dict, blank=True)
+    secret = SecretField(binding_method="secret_binding")
+    # As `ProviderKey.kek_id`; one plain index (Meta), not `db_index`, which on PostgreSQL adds
+    # a second one for LIKE that nothing here uses.
+    kek_id = models.GeneratedField(
+        expression=EnvelopeKekId("secret"),
+        output_field=models.CharField(max_length=64),
+        db_persist=True,
+    )
+    secret_hint = models.CharField(max_length=64, editable=False)
+    # When this secret became the key's current one, and who set it (None when not known).
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # When a newer secret replaced it.
+    replaced_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["key", "-number"]
+        indexes = [models.Index(fields=["kek_id"], name="secret_version_kek_id")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "number"], name="secret_version_one_row_per_key_and_number"
+            )
+        ]
+
+    def __str__(self):
+        return f"version {self.number} ({self.secret_hint})"
+
+    def secret_binding(self) -> str:
+        """The key, the version number, the provider and the routing settings: an envelope
+        moved to another version or key, or pointed at another host, does not open."""
+        return version_binding(
+            key_id=self.key_id, number=self.number, provider=self.provider, routing=self.routing
+        )
+
+
+def version_binding(*, key_id, number: int, provider: str, routing: dict) -> str:
+    """The canonical text a version's envelope is bound to (compact JSON, sorted keys)."""
+    return json.dumps(
+        {
+            "key": str(uuid.UUID(str(key_id))),
+            "provider": provider,
+            "routing": routing or {},
+            "version": int(number),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
 
 
 class ProxyToken(models.Model):

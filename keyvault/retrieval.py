@@ -33,7 +33,11 @@ from keyvault import events, providers, selectors
 from keyvault.crypto import CryptoError
 from keyvault.errors import NoDefaultKeyError
 from keyvault.models import ProviderKey, ProxyToken
-from keyvault.services import provider_key_check_reveal, provider_key_reveal
+from keyvault.services import (
+    provider_key_check_reveal,
+    provider_key_reveal,
+    provider_key_version_get,
+)
 from keyvault.token_auth import proxy_token_accept, proxy_token_digest
 from keyvault.usage import recorder
 from organizations.access import Access
@@ -48,6 +52,7 @@ class SecretRetrieval:
     key: ProviderKey
     etag: str
     secret: str | None  # None when the caller's copy is current
+    version: object = None  # the kept SecretVersion handed out, None for the current secret
 
     @property
     def not_modified(self) -> bool:
@@ -73,14 +78,21 @@ class KeyLookup:
     kind: str  # "id", "default", "name", "pool" or "none"
     params: tuple = ()
     refusal: Exception | None = None
+    # An older version of the key's secret (`keys/{id}/secret?version=N`), None for the current.
+    version: int | None = None
 
     @classmethod
-    def by_id(cls, key_id) -> "KeyLookup":
+    def by_id(cls, key_id, version: list[str] | None = None) -> "KeyLookup":
+        """The key `key_id`; `version` holds the values of the `version` parameter."""
         try:
-            return cls("id", (uuid.UUID(str(key_id)),))
+            key_uuid = uuid.UUID(str(key_id))
         except ValueError:
             # A malformed id is a key that does not exist, like any other.
             return cls("none", refusal=NotFoundError("No such key."))
+        number, refusal = _version_number(version or [])
+        if refusal is not None:
+            return cls.refused(refusal)
+        return cls("id", (key_uuid,), version=number)
 
     @classmethod
     def resolve(
@@ -118,6 +130,23 @@ class KeyLookup:
     @classmethod
     def refused(cls, refusal: Exception) -> "KeyLookup":
         return cls("none", refusal=refusal)
+
+
+# Longer than any version number; also keeps int() away from its limit on digits.
+_MAX_DIGITS = 18
+
+
+def _version_number(values: list[str]) -> tuple[int | None, Exception | None]:
+    """The `version` parameter as a whole number from 1 (None when absent), or the refusal the
+    API answers (400 naming the parameter), as for every whole-number parameter."""
+    if not values:
+        return None, None
+    if len(values) > 1:
+        return None, ValidationError({"version": ["Give version once."]})
+    value = values[0]
+    if value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS and int(value) >= 1:
+        return int(value), None
+    return None, ValidationError({"version": ["version must be a whole number from 1."]})
 
 
 # --- One statement for the token and its key -------------------------------------------------
@@ -257,8 +286,13 @@ def token_and_key(raw_token: str, lookup: KeyLookup) -> tuple[ProxyToken, Provid
 # --- Handing the secret out ------------------------------------------------------------------
 
 
-def key_etag(key: ProviderKey) -> str:
-    material = f"{key.pk}:{key.version}:{key.updated_at.isoformat()}".encode()
+def key_etag(key: ProviderKey, version=None) -> str:
+    if version is not None:
+        # A kept version never changes: its number and row are all its answer depends on
+        # besides the key's settings.
+        material = f"{key.pk}:{version.number}:{version.pk}:{key.updated_at.isoformat()}".encode()
+    else:
+        material = f"{key.pk}:{key.version}:{key.updated_at.isoformat()}".encode()
     return f'"{hashlib.sha256(material).hexdigest()[:32]}"'
 
 
@@ -270,20 +304,23 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 
 @sensitive_variables()
-def retrieve_secret(*, actor: Access, key: ProviderKey, if_none_match: str | None = None):
-    """The key's secret for a proxy token, or "not modified" when `if_none_match` is current.
+def retrieve_secret(
+    *, actor: Access, key: ProviderKey, if_none_match: str | None = None, version=None
+):
+    """The key's secret for a proxy token, or "not modified" when `if_none_match` is current;
+    with `version` (a kept `SecretVersion` of the key), that older secret.
 
     Authorized as a reveal even when nothing is decrypted: a 304 also tells the caller what
     the current secret is (the one it holds).
     """
-    etag = key_etag(key)
+    etag = key_etag(key, version)
     if _matches(if_none_match, etag):
         provider_key_check_reveal(key=key, actor=actor)
         secret = None
     else:
-        secret = provider_key_reveal(key=key, actor=actor)
+        secret = provider_key_reveal(key=key, actor=actor, version=version)
     recorder.record_secret_retrieval(actor.token.pk, key.pk)
-    return SecretRetrieval(key=key, etag=etag, secret=secret)
+    return SecretRetrieval(key=key, etag=etag, secret=secret, version=version)
 
 
 @sensitive_variables()
@@ -304,7 +341,11 @@ def retrieve(
         raise NoDefaultKeyError(lookup.params[0])
     if key is None:
         raise NotFoundError("No such key.")
-    return retrieve_secret(actor=actor, key=key, if_none_match=if_none_match)
+    version = None
+    if lookup.version is not None and lookup.version != key.version:
+        # Authorized like the current secret (retrieve_secret), found among the kept ones.
+        version = provider_key_version_get(key=key, number=lookup.version)
+    return retrieve_secret(actor=actor, key=key, if_none_match=if_none_match, version=version)
 
 
 @dataclass(frozen=True)

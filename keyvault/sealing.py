@@ -86,14 +86,27 @@ def secret_context(instance, *, field: str = "secret") -> EncryptionContext:
             "A secret can be sealed or opened only on a row with an organization and a primary key."
         )
     binding_method = secret_field.binding_method
-    return EncryptionContext(
-        model=model._meta.label_lower,
+    return context_for(
+        model,
         field=secret_field.name,
         # Canonical text of each id, whatever form it was assigned in ("ABC…" or hex without
         # hyphens for a UUID): the same row must always give the same context.
-        organization_id=str(organization_field.target_field.to_python(organization_id)),
-        row_id=str(model._meta.pk.to_python(instance.pk)),
+        organization_id=organization_field.target_field.to_python(organization_id),
+        row_id=model._meta.pk.to_python(instance.pk),
         binding=getattr(instance, binding_method)() if binding_method else "",
+    )
+
+
+def context_for(model, *, field: str = "secret", organization_id, row_id, binding: str):
+    """The context of a secret of `model` from values read without an instance (a re-wrap job
+    reads millions of rows as tuples): the ids as the database returns them (a `UUID`), the
+    binding as the model's binding method would compute it. `secret_context` is this too."""
+    return EncryptionContext(
+        model=model._meta.label_lower,
+        field=field,
+        organization_id=str(organization_id),
+        row_id=str(row_id),
+        binding=binding,
     )
 
 

@@ -22,7 +22,7 @@ from core.errors import NotFoundError
 from core.text import has_control_characters
 from keyvault import health, providers
 from keyvault.errors import NoAvailableKeyError, NoDefaultKeyError
-from keyvault.models import KeyReportCount, KeyUsage, ProviderKey, ProxyToken
+from keyvault.models import KeyReportCount, KeyUsage, ProviderKey, ProxyToken, SecretVersion
 from organizations import permissions
 from organizations.permissions import Action
 
@@ -352,3 +352,59 @@ def organization_key_overview(*, organization_id, now=None) -> list[ProviderCoun
         entry.unused += key.last_used_at is None
     order = [provider.id for provider in providers.PROVIDERS]
     return [counts[provider_id] for provider_id in order if provider_id in counts]
+
+
+# --- Secret versions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version of a key's secret, as listings show it: never the secret."""
+
+    number: int
+    created_at: object
+    created_by: object  # a user, or None when not known
+    hint: str
+    current: bool
+    routing: dict  # the routing settings the secret was sent to as this version
+
+
+def secret_versions_of(key: ProviderKey) -> list[VersionInfo]:
+    """The key's versions, newest (the current one) first: the current secret and the kept
+    previous ones. For a caller the key was authorized for (`access_provider_key`)."""
+    current = VersionInfo(
+        number=key.version,
+        created_at=key.rotated_at or key.created_at,
+        created_by=key.rotated_by if key.version > 1 else key.created_by,
+        hint=key.secret_hint,
+        current=True,
+        routing=providers.routing_config(key.provider_obj, key.config),
+    )
+    kept = (
+        SecretVersion.objects.filter(key_id=key.pk, number__lt=key.version)
+        .select_related("created_by")
+        .order_by("-number")
+        .only("number", "created_at", "created_by", "secret_hint", "routing")
+    )
+    return [current] + [
+        VersionInfo(
+            number=version.number,
+            created_at=version.created_at,
+            created_by=version.created_by,
+            hint=version.secret_hint,
+            current=False,
+            routing=version.routing,
+        )
+        for version in kept
+    ]
+
+
+def version_served_config(key: ProviderKey, version: SecretVersion | None) -> dict:
+    """The config proxies receive with `version` of the key's secret: the key's settings, with
+    the routing settings that version was sent to (the ones its envelope is bound to)."""
+    config = key.served_config
+    if version is None:
+        return config
+    routed = providers.routing_config(key.provider_obj, key.config)
+    config = {name: value for name, value in config.items() if name not in routed}
+    return {**config, **version.routing}

@@ -26,6 +26,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, reverse
 
 from audit.models import AuditEvent
+from keyvault import services
 from keyvault.models import ProviderKey, ProxyToken
 from organizations import roles
 from organizations import services as org_services
@@ -97,6 +98,11 @@ def _tenant(label: str) -> SimpleNamespace:
     tenant.member_key = ProviderKeyFactory(
         organization=org, created_by=tenant.member, name=f"{label}-members-key"
     )
+    # Rotated once: version 1 is kept, for the versions page and rollback to show and use.
+    for key in (tenant.other_key, tenant.member_key):
+        services.provider_key_rotate(
+            key=key, actor=Access.operator("tests"), secret=f"sk-proj-{label}ROTATEDabcdefghijklmn"
+        )
     tenant.invitation = InvitationFactory(
         organization=org, email=f"{label}-invitee@example.com", invited_by=tenant.owner
     )
@@ -251,7 +257,17 @@ def _key_pages(target: str, allowed: frozenset[str]) -> list[Page]:
             target=target,
             data=lambda t: {"secret": OPENAI_SECRET},
             status=302,
-            done=lambda t, r: fresh_key(t).version == 2,
+            done=lambda t, r: fresh_key(t).version == 3,
+        ),
+        # Rolled back to the kept version 1: a new version, 3.
+        Page(
+            "keys:rollback",
+            allowed,
+            "POST",
+            target=target,
+            data=lambda t: {"version": "1"},
+            status=302,
+            done=lambda t, r: fresh_key(t).version == 3,
         ),
         Page("keys:delete", allowed, target=target),
         Page(
@@ -311,6 +327,8 @@ PAGES = [
         status=302,
         done=_key_named("Added on the page"),
     ),
+    # Every member sees a key's versions (hints only); rollback is a rotation (below).
+    Page("keys:versions", EVERYONE, target="key"),
     *_key_pages("other_key", KEY_CHANGERS),  # the admin's key
     *_key_pages("member_key", KEY_CHANGERS_AND_CREATOR),  # the member's own key
     # Proxy tokens.
@@ -405,6 +423,7 @@ PAGES = [
 # Pages that name one object of the organization in their URL.
 OBJECT_PAGES = [page for page in PAGES if page.target]
 POST_ONLY = {"members:change_role", "members:invitation_revoke", "keys:test", "keys:move"}
+POST_ONLY |= {"keys:rollback"}
 
 
 def _org_scoped_url_names():

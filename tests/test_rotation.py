@@ -7,6 +7,7 @@ ciphertext are byte-identical), an interrupted job resumes, and a user's concurr
 """
 
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -247,12 +248,12 @@ def test_an_interruption_inside_a_batch_rolls_that_batch_back(
     real_swaps = rotation.swap_envelopes
     calls = []
 
-    def interrupted_in_the_second_batch(swaps):
+    def interrupted_in_the_second_batch(swaps, *model):
         calls.append(1)
         if len(calls) == 2:
-            real_swaps(swaps[:1])  # a write inside the second batch's transaction...
+            real_swaps(swaps[:1], *model)  # a write inside the second batch's transaction...
             raise KeyboardInterrupt  # ...that the interruption must roll back
-        return real_swaps(swaps)
+        return real_swaps(swaps, *model)
 
     monkeypatch.setattr(rotation, "swap_envelopes", interrupted_in_the_second_batch)
     with pytest.raises(CommandError, match=r"^Interrupted after 4 keys"):
@@ -334,10 +335,10 @@ def failing_swaps(monkeypatch, errors):
     real_swaps = rotation.swap_envelopes
     errors = list(errors)
 
-    def swap(swaps):
+    def swap(swaps, *model):
         if not errors:
-            return real_swaps(swaps)
-        real_swaps(swaps[:1])
+            return real_swaps(swaps, *model)
+        real_swaps(swaps[:1], *model)
         raise errors.pop(0)
 
     monkeypatch.setattr(rotation, "swap_envelopes", swap)
@@ -452,12 +453,14 @@ def racing(monkeypatch, target, action):
     before it writes it back."""
     done = []
 
-    def rewrap(instance, keyring=None):
-        if instance.pk == target.pk and not done:
-            done.append(action())
-        return rewrap_secret(instance, keyring)
+    real_rewrap = rotation.rewrap_row
 
-    monkeypatch.setattr(rotation, "rewrap_secret", rewrap)
+    def rewrap(store, row, keyring, legacy):
+        if row[0] == target.pk and not done:
+            done.append(action())
+        return real_rewrap(store, row, keyring, legacy)
+
+    monkeypatch.setattr(rotation, "rewrap_row", rewrap)
     return done
 
 
@@ -683,3 +686,45 @@ def test_a_user_rotation_waiting_on_the_jobs_row_lock_is_applied_after_it(
     assert not isinstance(results[0], Exception)
     key = ProviderKey.objects.get(pk=target.pk)
     assert (reveal(target.pk), key.version, key.kek_id) == (new_secret, 2, PRIMARY_ID)
+
+
+# --- crypto in worker processes ----------------------------------------------------------------
+
+
+def test_workers_rewrap_every_key_and_version_and_end_with_the_job(
+    old_keys, secrets_by_pk, old_kek_first
+):
+    from keyvault.models import SecretVersion
+
+    with old_kek_first():
+        for key in old_keys[:3]:
+            services.provider_key_rotate(
+                key=key, actor=Access.operator("t"), secret=secrets_by_pk[key.pk] + "-next"
+            )
+    output = run("--batch-size", "3", "--workers", "2")
+    assert "Re-wrapped 13 keys" in output
+    assert set(ProviderKey.objects.values_list("kek_id", flat=True)) == {PRIMARY_ID}
+    assert set(SecretVersion.objects.values_list("kek_id", flat=True)) == {PRIMARY_ID}
+    for key in old_keys[3:]:
+        assert reveal(key.pk) == secrets_by_pk[key.pk]
+    # The workers are gone with the job (the pool ended them; none is left behind).
+    assert multiprocessing.active_children() == []
+
+
+def test_workers_under_sigterm_stop_like_the_sequential_job(old_keys, secrets_by_pk, monkeypatch):
+    real_written = rotation._written
+    calls = []
+
+    def terminated_after_the_first_batch(*args):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_written(*args)
+
+    monkeypatch.setattr(rotation, "_written", terminated_after_the_first_batch)
+    with pytest.raises(CommandError, match=r"^Interrupted after"):
+        run("--batch-size", "3", "--workers", "2")
+    assert multiprocessing.active_children() == []
+    monkeypatch.setattr(rotation, "_written", real_written)
+    run("--workers", "2")
+    assert all(reveal(key.pk) == secrets_by_pk[key.pk] for key in old_keys)

@@ -25,7 +25,7 @@ from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 
 from core.counters import client_address
-from keyvault import retrieval
+from keyvault import retrieval, selectors
 from keyvault.api.authentication import (
     AUTHENTICATE_HEADER,
     authentication_failed,
@@ -103,6 +103,13 @@ def _serve(request, lookup: retrieval.KeyLookup) -> HttpResponse:
         response["Allow"] = ALLOW
     else:
         data = key_metadata(found.key)
+        if found.version is not None:
+            # The key as it was at that version: its number, hint and routing settings.
+            data.update(
+                version=found.version.number,
+                hint=found.version.secret_hint,
+                config=selectors.version_served_config(found.key, found.version),
+            )
         data["secret"] = found.secret
         response = _json(data)
     response["ETag"] = found.etag
@@ -118,8 +125,10 @@ def _answer(request, lookup: retrieval.KeyLookup) -> HttpResponse:
 
 
 def key_secret(request, key_id) -> HttpResponse:
-    """GET keys/{id}/secret"""
-    return _answer(request, retrieval.KeyLookup.by_id(key_id))
+    """GET keys/{id}/secret[?version=N]"""
+    return _answer(
+        request, retrieval.KeyLookup.by_id(key_id, version=request.GET.getlist("version"))
+    )
 
 
 def resolve(request) -> HttpResponse:

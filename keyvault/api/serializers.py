@@ -196,6 +196,32 @@ class ProviderKeyUpdateSerializer(NoUnknownFieldsMixin, serializers.Serializer):
     )
 
 
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer and nothing else: DRF's IntegerField would take "3" or 3.0."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class RollbackSerializer(NoUnknownFieldsMixin, serializers.Serializer):
+    version = StrictIntegerField(min_value=1, help_text="A kept older version to restore.")
+
+
+class SecretVersionSerializer(serializers.Serializer):
+    """One version of a key's secret: when and by whom it was set, its hint; never the secret."""
+
+    version = serializers.IntegerField(source="number")
+    created_at = serializers.DateTimeField()
+    created_by = serializers.SerializerMethodField()
+    hint = serializers.CharField()
+    current = serializers.BooleanField()
+
+    def get_created_by(self, info) -> str | None:
+        return getattr(info.created_by, "email", None) if info.created_by else None
+
+
 class KeyEventSerializer(serializers.Serializer):
     """One event of the feed: what changed, never a secret or a hint of one."""
 

@@ -30,6 +30,8 @@ from keyvault.api.serializers import (
     ProviderKeySerializer,
     ProviderKeyUpdateSerializer,
     ReportSerializer,
+    RollbackSerializer,
+    SecretVersionSerializer,
     SnapshotSerializer,
     key_metadata,
 )
@@ -272,11 +274,45 @@ class KeySecretView(RetrievalView):
     serve = retrieval_views.key_secret
 
     @extend_schema(
-        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
+        parameters=[
+            OpenApiParameter(
+                "version",
+                {"type": "integer", "minimum": 1},
+                description="A kept older version of the secret instead of the current one.",
+            ),
+            OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER),
+        ],
         responses=SECRET_RESPONSES,
     )
     def get(self, request, key_id):
         return self.serve(request, key_id)
+
+
+class KeyVersionsView(TokenAPIView):
+    """The versions of a key's secret, newest first: never a secret."""
+
+    required_actions = {"GET": READ}
+
+    @extend_schema(responses={200: SecretVersionSerializer(many=True), **ERRORS})
+    def get(self, request, key_id):
+        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_LIST)
+        return Response(SecretVersionSerializer(selectors.secret_versions_of(key), many=True).data)
+
+
+class KeyRollbackView(TokenAPIView):
+    """Make a kept version's secret current again, as a new version."""
+
+    required_actions = {"POST": _writing(Action.KEY_ROTATE)}
+
+    @extend_schema(request=RollbackSerializer, responses={200: ProviderKeySerializer, **ERRORS})
+    def post(self, request, key_id):
+        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_ROTATE)
+        serializer = RollbackSerializer(data=_body(request))
+        serializer.is_valid(raise_exception=True)
+        key = services.provider_key_rollback(
+            key=key, actor=_actor(request), version=serializer.validated_data["version"]
+        )
+        return Response(key_metadata(key))
 
 
 class ResolveView(RetrievalView):

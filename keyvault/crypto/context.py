@@ -13,6 +13,7 @@ followed by its UTF-8 bytes, concatenated. Length prefixes make the encoding una
 different component lists encode to the same bytes.
 """
 
+import functools
 import struct
 from dataclasses import dataclass, fields
 
@@ -21,11 +22,21 @@ WRAP_LABEL = "keyvault.dek-wrap"
 
 
 def encode_components(*components: str) -> bytes:
-    out = bytearray()
+    out = []
     for component in components:
         raw = component.encode("utf-8")
-        out += struct.pack(">I", len(raw)) + raw
-    return bytes(out)
+        out.append(struct.pack(">I", len(raw)))
+        out.append(raw)
+    return b"".join(out)
+
+
+@functools.lru_cache(maxsize=256)
+def _header(label: str, version: int, kek_id: str | None = None) -> bytes:
+    """The leading components of an AAD (label, version, and for a wrap the KEK id): few
+    distinct values, each encoded once."""
+    if kek_id is None:
+        return encode_components(label, str(version))
+    return encode_components(label, str(version), kek_id)
 
 
 # Format 1 predates the binding: its associated data ends with the row id.
@@ -43,20 +54,32 @@ class EncryptionContext:
     def __post_init__(self):
         # A UUID or an int would otherwise fail only at seal time, deep in the encoder; and
         # callers must agree on one text form of an id (`str(pk)`) for a value to open again.
-        for field in fields(self):
-            value = getattr(self, field.name)
+        for name in _FIELD_NAMES:
+            value = getattr(self, name)
             if not isinstance(value, str):
-                raise TypeError(f"EncryptionContext.{field.name} must be str, not {type(value)}.")
+                raise TypeError(f"EncryptionContext.{name} must be str, not {type(value)}.")
 
     def components(self, version: int) -> tuple[str, ...]:
         place = (self.model, self.field, self.organization_id, self.row_id)
         return place if version in _UNBOUND_VERSIONS else (*place, self.binding)
 
+    def _place(self, version: int) -> bytes:
+        """The encoded place components: the same bytes in the data AAD and in every wrap AAD,
+        encoded once per context (a re-wrap needs them three times)."""
+        cache = self.__dict__.get("_encoded")
+        if cache is None:
+            # Not a field (it stays out of eq, hash and repr); frozen only guards the fields.
+            cache = self.__dict__["_encoded"] = {}
+        encoded = cache.get(version)
+        if encoded is None:
+            encoded = cache[version] = encode_components(*self.components(version))
+        return encoded
+
     def data_aad(self, version: int) -> bytes:
-        return encode_components(DATA_LABEL, str(version), *self.components(version))
+        return _header(DATA_LABEL, version) + self._place(version)
 
     def wrap_aad(self, version: int, kek_id: str) -> bytes:
-        return encode_components(WRAP_LABEL, str(version), kek_id, *self.components(version))
+        return _header(WRAP_LABEL, version, kek_id) + self._place(version)
 
     def as_dict(self, version: int) -> dict[str, str]:
         """The context as a string map, for keyrings (such as KMS) that take one."""
@@ -71,3 +94,6 @@ class EncryptionContext:
         if version not in _UNBOUND_VERSIONS and self.binding:
             mapping["binding"] = self.binding
         return mapping
+
+
+_FIELD_NAMES = tuple(field.name for field in fields(EncryptionContext))

@@ -5,6 +5,7 @@ module holds a service is the package's business.
 
 - `provider_keys`: creating, editing, rotating, rekeying and deleting provider keys, and the
   one path that hands a plaintext secret out (`provider_key_reveal`).
+- `secret_versions`: the previous secrets a rotation keeps (`keep_version`) and their retention.
 - `proxy_tokens`: creating and revoking proxy tokens.
 - `key_health`: a proxy's report of what the provider answered, connection tests, and the order
   of a provider's pool.
@@ -35,8 +36,10 @@ from keyvault.services.provider_keys import (
     provider_key_delete,
     provider_key_rekey,
     provider_key_reveal,
+    provider_key_rollback,
     provider_key_rotate,
     provider_key_update,
+    provider_key_version_get,
 )
 from keyvault.services.proxy_tokens import (
     MAX_TOKEN_DAYS,
@@ -66,9 +69,11 @@ __all__ = [
     "provider_key_rekey",
     "provider_key_report",
     "provider_key_reveal",
+    "provider_key_rollback",
     "provider_key_rotate",
     "provider_key_test",
     "provider_key_update",
+    "provider_key_version_get",
     "proxy_token_create",
     "proxy_token_revoke",
 ]

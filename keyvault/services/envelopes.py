@@ -66,14 +66,21 @@ def kek_rotate(
     keys=None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_batch: OnBatch = None,
+    workers: int = 1,
 ) -> KekRotation:
-    """Re-wrap every data key that is not under the primary KEK (only those of `keys`, a
-    `ProviderKey` queryset, when given), calling `on_batch` after each batch, and record the
-    run as one `kek.rotation` event. Instance-wide: for the operator and active superusers."""
+    """Re-wrap every data key that is not under the primary KEK, the keys' current secrets and
+    their kept versions alike (only those of `keys`, a `ProviderKey` queryset, when given),
+    calling `on_batch` after each batch, and record the run as one `kek.rotation` event. With
+    `workers` above one, the crypto runs in that many processes (`keyvault.rotation`).
+    Instance-wide: for the operator and active superusers."""
     authorize_instance_operation(actor)
     keyring = keyring or get_keyring()
     job = KekRotation(primary=keyring.primary_kek_id)
-    _run(job, rewrap_all(keyring, batch_size=batch_size, among=keys), on_batch)
+    _run(
+        job,
+        rewrap_all(keyring, batch_size=batch_size, among=keys, workers=workers),
+        on_batch,
+    )
     _record(
         job,
         action=AuditAction.KEK_ROTATION,

@@ -29,10 +29,12 @@ from keyvault import health, providers, sealing
 from keyvault.crypto import CryptoError
 from keyvault.errors import KeyDisabledError
 from keyvault.events import record_key_event
+from keyvault.locking import lock_versions_of
 from keyvault.masking import mask_secret
-from keyvault.models import SECRET_MAX_BYTES, KeyEventType, ProviderKey
+from keyvault.models import SECRET_MAX_BYTES, KeyEventType, ProviderKey, SecretVersion
 from keyvault.rotation import swap_envelope
 from keyvault.selectors import named
+from keyvault.services.secret_versions import keep_version
 from keyvault.services.validation import collect
 from organizations.access import Access
 from organizations.authorization import authorize
@@ -252,7 +254,7 @@ def provider_key_update(
         # while the row still has the settings its envelope is bound to.
         rotated = new_secret is not _UNSET
         if rotated:
-            _require_intact(locked)
+            replaced = _require_intact(locked)
         changes = {}
         for field, value in cleaned.items():
             if value is not _UNSET and getattr(locked, field) != value:
@@ -274,10 +276,7 @@ def provider_key_update(
         update_fields = [*changes, "updated_at"]
         previous_hint = locked.secret_hint
         if rotated:
-            locked.secret_hint = mask_secret(new_secret, key_prefixes=provider_obj.key_prefixes)
-            locked.version += 1
-            locked.rotated_at = timezone.now()
-            update_fields += ["secret_hint", "version", "rotated_at"]
+            update_fields += _next_version(locked, actor, replaced, new_secret, old_routing)
             # A new secret is not the one the provider refused: failing ends with the rotation.
             was_failing = locked.failing_since is not None
             if was_failing:
@@ -323,8 +322,21 @@ def _event_type(changes: dict, *, rotated: bool, enabled: bool) -> KeyEventType:
 
 
 @sensitive_variables()
-def _require_intact(key: ProviderKey) -> None:
-    """Refuse to replace the secret of a key whose stored envelope does not open.
+def _next_version(key: ProviderKey, actor: Access, replaced: str, new_secret: str, routing) -> list:
+    """Make `new_secret` the next version of the locked `key` (saved by the caller; the
+    returned fields): the secret it replaces, `replaced`, is kept as a previous version."""
+    keep_version(key, replaced, routing=routing)
+    key.secret_hint = mask_secret(new_secret, key_prefixes=key.provider_obj.key_prefixes)
+    key.version += 1
+    key.rotated_at = timezone.now()
+    key.rotated_by = actor.stored_user
+    return ["secret_hint", "version", "rotated_at", "rotated_by"]
+
+
+@sensitive_variables()
+def _require_intact(key: ProviderKey) -> str:
+    """The key's stored secret; refuse to replace the secret of a key whose stored envelope
+    does not open.
 
     A new secret is sealed to the row's current provider and endpoint. If the stored envelope
     does not open, those may have been changed outside Keyvault (by someone who can write the
@@ -332,7 +344,7 @@ def _require_intact(key: ProviderKey) -> None:
     deleted and added again.
     """
     try:
-        sealing.open_secret(key)
+        return sealing.open_secret(key)
     except CryptoError:
         raise ValidationError(
             {
@@ -384,6 +396,7 @@ def provider_key_delete(*, key: ProviderKey, actor: Access) -> None:
     authorize(actor, Action.KEY_DELETE, key.organization_id, key)
     with transaction.atomic():
         locked = _locked(key)
+        lock_versions_of([locked.pk])
         audit.record(
             action=AuditAction.KEY_DELETED,
             actor=actor,
@@ -436,6 +449,70 @@ def provider_key_rekey(*, key: ProviderKey, actor: Access) -> bool:
 _REKEY_ATTEMPTS = 5
 
 
+def _clean_version_number(version) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValidationError({"version": "Must be a whole number from 1."}, code="invalid")
+    return version
+
+
+@sensitive_variables()
+def provider_key_rollback(*, key: ProviderKey, actor: Access, version) -> ProviderKey:
+    """Make the kept secret of `version` current again, as a new version (the current secret
+    is kept in turn): a rotation whose new secret is an old one, authorized and audited as
+    one `rolled_back` event. Refused for the current version, one no longer kept, and one sent
+    to other routing settings than the key's now: rolling back must not send an old secret
+    to an endpoint it was never sent to by someone who does not know it."""
+    authorize(actor, Action.KEY_ROTATE, key.organization_id, key)
+    number = _clean_version_number(version)
+    with transaction.atomic():
+        locked = _locked(key)
+        if number == locked.version:
+            raise ValidationError(
+                {"version": f"Version {number} is the current one."}, code="invalid"
+            )
+        kept = SecretVersion.objects.filter(key=locked, number=number).first()
+        if kept is None:
+            raise ValidationError(
+                {"version": f"Version {number} of this key is not kept."}, code="invalid"
+            )
+        routing = providers.routing_config(locked.provider_obj, locked.config)
+        if kept.routing != routing:
+            raise ValidationError(
+                {
+                    "version": f"Version {number} was sent to other settings (endpoint or base "
+                    "URL) than the key's now; rotate with the secret itself instead."
+                },
+                code="invalid",
+            )
+        secret = _open_logged(kept, locked)
+        replaced = _require_intact(locked)
+        previous = locked.version
+        update_fields = [
+            "updated_at",
+            "secret",
+            *_next_version(locked, actor, replaced, secret, routing),
+        ]
+        # The restored secret's hint is the one its version recorded.
+        locked.secret_hint = kept.secret_hint
+        locked.secret = secret
+        _save_checked(locked, update_fields=update_fields)
+        audit.record(
+            action=AuditAction.KEY_ROLLED_BACK,
+            actor=actor,
+            organization=locked.organization,
+            target=locked,
+            metadata={
+                "restored_version": number,
+                "previous_version": previous,
+                "version": locked.version,
+                "hint": locked.secret_hint,
+            },
+        )
+        # One event for proxies: a new secret, as for a rotation (the transaction's last write).
+        record_key_event(locked, KeyEventType.ROTATED)
+    return locked
+
+
 # --- The decrypt path ------------------------------------------------------------------------
 
 
@@ -449,24 +526,46 @@ def provider_key_check_reveal(*, key: ProviderKey, actor: Access) -> None:
         raise KeyDisabledError(f"The key {key.name!r} is disabled; enable it to use it again.")
 
 
+def provider_key_version_get(*, key: ProviderKey, number) -> SecretVersion:
+    """The kept version `number` of `key` (not its current one); `NotFoundError` otherwise."""
+    found = None
+    if isinstance(number, int) and not isinstance(number, bool) and number >= 1:
+        found = SecretVersion.objects.filter(key_id=key.pk, number=number).first()
+    if found is None:
+        raise NotFoundError(f"Version {number} of the key {key.name!r} is not kept.")
+    return found
+
+
 @sensitive_variables()
-def provider_key_reveal(*, key: ProviderKey, actor: Access) -> str:
+def _open_logged(row, key: ProviderKey) -> str:
+    try:
+        return sealing.open_secret(row)
+    except CryptoError as exc:
+        logger.error(
+            "Provider key %s of organization %s failed to decrypt (%s): %s: %s",
+            key.pk,
+            key.organization_id,
+            "current" if row is key else f"version {row.number}",
+            type(exc).__name__,
+            exc,
+        )
+        raise
+
+
+@sensitive_variables()
+def provider_key_reveal(*, key: ProviderKey, actor: Access, version=None) -> str:
     """The key's plaintext secret: the only function that hands one out, and authorized here
     (only the operator and tokens with keys:secret may have it).
+
+    With `version` (a kept `SecretVersion` of the key), that older secret instead.
 
     A disabled key raises `KeyDisabledError`. A value that fails its integrity check raises
     the crypto layer's typed error after logging the key id (never the value): it is never
     returned as ciphertext and never re-saved.
     """
     provider_key_check_reveal(key=key, actor=actor)
-    try:
-        return sealing.open_secret(key)
-    except CryptoError as exc:
-        logger.error(
-            "Provider key %s of organization %s failed to decrypt: %s: %s",
-            key.pk,
-            key.organization_id,
-            type(exc).__name__,
-            exc,
-        )
-        raise
+    if version is not None and not isinstance(version, SecretVersion):
+        raise TypeError("version is a SecretVersion of the key (provider_key_version_get).")
+    if version is not None and version.key_id != key.pk:
+        raise NotFoundError("No such version of this key.")
+    return _open_logged(key if version is None else version, key)

@@ -1,4 +1,5 @@
-"""Provider-key pages: the masked list, add, edit, rotate and delete.
+"""Provider-key pages: the masked list, add, edit, rotate, delete, the secret's versions and
+rollback to one of them.
 
 No page ever shows a secret: the list shows the hint computed when the secret was typed, and
 the forms that take a secret never render it back, even when they are shown again with errors.
@@ -13,6 +14,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_POST
 
 from core.errors import NotFoundError
 from core.forms import add_service_errors
@@ -189,3 +191,41 @@ def key_delete(request, pk):
             messages.success(request, f"Deleted {key.name}. Proxies no longer receive it.")
         return redirect("keys:list", org_slug=request.organization.slug)
     return render(request, "keyvault/keys/delete.html", {"key": key})
+
+
+@org_page(Action.KEY_LIST)
+def key_versions(request, pk):
+    """The versions of a key's secret (hints, when, by whom; never a secret), with a rollback
+    button for those who may rotate the key."""
+    key = _key(request, pk, Action.KEY_LIST)
+    context = {
+        "key": key,
+        "versions": selectors.secret_versions_of(key),
+        "may_rotate": permissions.can(request.actor, Action.KEY_ROTATE, request.organization, key),
+    }
+    return render(request, "keyvault/keys/versions.html", context)
+
+
+@require_POST
+@org_page(Action.KEY_LIST)
+def key_rollback(request, pk):
+    key = _key(request, pk, Action.KEY_ROTATE)
+    number = request.POST.get("version", "")
+    try:
+        key = services.provider_key_rollback(
+            key=key,
+            actor=request.actor,
+            version=int(number) if number.isascii() and number.isdigit() else number,
+        )
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+    except NotFoundError:
+        return _gone(request, key)
+    else:
+        messages.success(
+            request,
+            f"Rolled {key.name} back to the secret of version {number}: now version "
+            f"{key.version} ({key.secret_hint}).",
+        )
+    return redirect("keys:versions", org_slug=request.organization.slug, pk=key.pk)

@@ -15,6 +15,8 @@ key_patterns = (
         path("<uuid:pk>/edit/", keys.key_edit, name="edit"),
         path("<uuid:pk>/rotate/", keys.key_rotate, name="rotate"),
         path("<uuid:pk>/delete/", keys.key_delete, name="delete"),
+        path("<uuid:pk>/versions/", keys.key_versions, name="versions"),
+        path("<uuid:pk>/rollback/", keys.key_rollback, name="rollback"),
     ],
     "keys",
 )

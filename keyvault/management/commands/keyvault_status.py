@@ -10,8 +10,13 @@ from keyvault import providers
 from keyvault.crypto import CryptoError, get_keyring
 from keyvault.envelope_upgrade import legacy_keys
 from keyvault.management.progress import Progress
-from keyvault.models import SECRET_CONTEXT_FIELDS, ProviderKey
-from keyvault.rotation import keys_per_kek
+from keyvault.models import (
+    SECRET_CONTEXT_FIELDS,
+    VERSION_CONTEXT_FIELDS,
+    ProviderKey,
+    SecretVersion,
+)
+from keyvault.rotation import envelopes_per_kek
 from keyvault.sealing import open_secret
 
 UNUSED_DAYS = 90
@@ -37,7 +42,8 @@ class Command(ProvisioningCommand):
             keyring = get_keyring()
         except CryptoError as exc:
             raise CommandError(str(exc)) from None
-        per_kek = keys_per_kek()
+        # Current secrets and kept versions: a KEK is needed while either names it.
+        per_kek = envelopes_per_kek()
         out = self.stdout.write
         out("KEKs loaded (first is primary): " + ", ".join(keyring.kek_ids))
         out("Stored secrets per KEK:")
@@ -93,8 +99,15 @@ class Command(ProvisioningCommand):
     def _verify(self, keyring) -> tuple[list[tuple], list]:
         """`(ids that fail to open with the reason, ids whose secret today's rules refuse)`."""
         keys = ProviderKey.objects.only(*SECRET_CONTEXT_FIELDS).order_by("id")
-        progress = Progress(keys.count(), label="verify")
+        versions = SecretVersion.objects.only(*VERSION_CONTEXT_FIELDS).order_by("id")
+        progress = Progress(keys.count() + versions.count(), label="verify")
         failures, refused = [], []
+        for version in versions.iterator(chunk_size=2000):
+            try:
+                open_secret(version, keyring)
+            except CryptoError as exc:
+                failures.append((f"{version.key_id} version {version.number}", type(exc).__name__))
+            progress.advance(1)
         for key in keys.iterator(chunk_size=2000):
             try:
                 secret = open_secret(key, keyring)

@@ -1,3 +1,5 @@
+import os
+
 from django.core.management.base import CommandError
 
 from core.management import ProvisioningCommand, database_error_message
@@ -6,11 +8,21 @@ from keyvault.crypto import CryptoError, get_keyring
 from keyvault.management.jobs import run_envelope_job
 from keyvault.rotation import pending_by_kek
 
+# Below this many envelopes, forking workers costs more than it saves.
+AUTO_WORKERS_FROM = 20_000
+
+
+def _default_workers(total: int) -> int:
+    if total < AUTO_WORKERS_FROM:
+        return 1
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
 
 class Command(ProvisioningCommand):
     help = (
-        "Re-wrap every data key that is not under the primary KEK (the data ciphertext is not "
-        "touched). Resumable: interrupt it at any point and run it again."
+        "Re-wrap every data key that is not under the primary KEK, kept secret versions "
+        "included (the data ciphertext is not touched); counts are of secrets, current and "
+        "kept. Resumable: interrupt it at any point and run it again."
     )
 
     def add_arguments(self, parser):
@@ -18,10 +30,19 @@ class Command(ProvisioningCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="Only report what would be re-wrapped."
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="Processes that re-wrap beside the one that reads and writes (default: one "
+            f"per CPU for {AUTO_WORKERS_FROM:,} envelopes or more, else none).",
+        )
 
-    def handle(self, *, batch_size, dry_run, **options):
+    def handle(self, *, batch_size, dry_run, workers, **options):
         if not 1 <= batch_size <= 50_000:
             raise CommandError("--batch-size must be between 1 and 50000.")
+        if workers is not None and not 1 <= workers <= 64:
+            raise CommandError("--workers must be between 1 and 64.")
         try:
             keyring = get_keyring()
         except CryptoError as exc:
@@ -44,6 +65,7 @@ class Command(ProvisioningCommand):
             label="re-wrap",
             keyring=keyring,
             batch_size=batch_size,
+            workers=workers or _default_workers(total),
         )
         rewrapped, failed = job.written, job.failed
         self.stdout.write(
