@@ -255,7 +255,8 @@ def account_join(*, invitation, password: str, ip: str | None = None):
     """A new account for the invited address, joined to the organization in one transaction:
     if the invitation is refused, no account is left behind."""
     with transaction.atomic():
-        user = account_create(email=invitation.email, password=password)
+        # Following the emailed link proves the invited address.
+        user = account_create(email=invitation.email, password=password, verified=True)
         invitation_accept(invitation=invitation, user=user, ip=ip)
     return user
 

@@ -63,13 +63,11 @@ def reset_and_sign_in(email, mailoutbox) -> bool:
     if not mailoutbox:
         return False
     [link] = re.findall(
-        r"http://testserver(/accounts/password/reset/\S+/\S+/)", mailoutbox[-1].body
+        r"https?://testserver(/accounts/password/reset/key/\S+/)", mailoutbox[-1].body
     )
     form_page = client.get(link, follow=True)
-    client.post(
-        form_page.redirect_chain[-1][0], {"new_password1": PASSWORD, "new_password2": PASSWORD}
-    )
-    signed = client.post(reverse("accounts:sign_in"), {"username": email, "password": PASSWORD})
+    client.post(form_page.redirect_chain[-1][0], {"password1": PASSWORD, "password2": PASSWORD})
+    signed = client.post(reverse("accounts:sign_in"), {"login": email, "password": PASSWORD})
     return signed.status_code == 302 and "_auth_user_id" in client.session
 
 
@@ -119,8 +117,8 @@ def test_an_owner_the_operator_created_keeps_the_organization_and_can_reset(
         name="Founded", slug="founded", owner=founder, actor=Access.operator("manage.py create_org")
     )
     elsewhere = added_by(owner, organization, founder)
-    assert not reset_and_sign_in("founder@example.com", mailoutbox)  # locked out
-
+    # (Django's own reset page skipped such accounts; allauth's mails them, so the repair below
+    # is what matters for the rows it finds.)
     repair()
 
     founder.refresh_from_db()
