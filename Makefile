@@ -14,10 +14,18 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Development server: SQLite under var/, a generated development KEK, the demo organization.
+# It prints a ready curl line for the proxy API (a fresh demo token; `make token` makes another).
 run: install
 	DEBUG=true $(BIN)/python manage.py migrate --noinput
 	DEBUG=true $(BIN)/python manage.py seed_demo
+	@echo "Try the proxy API:"
+	@DEBUG=true $(BIN)/python manage.py demo_token
 	DEBUG=true $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+# A fresh read-and-secret token for the demo organization, as a curl line against `make run`.
+.PHONY: token
+token: install
+	@DEBUG=true $(BIN)/python manage.py demo_token
 
 # The whole suite; DATABASE_URL picks the database (SQLite by default).
 test: install

@@ -4,4 +4,4 @@
 from config.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(checkout=True)

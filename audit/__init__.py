@@ -38,6 +38,44 @@ class AuditAction(StrEnum):
     KEK_ROTATION = "kek.rotation"
     ENVELOPES_UPGRADED = "kek.envelopes_upgraded"
 
+    @property
+    def label(self) -> str:
+        """What the pages and the admin show; the code stays in the data and in filters."""
+        return ACTION_LABELS[self]
+
+
+ACTION_LABELS = {
+    AuditAction.ORGANIZATION_CREATED: "Organization created",
+    AuditAction.ORGANIZATION_RENAMED: "Organization renamed",
+    AuditAction.ORGANIZATION_DELETED: "Organization deleted",
+    AuditAction.MEMBER_ADDED: "Member added",
+    AuditAction.MEMBER_ROLE_CHANGED: "Member's role changed",
+    AuditAction.MEMBER_REMOVED: "Member removed",
+    AuditAction.MEMBER_LEFT: "Member left",
+    AuditAction.INVITATION_CREATED: "Invitation sent",
+    AuditAction.INVITATION_ACCEPTED: "Invitation accepted",
+    AuditAction.INVITATION_REVOKED: "Invitation withdrawn",
+    AuditAction.KEY_CREATED: "Key added",
+    AuditAction.KEY_UPDATED: "Key changed",
+    AuditAction.KEY_ROTATED: "Key rotated",
+    AuditAction.KEY_ENDPOINT_CHANGED: "Key's endpoint changed",
+    AuditAction.KEY_DELETED: "Key deleted",
+    AuditAction.TOKEN_CREATED: "Proxy token created",
+    AuditAction.TOKEN_REVOKED: "Proxy token revoked",
+    AuditAction.KEY_REKEYED: "Key re-encrypted (new data key)",
+    AuditAction.KEK_ROTATION: "KEK rotation",
+    AuditAction.ENVELOPES_UPGRADED: "Envelopes upgraded",
+}
+
+
+def action_label(code: str) -> str:
+    """The readable name of an action code; an unknown code (from a newer or older release)
+    is shown as it is stored."""
+    try:
+        return AuditAction(code).label
+    except ValueError:
+        return code
+
 
 class Caller(Protocol):
     """What the trail records of the caller who acted."""

@@ -8,8 +8,14 @@ same function).
 import os
 import sys
 
+# Set by manage.py alone (the checkout's entry point, which the wheel does not ship): the
+# settings give development defaults only to a command started this way (config/settings.py).
+run_from_checkout = False
 
-def main(argv: list[str] | None = None) -> None:
+
+def main(argv: list[str] | None = None, *, checkout: bool = False) -> None:
+    global run_from_checkout
+    run_from_checkout = checkout
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured

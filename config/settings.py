@@ -9,10 +9,13 @@ site-packages, run through the `keyvault` command from any folder); the two diff
 three places marked below.
 """
 
+import os
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from config import cli
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 CHECKOUT = (BASE_DIR / "manage.py").is_file()
@@ -27,7 +30,28 @@ env = environ.Env()
 if CHECKOUT:
     environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=False)
+# Development defaults: `python manage.py …` in a checkout, with DEBUG unset and none of the
+# variables only a deployment sets, runs as development (DEBUG on: the development KEK in
+# var/dev-kek.txt, a development SECRET_KEY, console email, no HTTPS safeguards), so the README's
+# commands work as written. Nothing else gets them: not the installed `keyvault` command (no
+# checkout), not an application server (config.wsgi is not manage.py), not a process that names
+# a SECRET_KEY, KEK, host or database (a deployment's, which the system checks then hold to
+# production rules). See docs/decisions.md, "Development defaults".
+PRODUCTION_VARIABLES = (
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "KEYVAULT_KEKS",
+    "KEYVAULT_KEKS_FILE",
+    "KEYVAULT_KMS_KEYS",
+)
+DEVELOPMENT_DEFAULTS = (
+    CHECKOUT
+    and cli.run_from_checkout
+    and "DEBUG" not in os.environ
+    and not any(os.environ.get(name) for name in PRODUCTION_VARIABLES)
+)
+DEBUG = env.bool("DEBUG", default=DEVELOPMENT_DEFAULTS)
 
 # 3. Writable state (the default SQLite database, collected static files, the development KEK):
 # KEYVAULT_VAR_DIR, else var/ beside manage.py in a checkout, else var/ in the folder the
@@ -87,6 +111,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /healthz for load balancers, before the host check and the HTTPS redirect (config/health.py).
+    "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -295,6 +321,11 @@ KEYVAULT_CLIENT_IP_HEADER = env.str("KEYVAULT_CLIENT_IP_HEADER", default="")
 # Usage counters are flushed to the database this often (seconds), and at clean shutdown.
 KEYVAULT_USAGE_FLUSH_SECONDS = env.float("KEYVAULT_USAGE_FLUSH_SECONDS", default=5.0)
 KEYVAULT_USAGE_MAX_PENDING = env.int("KEYVAULT_USAGE_MAX_PENDING", default=10_000)
+# The event feed keeps events this many days (at least 7; `prune_events` deletes older ones).
+KEYVAULT_EVENTS_RETENTION_DAYS = env.int("KEYVAULT_EVENTS_RETENTION_DAYS", default=7)
+# Long polls of the event feed (`wait`) parked at once per process; each holds a worker thread.
+# Beyond it a poll is answered at once. Keep it below the worker's threads (docs/operations.md).
+KEYVAULT_EVENTS_MAX_WAITERS = env.int("KEYVAULT_EVENTS_MAX_WAITERS", default=100)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["keyvault.api.authentication.ProxyTokenAuthentication"],
@@ -316,6 +347,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["keyvault.api.schema.leave_out_alternate_spellings"],
 }
 
 # Error reports mask what `sensitive_variables` and `sensitive_post_parameters` mark even with

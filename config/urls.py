@@ -1,3 +1,5 @@
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -46,6 +48,8 @@ organization_scoped = [
 
 urlpatterns = [
     path("", home, name="home"),
+    # Browsers ask for /favicon.ico whatever the page links; the icon is a static file.
+    path("favicon.ico", lambda request: redirect(static("img/favicon.svg"), permanent=True)),
     path("accounts/", include(account_patterns)),
     path("accounts/", include(allauth_patterns)),
     path("orgs/", include("organizations.web.urls")),

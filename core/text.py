@@ -38,3 +38,10 @@ def clean_display_name(value, *, max_length: int, field: str = "name") -> str:
             {field: f"The name is longer than {max_length} characters."}, code="max_length"
         )
     return value
+
+
+def with_article(name: str) -> str:
+    """`name` after "a" or "an" by its first letter: "an Azure OpenAI", "a Mistral" (the
+    providers' names are read letter by letter or start with a vowel sound when they start with
+    a vowel: "an AWS Bedrock")."""
+    return f"{'an' if name[:1].upper() in 'AEIOU' else 'a'} {name}"

@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from audit import AuditAction, action_label
 from audit.models import AuditEvent
 from core.errors import NotFoundError
 from keyvault import services
@@ -301,6 +302,20 @@ class ProxyTokenAdmin(TenantScopedAdmin):
 # --- Audit trail -----------------------------------------------------------------------------
 
 
+class AuditActionFilter(admin.SimpleListFilter):
+    """Actions by their readable names; the query string keeps the stored code."""
+
+    title = "action"
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        return [(action.value, action.label) for action in AuditAction]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(action=value) if value else queryset
+
+
 @admin.register(AuditEvent, site=site)
 class AuditEventAdmin(TenantScopedAdmin):
     """Read-only for everyone, superusers included: the trail is append-only."""
@@ -311,11 +326,11 @@ class AuditEventAdmin(TenantScopedAdmin):
         "created_at",
         "organization",
         "actor_label",
-        "action",
+        "action_name",
         "target_label",
         "ip_address",
     ]
-    list_filter = ["action", "organization"]
+    list_filter = [AuditActionFilter, "organization"]
     search_fields = ["actor_label", "target_label", "action"]
     list_select_related = ["organization"]
     readonly_fields = [
@@ -332,3 +347,7 @@ class AuditEventAdmin(TenantScopedAdmin):
         "metadata",
     ]
     fields = readonly_fields
+
+    @admin.display(description="action", ordering="action")
+    def action_name(self, event):
+        return action_label(event.action)

@@ -166,6 +166,33 @@ def check_state_folder_is_chosen(app_configs=None, **kwargs):
     return []
 
 
+@checks.register(TAG)
+def check_event_settings(app_configs=None, **kwargs):
+    """The event feed keeps a week at least (a proxy down over a weekend finds its place again),
+    and parks no negative number of polls."""
+    from keyvault.events import MIN_RETENTION_DAYS
+
+    errors = []
+    if settings.KEYVAULT_EVENTS_RETENTION_DAYS < MIN_RETENTION_DAYS:
+        errors.append(
+            checks.Error(
+                f"KEYVAULT_EVENTS_RETENTION_DAYS is {settings.KEYVAULT_EVENTS_RETENTION_DAYS}; "
+                f"the event feed keeps events at least {MIN_RETENTION_DAYS} days.",
+                hint=f"Set it to {MIN_RETENTION_DAYS} or more.",
+                id="keyvault.E109",
+            )
+        )
+    if settings.KEYVAULT_EVENTS_MAX_WAITERS < 0:
+        errors.append(
+            checks.Error(
+                "KEYVAULT_EVENTS_MAX_WAITERS is negative.",
+                hint="0 answers every poll at once; a positive number parks that many per process.",
+                id="keyvault.E110",
+            )
+        )
+    return errors
+
+
 def refuse_to_start_on_errors() -> None:
     """Raise `ImproperlyConfigured` if any Keyvault check reports an error."""
     try:

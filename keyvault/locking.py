@@ -5,7 +5,10 @@ A transaction that locks several rows takes them in this order, and never the ot
 1. provider keys, in primary-key order;
 2. proxy tokens, in primary-key order;
 3. usage rows (`KeyUsage`), in (token, key, hour) order;
-4. the organization row, last: by the organization's deletion, and by the foreign-key checks
+4. the organization's event feed row (`EventFeed`), `FOR UPDATE` by `keyvault.events`
+   as the last write of every key change, so its lock, which all of an organization's key
+   writers share, is held only from there to the commit;
+5. the organization row, last: by the organization's deletion, and by the foreign-key checks
    PostgreSQL runs at commit for new rows that reference it (Django's constraints are
    deferred), which come after everything a transaction did.
 

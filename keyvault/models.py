@@ -215,3 +215,68 @@ class KeyUsage(models.Model):
         ]
         with connection.cursor() as cursor:
             cursor.executemany(sql, params)
+
+
+class KeyEventType(models.TextChoices):
+    """What happened to a key, as the event feed names it (docs/api.md, "Event feed")."""
+
+    CREATED = "key.created"
+    UPDATED = "key.updated"
+    ROTATED = "key.rotated"
+    ENABLED = "key.enabled"
+    DISABLED = "key.disabled"
+    DELETED = "key.deleted"
+
+
+class EventFeed(models.Model):
+    """One organization's place in its event feed: the number of its latest event and the
+    latest one retention has pruned. Written by `keyvault.events` only.
+
+    The row is the feed's lock: every writer takes it `FOR UPDATE` to number its event, so an
+    organization's events commit in the order of their numbers (docs/decisions.md, "The event
+    feed").
+    """
+
+    organization = models.OneToOneField(
+        Organization, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    last_event = models.BigIntegerField(default=0)
+    # Events up to this number are pruned: a cursor below it has missed some.
+    pruned_through = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"feed at {self.last_event} (pruned through {self.pruned_through})"
+
+
+class KeyEvent(models.Model):
+    """One change to a provider key, written in the transaction of the change (an outbox).
+
+    Holds what a proxy's cache needs to act on and nothing secret: no secret, no hint, no
+    config. The key is named by id, not by foreign key: its `key.deleted` event outlives it.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # The cursor: numbered per organization, 1, 2, 3, … with no gaps.
+    number = models.BigIntegerField()
+    type = models.CharField(max_length=32, choices=KeyEventType.choices)
+    key_id = models.UUIDField()
+    provider = models.CharField(max_length=32)
+    name = models.CharField(max_length=100)
+    version = models.PositiveIntegerField()
+    is_default = models.BooleanField()
+    enabled = models.BooleanField()
+    occurred_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["organization", "number"]
+        constraints = [
+            # Also the index every page of the feed is read by.
+            models.UniqueConstraint(
+                fields=["organization", "number"], name="key_event_number_unique_per_org"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.number} {self.type} {self.key_id}"

@@ -17,6 +17,7 @@ from audit.models import AuditEvent
 from core.errors import NotFoundError
 from core.text import has_control_characters
 from keyvault import providers
+from keyvault.errors import NoDefaultKeyError
 from keyvault.models import ProviderKey, ProxyToken
 from organizations import permissions
 from organizations.permissions import Action
@@ -94,7 +95,10 @@ def provider_key_resolve(*, organization_id, provider: str, name: str | None = N
         if has_control_characters(name):
             raise ProviderKey.DoesNotExist
         return named(keys, name).get()
-    return keys.get(is_default=True)
+    try:
+        return keys.get(is_default=True)
+    except ProviderKey.DoesNotExist:
+        raise NoDefaultKeyError(provider) from None
 
 
 # --- Fetch and authorize in one call ---------------------------------------------------------

@@ -5,7 +5,7 @@ organization's id, a malformed one and a missing one are the same `Http404`-styl
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 
-from organizations import permissions
+from organizations import permissions, roles
 from organizations.models import Invitation, Membership, Organization
 from organizations.permissions import Action
 
@@ -42,3 +42,12 @@ def access_invitation(access, invitation_id, *, organization_id) -> Invitation:
     if not permissions.can(access, Action.MEMBER_MANAGE, organization_id):
         raise Invitation.DoesNotExist
     return _in_organization(Invitation.objects.all(), invitation_id, organization_id)
+
+
+def is_last_owner(membership: Membership) -> bool:
+    """Whether `membership` is its organization's only owner: the pages then offer neither
+    Leave nor a role change, which the services would refuse (they decide; this only reads)."""
+    if membership.role != roles.OWNER.id:
+        return False
+    owners = Membership.objects.filter(organization_id=membership.organization_id)
+    return not owners.filter(role=roles.OWNER.id).exclude(pk=membership.pk).exists()

@@ -25,6 +25,16 @@ def _fresh_shared_state():
     recorder._take()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _event_listener_stops():
+    """The event feed's listener (started by the first long poll on PostgreSQL) holds a
+    connection to the test database: closed before the database is dropped."""
+    yield
+    from keyvault.event_wait import listener
+
+    listener.stop()
+
+
 @pytest.fixture
 def organization(db):
     return OrganizationFactory()

@@ -92,6 +92,8 @@ ENDPOINTS = [
     ("detail", "get", "/api/v1/keys/{id}", {"keys:read"}, 200),
     ("secret", "get", "/api/v1/keys/{id}/secret", {"keys:secret"}, 200),
     ("resolve", "get", "/api/v1/resolve?provider=openai", {"keys:secret"}, 200),
+    ("snapshot", "get", "/api/v1/snapshot", {"keys:secret"}, 200),
+    ("events", "get", "/api/v1/events?after=0", {"keys:read"}, 200),
     ("create", "post", "/api/v1/keys", WRITE, 201),
     ("update", "patch", "/api/v1/keys/{id}", WRITE, 200),
     ("delete", "delete", "/api/v1/keys/{id}", WRITE, 204),

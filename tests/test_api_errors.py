@@ -32,9 +32,7 @@ def assert_json_404(response):
 # --- 404 ------------------------------------------------------------------------------------
 
 UNKNOWN_PATHS = [
-    "/api/v1/",
     "/api/v1/nope",
-    "/api/v1/keys/",
     "/api/v1/ping/",
     "/api/v1/keys/{id}/secret/extra",
     "/api/v1/keys/{id}/rotate",

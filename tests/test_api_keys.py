@@ -455,6 +455,8 @@ def foreign_key(other_organization):
     )
 
 
+NO_ANTHROPIC_DEFAULT = "no default key for anthropic; name one or set a default"
+
 FOREIGN_REQUESTS = {
     "detail": ("get", "/api/v1/keys/{id}", None),
     "secret": ("get", "/api/v1/keys/{id}/secret", None),
@@ -473,7 +475,14 @@ def test_another_organizations_key_is_404(api, organization, foreign_key, method
     before, events = key_row(foreign_key), AuditEvent.objects.count()
     response = api(method, path.format(id=foreign_key.pk), body)
     assert response.status_code == 404
-    assert response.json() == {"detail": "Not found."}
+    # Resolving the default says the caller's own organization has none, as it would if the
+    # other organization had no key either; everything else is the plain 404.
+    expected = (
+        {"detail": NO_ANTHROPIC_DEFAULT, "code": "no_default_key"}
+        if path.endswith("provider=anthropic")
+        else {"detail": "Not found."}
+    )
+    assert response.json() == expected
     assert "Theirs" not in response.content.decode()
     assert key_row(foreign_key) == before
     assert AuditEvent.objects.count() == events

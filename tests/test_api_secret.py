@@ -163,16 +163,30 @@ def test_reenabled_key_is_served_again(get, key):
 # --- resolve --------------------------------------------------------------------------------
 
 
-def test_resolve_with_no_key_for_the_provider_is_404(get, key):
+NO_DEFAULT = {
+    "detail": "no default key for {}; name one or set a default",
+    "code": "no_default_key",
+}
+
+
+def test_resolve_with_no_key_for_the_provider_is_404_saying_what_to_do(get, key):
     response = get("/api/v1/resolve?provider=anthropic")
     assert response.status_code == 404
-    assert response.json() == {"detail": "Not found."}
+    assert response.json() == {**NO_DEFAULT, "detail": NO_DEFAULT["detail"].format("anthropic")}
 
 
-def test_resolve_with_keys_but_no_default_is_404(get, organization):
+def test_resolve_with_keys_but_no_default_is_404_saying_what_to_do(get, organization):
     ProviderKeyFactory(organization=organization, provider="openai", name="A")
     ProviderKeyFactory(organization=organization, provider="openai", name="B")
-    assert get("/api/v1/resolve?provider=openai").status_code == 404
+    response = get("/api/v1/resolve?provider=openai")
+    assert response.status_code == 404
+    assert response.json() == {**NO_DEFAULT, "detail": NO_DEFAULT["detail"].format("openai")}
+
+
+def test_resolve_of_a_missing_name_stays_a_plain_404(get, key):
+    response = get("/api/v1/resolve?provider=openai&name=nope")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
 
 
 def test_resolve_picks_the_default_among_several(get, organization):

@@ -152,3 +152,11 @@ def test_a_service_write_that_fails_to_audit_writes_nothing(organization, monkey
         ProviderKeyFactory(organization=organization)
     assert ProviderKey.objects.count() == 0
     assert AuditEvent.objects.count() == 0
+
+
+def test_every_action_has_a_readable_name_and_unknown_codes_show_as_stored():
+    from audit import ACTION_LABELS, action_label
+
+    assert set(ACTION_LABELS) == set(AuditAction)
+    assert action_label("provider_key.rotated") == "Key rotated"
+    assert action_label("something.from_a_newer_release") == "something.from_a_newer_release"

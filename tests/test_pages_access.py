@@ -755,13 +755,13 @@ CONTROLS = [
     ),
     Control("Change a viewer's role", "members:list", MEMBER_MANAGERS, _role_form("joined")),
     Control("Remove a viewer", "members:list", MEMBER_MANAGERS, _href("members:remove", "joined")),
-    Control(
-        "Change the owner's role", "members:list", OWNER_MANAGERS, _role_form("owner_membership")
-    ),
+    # The tenant's owner is its only owner: nobody is offered a change the services would
+    # refuse (with a second owner, owners are: tests/test_pages_members.py).
+    Control("Change the owner's role", "members:list", frozenset(), _role_form("owner_membership")),
     Control(
         "Remove the owner",
         "members:list",
-        OWNER_MANAGERS,
+        frozenset(),
         _href("members:remove", "owner_membership"),
     ),
     Control("Rename form", "settings:index", ORG_MANAGERS, lambda t: 'name="name"'),

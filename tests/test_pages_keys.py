@@ -83,6 +83,11 @@ def test_adding_a_key_records_the_user_and_their_address_in_the_audit_trail(
     [row] = [r for r in re.findall(r"<tr>.*?</tr>", audit.content.decode(), re.S) if "<td" in r]
     assert owner.email in row and CLIENT_IP in row and key.secret_hint in row
     assert SECRET[8:] not in audit.content.decode()
+    # The action by its name; its code stays as the cell's title and the filter's value.
+    assert ">Key added</td>" in row and 'title="provider_key.created"' in row
+    assert '<option value="provider_key.created" selected>Key added</option>' in (
+        audit.content.decode()
+    )
 
 
 def test_a_key_added_with_the_boxes_unticked_is_disabled_and_not_default(
@@ -191,7 +196,7 @@ ERROR_CASES = {
         "openai",
         {"name": "PROD"},
         "name",
-        "already has a OpenAI key named",
+        "already has an OpenAI key named",
     ),
     "second default": (
         "openai",
@@ -232,6 +237,13 @@ def test_the_typed_secret_is_not_rendered_back_when_the_form_has_errors(
     assert "value" not in secret
     assert SECRET not in html
     assert SECRET[8:30] not in html
+    # …and the page says so, instead of leaving an empty box to be noticed after the next try.
+    assert "the secret you entered was not kept: paste it again" in html
+
+
+def test_a_form_without_errors_asks_for_nothing_again(organization, owner_client):
+    response = owner_client.get(add_url(organization))
+    assert "paste it again" not in response.content.decode()
 
 
 def test_a_service_account_key_typed_into_a_form_with_errors_is_not_rendered_back(
@@ -459,7 +471,7 @@ def test_edit_changes_name_config_default_and_enabled(organization, owner, owner
     ("fields", "field", "message"),
     [
         ({"name": "Other", "config_base_url": "ftp://nope"}, "config_base_url", "https:// URL"),
-        ({"name": "prod"}, "name", "already has a OpenAI key named"),
+        ({"name": "prod"}, "name", "already has an OpenAI key named"),
         ({"name": "Other", "is_default": "on"}, "is_default", "is already the default"),
     ],
     ids=["bad config", "duplicate name", "second default"],

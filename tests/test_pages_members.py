@@ -458,6 +458,36 @@ def test_the_last_owner_cannot_leave(client, organization, owner):
     assert not AuditEvent.objects.filter(action="member.left").exists()
 
 
+def test_the_last_owner_is_offered_neither_leave_nor_a_role_change(
+    organization, owner, owner_client, member_of
+):
+    member_of(organization, roles.MEMBER.id)
+    mine = own_membership(organization, owner)
+
+    members = owner_client.get(url("members:list", organization)).content.decode()
+    settings = owner_client.get(url("settings:index", organization)).content.decode()
+
+    assert url("members:remove", organization, pk=mine.pk) not in members
+    assert f'name="m{mine.pk}-role"' not in members
+    assert "(only owner)" in members
+    assert url("settings:leave", organization) not in settings
+    assert "You are the only owner" in settings
+
+
+def test_with_a_second_owner_both_are_offered_leave_and_a_role_change(
+    organization, owner, owner_client, member_of
+):
+    member_of(organization, roles.OWNER.id)
+    mine = own_membership(organization, owner)
+
+    members = owner_client.get(url("members:list", organization)).content.decode()
+    settings = owner_client.get(url("settings:index", organization)).content.decode()
+
+    assert url("members:remove", organization, pk=mine.pk) in members
+    assert f'name="m{mine.pk}-role"' in members
+    assert url("settings:leave", organization) in settings
+
+
 def test_an_owner_can_leave_when_another_owner_stays(client, organization, owner, member_of):
     member_of(organization, roles.OWNER.id)
     client.force_login(owner)

@@ -178,7 +178,7 @@ def test_the_list_shows_name_last_four_scopes_dates_and_state(organization, owne
     row = by_name["gateway"]
     assert f"<code>kvp_…{active.last_four}</code>" in row
     assert re.findall(r'<span class="badge">([^<]+)</span>', row) == ["keys:read"]
-    assert f"{now:%Y-%m-%d} by {owner.email}" in row
+    assert f'{now:%Y-%m-%d}</span> <span class="muted">by {owner.email}</span>' in row
     assert "2\xa0hours, 1\xa0minute ago" in row
     assert f"{active.expires_at:%Y-%m-%d}" in row
     assert '<span class="badge ok">active</span>' in row
@@ -195,6 +195,32 @@ def test_the_list_shows_name_last_four_scopes_dates_and_state(organization, owne
     for token in (active, revoked, expired):
         assert token.raw not in html
         assert token.raw[4:-4] not in html
+
+
+def test_revoked_tokens_are_listed_apart_below_the_others(organization, owner_client):
+    ProxyTokenFactory(organization=organization, name="gateway")
+    revoked = ProxyTokenFactory(organization=organization, name="old-gateway")
+    ProxyToken.objects.filter(pk=revoked.pk).update(revoked_at=timezone.now())
+
+    html = owner_client.get(url("tokens:list", organization)).content.decode()
+
+    current, history = html.split('<h2 id="revoked">Revoked</h2>')
+    assert "gateway" in rows(current) and "old-gateway" not in rows(current)
+    assert set(rows(history)) == {"old-gateway"}
+
+
+def test_only_revoked_tokens_say_no_active_ones(organization, owner_client):
+    revoked = ProxyTokenFactory(organization=organization, name="old-gateway")
+    ProxyToken.objects.filter(pk=revoked.pk).update(revoked_at=timezone.now())
+    html = owner_client.get(url("tokens:list", organization)).content.decode()
+    assert "No active tokens." in html and "No proxy tokens yet" not in html
+
+
+def test_the_token_pages_link_the_api_reference(organization, owner_client):
+    html = owner_client.get(url("tokens:list", organization)).content.decode()
+    assert 'href="/api/v1/docs"' in html and 'href="/api/v1/"' in html
+    response = create(owner_client, organization)
+    assert 'href="/api/v1/docs"' in response.content.decode()
 
 
 def test_an_organization_without_tokens_explains_them(organization, owner_client):
@@ -230,7 +256,11 @@ def field_errors(response, field) -> str:
 
 
 INVALID = {
-    "no scope": ({"scopes": None}, "scopes", "This field is required."),
+    "no scope": (
+        {"scopes": None},
+        "scopes",
+        "Pick at least one scope: a proxy that fetches keys needs keys:read",
+    ),
     "unknown scope": ({"scopes": ["keys:admin"]}, "scopes", "Select a valid choice."),
     "expiry 0": ({"expires_in_days": "0"}, "expires_in_days", "greater than or equal to 1"),
     "expiry 99999": (

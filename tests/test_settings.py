@@ -278,3 +278,112 @@ def test_an_unusable_state_folder_is_one_line_and_a_non_zero_exit(tmp_path):
         f"manage.py: Cannot create the folder for Keyvault's state {blocker} (File exists); "
         "set KEYVAULT_VAR_DIR to a writable folder."
     ]
+
+
+# --- Development defaults: manage.py in a checkout, and nothing else -------------------------
+
+# (The loaded module's SECRET_KEY, read past django.conf, which refuses an empty one.)
+PRINT_MODE = (
+    "from django.conf import settings as s; "
+    "print(s.DEBUG, vars(s._wrapped)['SECRET_KEY'].startswith('django-insecure'), "
+    "s.SECURE_SSL_REDIRECT)"
+)
+
+
+def unconfigured_env(tmp_path, **overrides) -> dict[str, str]:
+    """No DEBUG and none of the variables a deployment sets: what a fresh clone sees."""
+    if (BASE_DIR / ".env").exists():
+        pytest.skip("a local .env file configures this checkout")
+    env = {name: value for name, value in os.environ.items() if name not in _CONTROLLED}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    for name in ("KEYVAULT_KMS_KEYS", *_DEFAULTS):
+        env.pop(name, None)
+    env.update({"KEYVAULT_VAR_DIR": str(tmp_path / "state"), "LOG_LEVEL": "WARNING"})
+    env.update(overrides)
+    return env
+
+
+def manage_py_mode(env) -> str:
+    result = run(["manage.py", "shell", "-c", PRINT_MODE], env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_manage_py_in_an_unconfigured_checkout_runs_with_development_defaults(tmp_path):
+    env = unconfigured_env(tmp_path)
+    assert manage_py_mode(env) == "True True False"
+    result = run(["manage.py", "check"], env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "state" / "dev-kek.txt").is_file()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SECRET_KEY",
+        "ALLOWED_HOSTS",
+        "DATABASE_URL",
+        "KEYVAULT_KEKS",
+        "KEYVAULT_KEKS_FILE",
+        "KEYVAULT_KMS_KEYS",
+    ],
+)
+def test_any_production_variable_turns_the_development_defaults_off(tmp_path, name):
+    values = {
+        "SECRET_KEY": SECRET_KEY,
+        "ALLOWED_HOSTS": "keyvault.example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "KEYVAULT_KEKS": new_kek_line("deploy-test"),
+        "KEYVAULT_KEKS_FILE": str(tmp_path / "keks.txt"),
+        "KEYVAULT_KMS_KEYS": "kms:1234abcd-12ab-34cd-56ef-1234567890ab",
+    }
+    (tmp_path / "keks.txt").write_text(new_kek_line("file-kek") + "\n")
+    assert manage_py_mode(unconfigured_env(tmp_path, **{name: values[name]})) == (
+        "False False True"
+    )
+
+
+def test_a_production_variable_without_debug_is_held_to_the_production_checks(tmp_path):
+    # A SECRET_KEY alone: no development KEK is made up; the checks refuse to run.
+    env = unconfigured_env(tmp_path, SECRET_KEY=SECRET_KEY, ALLOWED_HOSTS="kv.example.com")
+    result = run(["manage.py", "check"], env)
+    assert result.returncode != 0
+    assert "keyvault.E101" in result.stderr
+    assert not (tmp_path / "state" / "dev-kek.txt").exists()
+    # A KEK alone: the development SECRET_KEY is not used either.
+    env = unconfigured_env(tmp_path, KEYVAULT_KEKS=new_kek_line("deploy-test"))
+    result = run(["manage.py", "check"], env)
+    assert result.returncode != 0
+    assert "keyvault.E104" in result.stderr
+
+
+def test_debug_set_to_false_keeps_production_rules_in_a_checkout(tmp_path):
+    result = run(["manage.py", "check"], unconfigured_env(tmp_path, DEBUG="false"))
+    assert result.returncode != 0
+    assert "keyvault.E101" in result.stderr and "keyvault.E104" in result.stderr
+    assert not (tmp_path / "state" / "dev-kek.txt").exists()
+
+
+def test_the_wsgi_application_never_gets_development_defaults(tmp_path):
+    # gunicorn imports config.wsgi: an unconfigured process refuses to serve, even in a checkout.
+    env = unconfigured_env(tmp_path, DJANGO_SETTINGS_MODULE="config.settings")
+    result = run(["-c", "import config.wsgi"], env)
+    assert result.returncode != 0
+    assert "keyvault.E101" in result.stderr
+    assert not (tmp_path / "state" / "dev-kek.txt").exists()
+
+
+def test_the_keyvault_command_never_gets_development_defaults(tmp_path):
+    # The installed entry point (config.cli.main without manage.py), here run from the checkout.
+    code = "from config.cli import main; main(['keyvault', 'check'])"
+    result = run(["-c", code], unconfigured_env(tmp_path))
+    assert result.returncode != 0
+    assert "keyvault.E101" in result.stderr and "keyvault.E104" in result.stderr
+    assert not (tmp_path / "state" / "dev-kek.txt").exists()
+
+
+def test_importing_the_settings_elsewhere_never_gets_development_defaults(tmp_path):
+    env = unconfigured_env(tmp_path, DJANGO_SETTINGS_MODULE="config.settings")
+    result = run(["-c", f"import django; django.setup(); {PRINT_MODE}"], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False False True"

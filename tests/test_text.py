@@ -4,7 +4,7 @@ visible, one-line text."""
 import pytest
 from django.core.exceptions import ValidationError
 
-from core.text import clean_display_name, has_control_characters
+from core.text import clean_display_name, has_control_characters, with_article
 
 # Names no list, audit trail or terminal can show faithfully: each must be refused.
 INVISIBLE_NAMES = {
@@ -103,3 +103,17 @@ def test_the_error_never_echoes_the_name():
 )
 def test_has_control_characters_finds_what_no_column_stores(text, expected):
     assert has_control_characters(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Azure OpenAI", "an Azure OpenAI"),
+        ("OpenAI", "an OpenAI"),
+        ("AWS Bedrock", "an AWS Bedrock"),
+        ("Mistral", "a Mistral"),
+        ("Google Vertex AI", "a Google Vertex AI"),
+    ],
+)
+def test_with_article_picks_a_or_an(name, expected):
+    assert with_article(name) == expected

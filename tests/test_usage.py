@@ -114,21 +114,26 @@ def test_metadata_reads_refresh_the_token_but_count_no_retrieval(client, make_to
     assert KeyUsage.objects.count() == 0
 
 
-@pytest.mark.parametrize("path", ["secret", "resolve", "revalidate", "ping"])
-def test_the_request_itself_writes_nothing(client, token, key, path):
+@pytest.mark.parametrize("path", ["secret", "resolve", "revalidate", "ping", "snapshot", "events"])
+def test_the_request_itself_writes_nothing(client, token, make_token, key, path):
     etag = fetch(client, token, key)["ETag"]
+    if path == "events":  # the feed is keys:read's
+        token = make_token("keys:read")
     urls = {
         "secret": (f"/api/v1/keys/{key.pk}/secret", {}),
         "resolve": ("/api/v1/resolve?provider=openai", {}),
         "revalidate": (f"/api/v1/keys/{key.pk}/secret", {"HTTP_IF_NONE_MATCH": etag}),
         "ping": ("/api/v1/ping", {}),
+        "snapshot": ("/api/v1/snapshot", {}),
+        "events": ("/api/v1/events?after=0&wait=5", {"wsgi.multithread": True}),
     }
     url, headers = urls[path]
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url, HTTP_AUTHORIZATION=f"Bearer {token.raw}", **headers)
     assert response.status_code in (200, 304)
     statements = [q["sql"].lstrip().split(None, 1)[0].upper() for q in queries]
-    assert statements and set(statements) == {"SELECT"}, statements
+    # A snapshot reads in one transaction (a savepoint inside the test's): reads only.
+    assert statements and set(statements) - {"SAVEPOINT", "RELEASE"} == {"SELECT"}, statements
 
 
 # --- The recorder ---------------------------------------------------------------------------
@@ -390,11 +395,12 @@ def test_usage_survives_a_key_deleted_over_the_api(client, make_token, key):
     [
         ("get", "/api/v1/keys/{id}/secret"),
         ("get", "/api/v1/resolve?provider=openai"),
+        ("get", "/api/v1/snapshot"),
         ("post", "/api/v1/keys"),
         ("patch", "/api/v1/keys/{id}"),
         ("delete", "/api/v1/keys/{id}"),
     ],
-    ids=["secret", "resolve", "create", "update", "delete"],
+    ids=["secret", "resolve", "snapshot", "create", "update", "delete"],
 )
 def test_a_request_refused_for_a_missing_scope_does_not_refresh_the_token(
     client, make_token, key, method, path

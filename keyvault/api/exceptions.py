@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from keyvault.crypto import CryptoError
-from keyvault.errors import KeyDisabledError
+from keyvault.errors import CursorExpiredError, KeyDisabledError, NoDefaultKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,8 @@ _ANSWERS: dict[type[BaseException], Callable[[Exception], Response]] = {
     Http404: _not_found,
     PermissionDenied: lambda exc: _response(403, str(exc) or "Permission denied."),
     KeyDisabledError: lambda exc: _response(409, str(exc), code=exc.code),
+    CursorExpiredError: lambda exc: _response(410, str(exc), code=exc.code),
+    NoDefaultKeyError: lambda exc: _response(404, str(exc), code=exc.code),
     CryptoError: _integrity_error,
 }
 

@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from keyvault import providers
+from keyvault.models import KeyEventType
 
 PROVIDER_IDS = [provider.id for provider in providers.PROVIDERS]
 PROVIDER_SCHEMA = {"type": "string", "enum": PROVIDER_IDS}
@@ -102,6 +103,42 @@ class ProviderKeyUpdateSerializer(NoUnknownFieldsMixin, serializers.Serializer):
     )
 
 
+class KeyEventSerializer(serializers.Serializer):
+    """One event of the feed: what changed, never a secret or a hint of one."""
+
+    id = serializers.IntegerField(
+        source="number", help_text="The cursor: increasing, numbered per organization."
+    )
+    type = serializers.ChoiceField(choices=KeyEventType.choices)
+    key_id = serializers.UUIDField()
+    provider = ProviderIdField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    is_default = serializers.BooleanField()
+    enabled = serializers.BooleanField()
+    occurred_at = serializers.DateTimeField()
+
+
+class EventPageSerializer(serializers.Serializer):
+    events = KeyEventSerializer(many=True)
+    cursor = serializers.IntegerField(
+        help_text="Ask for the events after this next (the last event's id, else `after`)."
+    )
+
+
+class UnavailableKeySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    code = serializers.CharField(help_text="key_integrity_error")
+
+
+class SnapshotSerializer(serializers.Serializer):
+    cursor = serializers.IntegerField(help_text="Follow the event feed from here.")
+    keys = ProviderKeySecretSerializer(many=True)
+    unavailable = UnavailableKeySerializer(
+        many=True, help_text="Enabled keys left out: their stored value failed its check."
+    )
+
+
 class PingSerializer(serializers.Serializer):
     organization = serializers.CharField()
     token = serializers.CharField()
@@ -112,7 +149,9 @@ class ErrorSerializer(serializers.Serializer):
     """Every error answer: `detail` always, `errors` on 400, `code` where a client branches."""
 
     detail = serializers.CharField()
-    code = serializers.CharField(required=False, help_text="key_disabled, key_integrity_error")
+    code = serializers.CharField(
+        required=False, help_text="key_disabled, key_integrity_error, cursor_expired"
+    )
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         required=False,

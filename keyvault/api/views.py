@@ -11,19 +11,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.counters import client_address
-from keyvault import selectors, services
+from keyvault import event_wait, selectors, services
 from keyvault.api.parsers import StrictJSONParser
 from keyvault.api.serializers import (
     PROVIDER_IDS,
     ErrorSerializer,
+    EventPageSerializer,
+    KeyEventSerializer,
     PingSerializer,
     ProviderKeyCreateSerializer,
     ProviderKeyPageSerializer,
     ProviderKeySecretSerializer,
     ProviderKeySerializer,
     ProviderKeyUpdateSerializer,
+    SnapshotSerializer,
 )
-from keyvault.retrieval import retrieve_secret
+from keyvault.retrieval import retrieve_secret, retrieve_snapshot
 from keyvault.usage import recorder
 from organizations.access import Access
 from organizations.permissions import Action
@@ -55,6 +58,7 @@ ERRORS = {
 # DRF deep-copies every declared field each time a serializer is built, which costs more than
 # decrypting; the secret path renders with one shared instance (rendering keeps no state).
 _METADATA = ProviderKeySerializer()
+_EVENT = KeyEventSerializer()
 
 
 def _actor(request) -> Access:
@@ -99,12 +103,17 @@ class KeyPagination(PageNumberPagination):
 _MAX_DIGITS = 18
 
 
-def _whole_number(request, name: str, maximum: int | None = None) -> int | None:
-    """The query parameter `name` as an int from 1 to `maximum`, None when it is absent."""
+def _whole_number(
+    request, name: str, maximum: int | None = None, minimum: int = 1, required: str = ""
+) -> int | None:
+    """The query parameter `name` as an int from `minimum` to `maximum`, None when it is
+    absent (a 400 with the message `required` if that is given)."""
     values = request.query_params.getlist(name)
     if not values:
+        if required:
+            raise ValidationError({name: [required]})
         return None
-    allowed = f"from 1 to {maximum}" if maximum else "from 1"
+    allowed = f"from {minimum} to {maximum}" if maximum is not None else f"from {minimum}"
     message = f"{name} must be a whole number {allowed}."
     if len(values) > 1:
         raise ValidationError({name: [f"Give {name} once."]})
@@ -112,7 +121,7 @@ def _whole_number(request, name: str, maximum: int | None = None) -> int | None:
     if not (value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS):
         raise ValidationError({name: [message]})
     number = int(value)
-    if number < 1 or (maximum is not None and number > maximum):
+    if number < minimum or (maximum is not None and number > maximum):
         raise ValidationError({name: [message]})
     return number
 
@@ -286,3 +295,90 @@ class ResolveView(TokenAPIView):
             name=request.query_params.get("name"),
         )
         return _secret_response(request, key)
+
+
+# --- The event feed and the snapshot ---------------------------------------------------------
+
+
+class EventsView(TokenAPIView):
+    """The organization's key events after a cursor, in order; with `wait`, a long poll."""
+
+    required_actions = {"GET": READ}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": 0},
+                required=True,
+                description="A cursor: a snapshot's, or the last page's.",
+            ),
+            OpenApiParameter(
+                "wait",
+                {"type": "integer", "minimum": 0, "maximum": event_wait.MAX_WAIT},
+                description="Seconds to wait for a first event when there is none yet (0-30).",
+            ),
+        ],
+        responses={
+            200: EventPageSerializer,
+            410: _error("Events after the cursor are gone (`code`: cursor_expired)."),
+            **ERRORS,
+        },
+    )
+    def get(self, request):
+        after = _whole_number(
+            request,
+            "after",
+            minimum=0,
+            required="after is required: a snapshot's cursor, or the last page's.",
+        )
+        wait = _whole_number(request, "wait", minimum=0, maximum=event_wait.MAX_WAIT) or 0
+        events, cursor = event_wait.events_page(
+            organization_id=request.auth.organization_id,
+            after=after,
+            wait=wait,
+            # A server that handles one request at a time would stop while the poll is parked.
+            parkable=bool(request.META.get("wsgi.multithread")),
+        )
+        response = Response(
+            {"events": [_EVENT.to_representation(event) for event in events], "cursor": cursor}
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class SnapshotView(TokenAPIView):
+    """Every enabled key of the organization with its secret, and the feed's cursor they are
+    current at."""
+
+    required_actions = {"GET": SECRET}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "provider", str, enum=PROVIDER_IDS, description="Only keys of this provider."
+            ),
+        ],
+        responses={200: SnapshotSerializer, **ERRORS},
+    )
+    @sensitive_variables()
+    def get(self, request):
+        snapshot = retrieve_snapshot(
+            actor=_actor(request), provider=request.query_params.get("provider") or None
+        )
+        keys = []
+        for key, secret in snapshot.keys:
+            data = _METADATA.to_representation(key)
+            data["secret"] = secret
+            keys.append(data)
+        response = Response(
+            {
+                "cursor": snapshot.cursor,
+                "keys": keys,
+                "unavailable": [
+                    {"id": str(key_id), "code": code} for key_id, code in snapshot.unavailable
+                ],
+            }
+        )
+        response["Cache-Control"] = "no-store"
+        return response

@@ -1,8 +1,9 @@
 """Every change to what a provider key is (created, edited, rotated, rekeyed, deleted), and
 `provider_key_reveal`, the only path that hands a plaintext secret out.
 
-Each write validates first, runs in one transaction, and records its audit event in that same
-transaction: a failure leaves neither a half-written row nor an orphan event. Pages, the admin,
+Each write validates first, runs in one transaction, and records its audit event and its one
+event of the feed (`keyvault.events.record_key_event`, last) in that same transaction: a
+failure leaves neither a half-written row nor an orphan event. Pages, the admin,
 the API and commands all call these functions, so no rule is written twice. Key rows are also
 written by the envelope jobs (`keyvault.services.envelopes`: re-wrapped or re-sealed, the secret
 unchanged) and the usage flush (`last_used_at`, `keyvault.usage`), and deleting an organization
@@ -23,12 +24,13 @@ from django.views.decorators.debug import sensitive_variables
 import audit
 from audit import AuditAction
 from core.errors import NotFoundError
-from core.text import clean_display_name
+from core.text import clean_display_name, with_article
 from keyvault import providers, sealing
 from keyvault.crypto import CryptoError
 from keyvault.errors import KeyDisabledError
+from keyvault.events import record_key_event
 from keyvault.masking import mask_secret
-from keyvault.models import SECRET_MAX_BYTES, ProviderKey
+from keyvault.models import SECRET_MAX_BYTES, KeyEventType, ProviderKey
 from keyvault.rotation import swap_envelope
 from keyvault.selectors import named
 from keyvault.services.validation import collect
@@ -85,7 +87,8 @@ def _check_unique(key: ProviderKey) -> None:
     errors = {}
     if named(siblings, key.name).exists():
         errors["name"] = (
-            f"This organization already has a {key.provider_obj.name} key named {key.name!r}."
+            f"This organization already has {with_article(key.provider_obj.name)} key named "
+            f"{key.name!r}."
         )
     if key.is_default:
         current = siblings.filter(is_default=True).first()
@@ -159,6 +162,7 @@ def provider_key_create(
                 "enabled": key.enabled,
             },
         )
+        record_key_event(key, KeyEventType.CREATED)
     return key
 
 
@@ -272,7 +276,18 @@ def provider_key_update(
                     "sent_to": new_routing,
                 },
             )
+        record_key_event(locked, _event_type(changes, rotated=rotated, enabled=locked.enabled))
     return locked
+
+
+def _event_type(changes: dict, *, rotated: bool, enabled: bool) -> KeyEventType:
+    """The one event of an update, its most specific type: whether the key is served at all
+    first, then whether its secret changed, then anything else (name, default, config)."""
+    if "enabled" in changes:
+        return KeyEventType.ENABLED if enabled else KeyEventType.DISABLED
+    if rotated:
+        return KeyEventType.ROTATED
+    return KeyEventType.UPDATED
 
 
 @sensitive_variables()
@@ -344,7 +359,10 @@ def provider_key_delete(*, key: ProviderKey, actor: Access) -> None:
             target=locked,
             metadata={"provider": locked.provider, "name": locked.name, "hint": locked.secret_hint},
         )
-        locked.delete()
+        # Through the queryset, which leaves `locked` its id for the event. The event is the
+        # last write (after the usage rows are let go), as in every writer (keyvault.locking).
+        ProviderKey.objects.filter(pk=locked.pk).delete()
+        record_key_event(locked, KeyEventType.DELETED)
 
 
 def provider_key_rekey(*, key: ProviderKey, actor: Access) -> bool:
@@ -369,6 +387,9 @@ def provider_key_rekey(*, key: ProviderKey, actor: Access) -> bool:
                     target=current,
                     metadata={"from_kek": old.kek_id, "to_kek": new.kek_id},
                 )
+                # The secret and what the feed shows stay the same; the event still says that
+                # the key was re-sealed, as every deliberate change of one key does.
+                record_key_event(current, KeyEventType.UPDATED)
                 key.secret = new
                 key.refresh_from_db(fields=["kek_id"])
                 return True

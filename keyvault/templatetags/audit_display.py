@@ -4,7 +4,14 @@ from datetime import datetime
 
 from django import template
 
+from audit import action_label
+
 register = template.Library()
+
+
+@register.filter
+def audit_action(code: str) -> str:
+    return action_label(code)
 
 
 @register.filter

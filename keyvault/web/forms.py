@@ -33,11 +33,23 @@ def secret_input(provider: providers.Provider) -> forms.Widget:
     return forms.PasswordInput(render_value=False, attrs=_SECRET_ATTRS)
 
 
+class SecretNotKeptMixin:
+    """A secret input never renders the submitted value back (it would sit in the page's HTML
+    and the browser's cache), so a form answered with an error comes back with an empty secret
+    box: `secret_not_kept` says so, for the page to ask for it again."""
+
+    SECRET_NOT_KEPT = "For safety the secret you entered was not kept: paste it again."
+
+    @property
+    def secret_not_kept(self) -> bool:
+        return bool(self.is_bound and self.errors and self.data.get(self.add_prefix("secret")))
+
+
 class ProviderChoiceForm(forms.Form):
     provider = forms.ChoiceField(label="Provider", choices=providers.CHOICES)
 
 
-class ProviderKeyForm(forms.Form):
+class ProviderKeyForm(SecretNotKeptMixin, forms.Form):
     """A key's name, its provider's config settings (one input each) and its flags; with a
     secret field when the key is being added."""
 
@@ -124,7 +136,7 @@ class ProviderKeyForm(forms.Form):
         return initial
 
 
-class RotateForm(forms.Form):
+class RotateForm(SecretNotKeptMixin, forms.Form):
     def __init__(self, *args, provider: providers.Provider, **kwargs):
         super().__init__(*args, **kwargs)
         label = provider.secret_label
@@ -155,6 +167,10 @@ class TokenCreateForm(forms.Form):
         ],
         initial=[TokenScope.KEYS_READ.value, TokenScope.KEYS_SECRET.value],
         widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "required": "Pick at least one scope: a proxy that fetches keys needs keys:read "
+            "and keys:secret; add keys:write only for a tool that manages keys."
+        },
     )
     expires_in_days = forms.IntegerField(
         label="Expires after (days)",
@@ -172,6 +188,6 @@ class AuditFilterForm(forms.Form):
     def __init__(self, *args, actors: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = [("", "Any action")] + [
-            (action.value, action.value) for action in AuditAction
+            (action.value, action.label) for action in AuditAction
         ]
         self.fields["actor"].choices = [("", "Anyone")] + [(label, label) for label in actors]

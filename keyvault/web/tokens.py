@@ -19,7 +19,12 @@ from organizations.web.context import org_page
 @org_page(Action.TOKEN_MANAGE)
 def token_list(request):
     tokens = selectors.proxy_tokens_for(request.actor, organization_id=request.organization.pk)
-    return render(request, "keyvault/tokens/list.html", {"tokens": tokens})
+    # Revoked tokens are history: listed apart, below the ones that still open the API.
+    current = [token for token in tokens if token.revoked_at is None]
+    revoked = [token for token in tokens if token.revoked_at is not None]
+    return render(
+        request, "keyvault/tokens/list.html", {"tokens": current, "revoked_tokens": revoked}
+    )
 
 
 @org_page(Action.TOKEN_MANAGE)

@@ -27,11 +27,15 @@ def _member_rows(request):
     for membership in request.organization.memberships.select_related("user").order_by(
         "user__email"
     ):
-        manageable = permissions.can_manage_member(request.actor, membership)
+        # The last owner can neither leave, be removed nor step down (the services refuse
+        # all three), so none of those controls is offered.
+        last_owner = selectors.is_last_owner(membership)
+        manageable = permissions.can_manage_member(request.actor, membership) and not last_owner
         rows.append(
             {
                 "membership": membership,
                 "is_you": membership.pk == acting.pk,
+                "is_last_owner": last_owner,
                 "may_manage": manageable,
                 "role_form": RoleForm(
                     access=request.actor,

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from accounts import limits
 from core.errors import NotFoundError
 from core.forms import add_service_errors
-from organizations import permissions, services
+from organizations import permissions, selectors, services
 from organizations.access import Access
 from organizations.permissions import Action
 from organizations.selectors import organizations_for
@@ -92,7 +92,11 @@ def organization_settings(request):
     return render(
         request,
         "organizations/settings.html",
-        {"form": form if may_manage else None, "may_manage": may_manage},
+        {
+            "form": form if may_manage else None,
+            "may_manage": may_manage,
+            "is_last_owner": selectors.is_last_owner(request.membership),
+        },
     )
 
 
