@@ -36,7 +36,8 @@ def normalize_email(email) -> str:
 def user_get_or_create(*, email: str, password: str | None = None, verified: bool = False):
     """The user with this email, created when absent: with `password`, or with a random one
     nobody knows, which its owner replaces through password reset. The address is recorded as
-    the account's (allauth's `EmailAddress`), `verified` when the caller has proof of it.
+    the account's (allauth's `EmailAddress`), `verified` when the caller has proof of it or
+    vouches for it (the operator's commands: on their word, as for attaching the account).
 
     Returns `(user, created)`. A password given for an existing user is refused rather than
     silently ignored or silently overwriting theirs. Never an unusable password: Django's
@@ -79,3 +80,21 @@ def account_create(*, email: str, password: str, verified: bool = False):
         raise ValidationError({"email": "An account with this email already exists; sign in."})
     user, _created = user_get_or_create(email=email, password=password, verified=verified)
     return user
+
+
+def email_verified(user) -> bool:
+    """Whether `user`'s address (the one they sign in with) has been proven."""
+    email = (getattr(user, "email", "") or "").strip()
+    return bool(email) and (
+        EmailAddress.objects.filter(user_id=user.pk, email__iexact=email, verified=True).exists()
+    )
+
+
+def email_mark_verified(user) -> None:
+    """`user`'s address is proven (they followed a link mailed to it)."""
+    email = user.email.strip().lower()
+    updated = EmailAddress.objects.filter(user_id=user.pk, email__iexact=email).update(
+        verified=True
+    )
+    if not updated:
+        EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)

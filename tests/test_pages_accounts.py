@@ -54,34 +54,116 @@ def sign_up(client, **fields):
     return client.post(SIGN_UP, data)
 
 
+CONFIRM_LINK = re.compile(r"https?://testserver(/accounts/confirm-email/\S+)")
+
+
+def confirmation_link(message) -> str:
+    [link] = CONFIRM_LINK.findall(message.body)
+    return link
+
+
+def confirm(client, link):
+    """Open the mailed link and press Confirm, as its reader does."""
+    page = client.get(link)
+    assert page.status_code == 200
+    assert "<h1>Confirm your address</h1>" in page.content.decode()
+    return client.post(link)
+
+
+def sign_up_and_confirm(client, mailoutbox, **fields):
+    assert sign_up(client, **fields).status_code == 302
+    return confirm(client, confirmation_link(mailoutbox[-1]))
+
+
 # --- Sign-up ----------------------------------------------------------------------------------
 
 
-def test_signing_up_creates_the_user_and_an_organization_they_own(client):
+def test_signing_up_creates_the_user_and_once_confirmed_an_organization_they_own(
+    client, mailoutbox
+):
     response = sign_up(client)
 
     assert response.status_code == 302
-    assert response["Location"] == "/o/acme-corp/keys/"
+    assert response["Location"] == reverse("account_email_verification_sent")
     user = User.objects.get(email="founder@example.com")
     assert user.username == "founder@example.com"
     assert user.check_password(NEW_PASSWORD)
+    # Unconfirmed: not signed in, nothing owned.
+    assert not _is_signed_in(client)
+    assert not Organization.objects.exists()
+    [message] = mailoutbox
+    assert message.to == ["founder@example.com"]
+
+    confirmed = confirm(client, confirmation_link(message))
+
+    assert confirmed.status_code == 302
     organization = Organization.objects.get(slug="acme-corp")
     assert organization.name == "Acme Corp"
     assert Membership.objects.get(user=user).organization == organization
     assert Membership.objects.get(user=user).role == roles.OWNER.id
-    page = client.get(response["Location"])
-    assert page.status_code == 200  # signed in
-    assert page.context["user"] == user
+    page = client.get(confirmed["Location"], follow=True)
+    assert page.redirect_chain[-1][0] == "/o/acme-corp/keys/"
+    assert page.context["user"] == user  # signed in by the confirmation
     assert "Welcome to Keyvault. Acme Corp is ready for its first key." in page.content.decode()
     event = AuditEvent.objects.get(action=AuditAction.ORGANIZATION_CREATED)
     assert event.actor_user == user
 
 
-def test_the_slug_stays_unique_when_the_name_is_taken(client):
-    sign_up(client, email="first@example.com", organization_name="Acme")
-    response = sign_up(Client(), email="second@example.com", organization_name="Acme")
+def test_the_link_confirmed_in_another_browser_opens_the_organization_too(client, mailoutbox):
+    sign_up(client)
 
-    assert response["Location"] == "/o/acme-2/keys/"
+    elsewhere = Client()
+    confirm(elsewhere, confirmation_link(mailoutbox[0]))
+
+    assert Organization.objects.get(slug="acme-corp").memberships.get().user.email == (
+        "founder@example.com"
+    )
+    signed = elsewhere.post(SIGN_IN, {"login": "founder@example.com", "password": NEW_PASSWORD})
+    assert signed.status_code == 302
+
+
+def test_an_unconfirmed_account_cannot_sign_in(client, mailoutbox):
+    sign_up(client)
+    mailoutbox.clear()
+
+    response = client.post(SIGN_IN, {"login": "founder@example.com", "password": NEW_PASSWORD})
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_email_verification_sent")
+    assert not _is_signed_in(client)
+    assert not Organization.objects.exists()
+
+
+def test_a_tampered_or_foreign_organization_in_the_link_opens_nothing(client, mailoutbox):
+    sign_up(client)
+    mine = confirmation_link(mailoutbox[-1])
+    sign_up(Client(), email="other@example.com", organization_name="Theirs")
+    theirs = confirmation_link(mailoutbox[-1])
+    sign_up(Client(), email="third@example.com", organization_name="Third")
+    third = confirmation_link(mailoutbox[-1])
+
+    # Another account's signed name, and a forged one: the addresses are confirmed, no more.
+    confirm(Client(), f"{mine.split('?')[0]}?{theirs.split('?')[1]}")
+    confirm(Client(), f"{third.split('?')[0]}?organization=forged")
+
+    assert not Organization.objects.exists()
+    assert User.objects.get(email="founder@example.com").emailaddress_set.get().verified
+
+
+def test_a_link_confirmed_twice_opens_one_organization(client, mailoutbox):
+    sign_up(client)
+    link = confirmation_link(mailoutbox[0])
+    confirm(client, link)
+    client.post(link)
+    Client().post(link)
+
+    assert Organization.objects.count() == 1
+
+
+def test_the_slug_stays_unique_when_the_name_is_taken(client, mailoutbox):
+    sign_up_and_confirm(client, mailoutbox, email="first@example.com", organization_name="Acme")
+    sign_up_and_confirm(Client(), mailoutbox, email="second@example.com", organization_name="Acme")
+
     assert sorted(Organization.objects.values_list("slug", flat=True)) == ["acme", "acme-2"]
     assert Organization.objects.get(slug="acme-2").memberships.get().user.email == (
         "second@example.com"
