@@ -37,6 +37,9 @@ class AuditAction(StrEnum):
     KEY_REKEYED = "provider_key.rekeyed"
     KEK_ROTATION = "kek.rotation"
     ENVELOPES_UPGRADED = "kek.envelopes_upgraded"
+    TWO_FACTOR_ADDED = "account.two_factor_added"
+    TWO_FACTOR_REMOVED = "account.two_factor_removed"
+    RECOVERY_CODES_REGENERATED = "account.recovery_codes_regenerated"
 
     @property
     def label(self) -> str:
@@ -65,6 +68,9 @@ ACTION_LABELS = {
     AuditAction.KEY_REKEYED: "Key re-encrypted (new data key)",
     AuditAction.KEK_ROTATION: "KEK rotation",
     AuditAction.ENVELOPES_UPGRADED: "Envelopes upgraded",
+    AuditAction.TWO_FACTOR_ADDED: "Two-factor sign-in set up",
+    AuditAction.TWO_FACTOR_REMOVED: "Two-factor sign-in removed",
+    AuditAction.RECOVERY_CODES_REGENERATED: "Recovery codes replaced",
 }
 
 

@@ -212,8 +212,16 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 # A mail scanner opening the link must not confirm it: the page asks for a click.
 ACCOUNT_CONFIRM_EMAIL_ON_GET = False
 ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
-# People are told by mail when their password or address changes.
+# People are told by mail when their password, address or second factors change.
 ACCOUNT_EMAIL_NOTIFICATIONS = True
+
+# Two-factor sign-in (allauth.mfa): an authenticator app (TOTP) and single-use recovery codes.
+# A code is accepted once (allauth remembers used codes for their period) and only in its own
+# 30-second step.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Keyvault"
+MFA_TOTP_TOLERANCE = 0
+MFA_RECOVERY_CODE_COUNT = 10
 # The password reset page answers the same for any address and mails nobody without an
 # account: a stranger cannot learn who has one, nor make Keyvault mail arbitrary addresses.
 ACCOUNT_PREVENT_ENUMERATION = True
