@@ -4,6 +4,7 @@ of the sign-up forms (sign-up itself opens an organization, so its page is
 
 from allauth.account import forms as allauth_forms
 from allauth.core import context
+from allauth.mfa.base import forms as mfa_forms
 from django import forms
 from django.contrib.auth.password_validation import password_validators_help_text_html
 from django.core.exceptions import ValidationError
@@ -13,6 +14,7 @@ from accounts import throttle
 from accounts.adapter import throttled_error
 
 RESETS_MESSAGE = "Too many password reset mails were asked for; try again in an hour."
+CODES_MESSAGE = "Too many wrong codes. Wait {minutes} minutes and try again."
 
 
 def is_throttled(form) -> bool:
@@ -61,6 +63,30 @@ class PasswordResetForm(allauth_forms.ResetPasswordForm):
         if not throttle.password_reset_allowed(context.request, email):
             raise ValidationError(RESETS_MESSAGE, code="throttled")
         return email
+
+
+class ThrottledCodeMixin:
+    """Second-factor codes counted before they are checked (`accounts.throttle.code_attempt`):
+    allauth's own count for them is the failed sign-in counter switched off in settings."""
+
+    @sensitive_variables()
+    def clean_code(self):
+        attempt = throttle.code_attempt(self.user)
+        if attempt.refused:
+            raise ValidationError(
+                CODES_MESSAGE.format(minutes=throttle.window_minutes()), code="throttled"
+            )
+        code = super().clean_code()
+        throttle.sign_in_succeeded(attempt)
+        return code
+
+
+class TwoFactorForm(ThrottledCodeMixin, mfa_forms.AuthenticateForm):
+    pass
+
+
+class TwoFactorReauthenticateForm(ThrottledCodeMixin, mfa_forms.ReauthenticateForm):
+    pass
 
 
 class PasswordFieldsMixin(forms.Form):

@@ -174,6 +174,17 @@ def password_change_attempt(user) -> Attempt:
     return Attempt(refused=_over(count, settings.KEYVAULT_PASSWORD_CHANGE_FAILURES), pair_key=key)
 
 
+def code_attempt(user) -> Attempt:
+    """Count one check of a second-factor code for `user` (at sign-in or reauthentication).
+    Per account, wherever from: whoever gets this far knows the password, and a million codes
+    must not be theirs to try."""
+    key = f"kv:two-factor:{user.pk}"
+    count = counters.count(key, timeout=settings.KEYVAULT_SIGNIN_WINDOW_SECONDS)
+    return Attempt(
+        refused=_over(count, settings.KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT), pair_key=key
+    )
+
+
 def password_reset_allowed(request, email: str) -> bool:
     """Count one reset mail asked for `email` from `request`; False past a limit. Counted the
     same whether or not the address has an account, so the refusal tells nothing."""

@@ -222,6 +222,12 @@ MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Keyvault"
 MFA_TOTP_TOLERANCE = 0
 MFA_RECOVERY_CODE_COUNT = 10
+# Codes are counted by accounts/throttle.py before they are checked (allauth counts them in the
+# failed sign-in counter switched off above).
+MFA_FORMS = {
+    "authenticate": "accounts.forms.TwoFactorForm",
+    "reauthenticate": "accounts.forms.TwoFactorReauthenticateForm",
+}
 # The password reset page answers the same for any address and mails nobody without an
 # account: a stranger cannot learn who has one, nor make Keyvault mail arbitrary addresses.
 ACCOUNT_PREVENT_ENUMERATION = True

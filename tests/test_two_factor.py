@@ -192,3 +192,45 @@ def test_the_two_factor_pages_carry_no_inline_code(person, with_totp):
     ]
     for html in pages:
         assert "<script>" not in html and " style=" not in html and "<style" not in html
+
+
+def test_wrong_codes_are_throttled_and_the_right_one_then_refused(person, with_totp, settings):
+    settings.KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT = 3
+    client = Client()
+    sign_in(client, person)
+    wrong = "123456" if with_totp.now() != "123456" else "654321"
+    for _ in range(3):
+        assert "Incorrect code" in client.post(STAGE, {"code": wrong}).content.decode()
+
+    refused = client.post(STAGE, {"code": with_totp.now()})
+
+    assert "Too many wrong codes" in refused.content.decode()
+    assert not is_signed_in(client)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_wrong_codes_get_no_more_checks_than_the_limit(postgresql_only, person, settings):
+    from unittest import mock
+
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    from tests.test_account_throttles import in_parallel
+
+    set_up_totp(person)
+    limit = settings.KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT
+    clients = []
+    for i in range(20):
+        client = Client(REMOTE_ADDR=f"198.51.100.{i + 1}")
+        assert sign_in(client, person)["Location"] == STAGE
+        clients.append(client)
+    checks = []
+    real = TOTP.validate_code
+
+    def counting(self, code):
+        checks.append(1)
+        return real(self, code)
+
+    with mock.patch.object(TOTP, "validate_code", counting):
+        in_parallel(20, lambda i: clients[i].post(STAGE, {"code": f"{i:06d}"}).status_code)
+
+    assert len(checks) == limit
