@@ -34,6 +34,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
 
 # Proxy API benchmark on PostgreSQL under gunicorn; writes docs/benchmarks.md.
 bench: install

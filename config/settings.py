@@ -302,6 +302,14 @@ KEYVAULT_DEV_KEK_FILE = VAR_DIR / "dev-kek.txt"
 # (self-hosted servers on an internal network); the same switch governs Keyvault's own calls.
 KEYVAULT_ALLOWED_ENDPOINT_HOSTS = env.list("KEYVAULT_ALLOWED_ENDPOINT_HOSTS", default=[])
 KEYVAULT_ALLOW_PRIVATE_ENDPOINTS = env.bool("KEYVAULT_ALLOW_PRIVATE_ENDPOINTS", default=False)
+# Where connection tests call each provider instead of its public endpoint (and instead of a
+# key's own endpoint): "openai=https://…,anthropic=https://…". An operator's setting: http is
+# accepted too, the address rules above still apply.
+KEYVAULT_PROVIDER_BASE_URLS = env.dict("KEYVAULT_PROVIDER_BASE_URLS", default={})
+# Key health: a key not used for this many days is "stale"; health reports per key and minute
+# (never fewer than 60).
+KEYVAULT_STALE_DAYS = env.int("KEYVAULT_STALE_DAYS", default=90)
+KEYVAULT_REPORTS_PER_KEY_PER_MINUTE = env.int("KEYVAULT_REPORTS_PER_KEY_PER_MINUTE", default=600)
 # Open envelopes of the legacy format 1 (not bound to their endpoint): on only while
 # `upgrade_envelopes` brings them to the current format; off, an old envelope put back from a
 # backup cannot undo the binding.

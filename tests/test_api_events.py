@@ -194,6 +194,14 @@ def test_prune_events_refuses_a_retention_below_seven_days(organization, setting
     assert KeyEvent.objects.count() == 1
 
 
+def test_prune_events_command_with_a_short_retention_fails_with_one_line(organization, settings):
+    from django.core.management import CommandError
+
+    settings.KEYVAULT_EVENTS_RETENTION_DAYS = 2
+    with pytest.raises(CommandError, match=r"^KEYVAULT_EVENTS_RETENTION_DAYS is 2; events"):
+        call_command("prune_events")
+
+
 def test_pruning_one_organization_leaves_the_others_cursor(get, organization):
     other = OrganizationFactory()
     ProviderKeyFactory(organization=other)

@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from keyvault import crypto
 from keyvault.checks import (
     TAG,
+    check_event_settings,
     check_keyring,
     check_secret_key,
     check_state_folder_is_chosen,
@@ -275,3 +276,49 @@ def test_the_state_folder_warning_is_a_deploy_check_only(db, settings):
 def test_a_chosen_state_folder_passes(settings):
     settings.KEYVAULT_VAR_DIR_FROM_CWD = False
     assert check_state_folder_is_chosen() == []
+
+
+# --- The event feed (E109, E110) ------------------------------------------------------------
+
+
+def test_the_default_event_settings_pass(settings):
+    assert check_event_settings() == []
+
+
+@pytest.mark.parametrize("days", [0, 6])
+def test_an_event_retention_below_seven_days_is_e109_and_refuses_to_start(db, settings, days):
+    settings.KEYVAULT_EVENTS_RETENTION_DAYS = days
+    assert error_ids(check_event_settings()) == ["keyvault.E109"]
+    with pytest.raises(ImproperlyConfigured, match=r"keyvault\.E109"):
+        refuse_to_start_on_errors()
+
+
+def test_a_negative_number_of_parked_polls_is_e110(settings):
+    settings.KEYVAULT_EVENTS_MAX_WAITERS = -1
+    assert error_ids(check_event_settings()) == ["keyvault.E110"]
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        {"nope": "https://gw.example"},
+        {"openai": "ftp://gw.example"},
+        {"openai": "https://"},
+        {"openai": "https://user:pw@gw.example"},
+    ],
+)
+def test_bad_provider_base_urls_are_e111(settings, urls):
+    from keyvault.checks import check_provider_base_urls
+
+    settings.KEYVAULT_PROVIDER_BASE_URLS = urls
+    assert [error.id for error in check_provider_base_urls()] == ["keyvault.E111"]
+
+
+def test_provider_base_urls_of_known_providers_pass(settings):
+    from keyvault.checks import check_provider_base_urls
+
+    settings.KEYVAULT_PROVIDER_BASE_URLS = {
+        "openai": "https://gw.example/openai/v1",
+        "anthropic": "http://10.0.0.5:8080",
+    }
+    assert check_provider_base_urls() == []

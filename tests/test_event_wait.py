@@ -32,6 +32,17 @@ def _unthrottled(settings):
     settings.KEYVAULT_API_TOKEN_RATE_PER_MINUTE = 0
 
 
+@pytest.fixture(autouse=True)
+def _woken_at_commit_on_sqlite(monkeypatch):
+    """On SQLite the test database is in memory, shared between threads through a shared
+    cache, where a read that meets a write in progress fails at once ("table is locked")
+    instead of waiting for it as a database file does. A parked poll's reading again every
+    second could meet the test's write, so here it reads again only when a commit wakes it,
+    which is what these tests are about."""
+    if connection.vendor == "sqlite":
+        monkeypatch.setattr(event_wait, "SQLITE_POLL_SECONDS", HANG * 3)
+
+
 @pytest.fixture
 def feed():
     """An organization with a key and a keys:read token; `poll(after, wait)` runs a long poll
@@ -62,7 +73,7 @@ def feed():
         thread.start()
         return thread, answer
 
-    return SimpleNamespace(organization=organization, key=key, poll=poll)
+    return SimpleNamespace(organization=organization, key=key, token=token, poll=poll)
 
 
 def wait_until(predicate, message):
@@ -75,7 +86,8 @@ def wait_until(predicate, message):
 
 
 def parked(count):
-    wait_until(lambda: event_wait.room.parked == count, f"{count} parked polls")
+    """Until `count` polls wait for a wake (their first read done)."""
+    wait_until(lambda: event_wait.room.asleep == count, f"{count} parked polls")
 
 
 def test_a_parked_poll_answers_as_soon_as_a_key_changes(feed):
@@ -133,6 +145,16 @@ def test_many_parked_polls_all_wake(feed):
         thread.join(HANG)
         assert not thread.is_alive()
         assert [e["type"] for e in answer["body"]["events"]] == ["key.updated"]
+
+
+def test_a_token_revoked_while_its_poll_is_parked_gets_nothing(feed):
+    thread, answer = feed.poll(after=1, wait=30)
+    parked(1)
+    services.proxy_token_revoke(token=feed.token, actor=SYSTEM)
+    services.provider_key_update(key=feed.key, actor=SYSTEM, name="Renamed")
+    thread.join(HANG)
+    assert answer.get("status") == 401, answer
+    assert "events" not in answer["body"]
 
 
 def test_a_poll_beyond_the_waiting_room_is_answered_at_once(feed, settings):

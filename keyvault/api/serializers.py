@@ -4,7 +4,7 @@ values (provider catalog, config schema, secret size, uniqueness) is the service
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from keyvault import providers
+from keyvault import health, providers
 from keyvault.models import KeyEventType
 
 PROVIDER_IDS = [provider.id for provider in providers.PROVIDERS]
@@ -63,11 +63,19 @@ class ProviderKeySerializer(serializers.Serializer):
     config = serializers.DictField(child=serializers.CharField(), source="served_config")
     is_default = serializers.BooleanField()
     enabled = serializers.BooleanField()
+    priority = serializers.IntegerField(help_text="Place in the provider's pool, lower first.")
     version = serializers.IntegerField(help_text="Bumped whenever the secret changes.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     rotated_at = serializers.DateTimeField(allow_null=True)
     last_used_at = serializers.DateTimeField(allow_null=True)
+    health = serializers.ChoiceField(choices=health.HEALTH_STATES)
+    cooling_until = serializers.DateTimeField(allow_null=True)
+    last_checked_at = serializers.DateTimeField(allow_null=True)
+    last_check_ok = serializers.BooleanField(allow_null=True)
+    stale = serializers.BooleanField(
+        help_text="Not used for KEYVAULT_STALE_DAYS days (90 by default)."
+    )
 
 
 class ProviderKeyPageSerializer(serializers.Serializer):
@@ -81,6 +89,48 @@ class ProviderKeySecretSerializer(ProviderKeySerializer):
     secret = serializers.CharField(help_text="The decrypted secret.")
 
 
+class PoolSerializer(serializers.Serializer):
+    provider = ProviderIdField()
+    keys = ProviderKeySecretSerializer(many=True, help_text="The available keys, in pool order.")
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON number that is whole, and nothing else: not "5", 5.0 or true."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, int) or isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ReportSerializer(NoUnknownFieldsMixin, serializers.Serializer):
+    status = StrictIntegerField(
+        min_value=100, max_value=599, help_text="What the provider answered."
+    )
+    retry_after = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        help_text="Seconds until the provider takes the key again (429, 5xx); 60 when absent, "
+        "an hour at most.",
+    )
+
+
+class HealthSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    health = serializers.ChoiceField(choices=health.HEALTH_STATES)
+    cooling_until = serializers.DateTimeField(allow_null=True)
+    failing_since = serializers.DateTimeField(allow_null=True)
+    last_reported_at = serializers.DateTimeField(allow_null=True)
+
+
+class ConnectionTestSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    status = serializers.IntegerField(allow_null=True, help_text="The provider's HTTP status.")
+    detail = serializers.CharField()
+    checked_at = serializers.DateTimeField()
+
+
 class ProviderKeyCreateSerializer(NoUnknownFieldsMixin, serializers.Serializer):
     provider = ProviderIdField(trim_whitespace=False)
     name = StrictCharField(trim_whitespace=False, max_length=200)
@@ -88,6 +138,7 @@ class ProviderKeyCreateSerializer(NoUnknownFieldsMixin, serializers.Serializer):
     config = serializers.DictField(required=False, default=dict)
     is_default = StrictBooleanField(required=False, default=False)
     enabled = StrictBooleanField(required=False, default=True)
+    priority = StrictIntegerField(required=False, default=100)
 
 
 class ProviderKeyUpdateSerializer(NoUnknownFieldsMixin, serializers.Serializer):
@@ -95,6 +146,7 @@ class ProviderKeyUpdateSerializer(NoUnknownFieldsMixin, serializers.Serializer):
     config = serializers.DictField(required=False)
     is_default = StrictBooleanField(required=False)
     enabled = StrictBooleanField(required=False)
+    priority = StrictIntegerField(required=False)
     secret = StrictCharField(
         required=False,
         trim_whitespace=False,
@@ -150,7 +202,8 @@ class ErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField()
     code = serializers.CharField(
-        required=False, help_text="key_disabled, key_integrity_error, cursor_expired"
+        required=False,
+        help_text="key_disabled, key_integrity_error, cursor_expired, no_available_key",
     )
     errors = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),

@@ -12,18 +12,23 @@ from rest_framework.views import APIView
 
 from core.counters import client_address
 from keyvault import event_wait, selectors, services
+from keyvault.api.authentication import ProxyTokenAuthentication
 from keyvault.api.parsers import StrictJSONParser
 from keyvault.api.serializers import (
     PROVIDER_IDS,
+    ConnectionTestSerializer,
     ErrorSerializer,
     EventPageSerializer,
+    HealthSerializer,
     KeyEventSerializer,
     PingSerializer,
+    PoolSerializer,
     ProviderKeyCreateSerializer,
     ProviderKeyPageSerializer,
     ProviderKeySecretSerializer,
     ProviderKeySerializer,
     ProviderKeyUpdateSerializer,
+    ReportSerializer,
     SnapshotSerializer,
 )
 from keyvault.retrieval import retrieve_secret, retrieve_snapshot
@@ -33,6 +38,9 @@ from organizations.permissions import Action
 
 READ = (Action.KEY_LIST,)
 SECRET = (Action.KEY_REVEAL,)
+# A report answers the key's health, not its metadata, and a proxy that holds keys:secret can
+# read the metadata with the secret anyway: keys:secret alone (docs/permissions.md).
+REPORT = (Action.KEY_REPORT,)
 
 
 def _writing(action: Action) -> tuple[Action, ...]:
@@ -253,7 +261,10 @@ def _secret_response(request, key) -> Response:
 SECRET_RESPONSES = {
     200: ProviderKeySecretSerializer,
     304: OpenApiResponse(description="The copy named by If-None-Match is current."),
-    409: _error("The key is disabled (`code`: key_disabled)."),
+    409: _error(
+        "The key is disabled (`code`: key_disabled); with `fallback`, no key of the pool is "
+        "available (`code`: no_available_key)."
+    ),
     500: _error("The stored value failed its integrity check (`code`: key_integrity_error)."),
     **ERRORS,
 }
@@ -284,17 +295,39 @@ class ResolveView(TokenAPIView):
                 {"type": "string", "minLength": 1},
                 description="A key name (any case) instead of the default.",
             ),
+            OpenApiParameter(
+                "fallback",
+                {"type": "boolean"},
+                description="true: the first available key of the pool (enabled, not failing, "
+                "not cooling) instead of the default alone.",
+            ),
             OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER),
         ],
         responses=SECRET_RESPONSES,
     )
     def get(self, request):
-        key = selectors.provider_key_resolve(
-            organization_id=request.auth.organization_id,
-            provider=request.query_params.get("provider", ""),
-            name=request.query_params.get("name"),
-        )
+        if _flag(request, "fallback"):
+            key = selectors.provider_key_resolve_available(
+                organization_id=request.auth.organization_id,
+                provider=request.query_params.get("provider", ""),
+            )
+        else:
+            key = selectors.provider_key_resolve(
+                organization_id=request.auth.organization_id,
+                provider=request.query_params.get("provider", ""),
+                name=request.query_params.get("name"),
+            )
         return _secret_response(request, key)
+
+
+def _flag(request, name: str) -> bool:
+    """A boolean query parameter: `true` or `false` (absent is false); anything else is 400."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return False
+    if len(values) > 1 or values[0] not in ("true", "false"):
+        raise ValidationError({name: [f"{name} must be true or false."]})
+    return values[0] == "true"
 
 
 # --- The event feed and the snapshot ---------------------------------------------------------
@@ -309,7 +342,7 @@ class EventsView(TokenAPIView):
         parameters=[
             OpenApiParameter(
                 "after",
-                {"type": "integer", "minimum": 0},
+                {"type": "integer", "minimum": 0, "maximum": 10**_MAX_DIGITS - 1},
                 required=True,
                 description="A cursor: a snapshot's, or the last page's.",
             ),
@@ -340,6 +373,10 @@ class EventsView(TokenAPIView):
             # A server that handles one request at a time would stop while the poll is parked.
             parkable=bool(request.META.get("wsgi.multithread")),
         )
+        if wait:
+            # It may have been parked for up to 30 seconds: a token revoked or expired
+            # meanwhile (or gone with its organization) is refused, not answered.
+            ProxyTokenAuthentication().authenticate(request)
         response = Response(
             {"events": [_EVENT.to_representation(event) for event in events], "cursor": cursor}
         )
@@ -382,3 +419,66 @@ class SnapshotView(TokenAPIView):
         )
         response["Cache-Control"] = "no-store"
         return response
+
+
+# --- Pools and health ------------------------------------------------------------------------
+
+
+class PoolView(TokenAPIView):
+    """The provider's available keys in pool order, each with its secret: what a proxy fails
+    over through locally."""
+
+    required_actions = {"GET": SECRET}
+
+    @extend_schema(
+        parameters=[OpenApiParameter("provider", str, required=True, enum=PROVIDER_IDS)],
+        responses={200: PoolSerializer, **ERRORS},
+    )
+    @sensitive_variables()
+    def get(self, request):
+        provider = request.query_params.get("provider", "")
+        pool = selectors.provider_key_pool(
+            organization_id=request.auth.organization_id, provider=provider, available_only=True
+        )
+        actor = _actor(request)
+        keys = []
+        for key in pool:
+            data = _METADATA.to_representation(key)
+            data["secret"] = services.provider_key_reveal(key=key, actor=actor)
+            recorder.record_secret_retrieval(actor.token.pk, key.pk)
+            keys.append(data)
+        response = Response({"provider": provider, "keys": keys})
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class KeyReportView(TokenAPIView):
+    """A proxy tells what the provider answered when it used the key."""
+
+    required_actions = {"POST": REPORT}
+
+    @extend_schema(
+        request=ReportSerializer,
+        responses={202: HealthSerializer, **ERRORS},
+    )
+    def post(self, request, key_id):
+        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_REPORT)
+        serializer = ReportSerializer(data=_body(request))
+        serializer.is_valid(raise_exception=True)
+        report = services.provider_key_report(
+            key=key, actor=_actor(request), **serializer.validated_data
+        )
+        return Response(HealthSerializer(report.key).data, status=status.HTTP_202_ACCEPTED)
+
+
+class KeyTestView(TokenAPIView):
+    """One cheap authenticated call to the provider with the key's secret; the result is
+    recorded. The secret is never in the answer."""
+
+    required_actions = {"POST": _writing(Action.KEY_TEST)}
+
+    @extend_schema(request=None, responses={200: ConnectionTestSerializer, **ERRORS})
+    def post(self, request, key_id):
+        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_TEST)
+        result = services.provider_key_test(key=key, actor=_actor(request))
+        return Response(ConnectionTestSerializer(result).data)
