@@ -15,7 +15,8 @@ class EmailBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         User = get_user_model()
         if username is None:
-            username = kwargs.get(User.USERNAME_FIELD)
+            # Django's forms pass `username`; allauth's pass `email`.
+            username = kwargs.get(User.USERNAME_FIELD) or kwargs.get("email")
         if not username or password is None:
             return None
         user = find_user(username)

@@ -3,6 +3,7 @@ joining through an invitation build on these in `organizations`, which sits abov
 
 import secrets
 
+from allauth.account.models import EmailAddress
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -32,9 +33,11 @@ def normalize_email(email) -> str:
 
 
 @sensitive_variables()
-def user_get_or_create(*, email: str, password: str | None = None):
+def user_get_or_create(*, email: str, password: str | None = None, verified: bool = False):
     """The user with this email, created when absent: with `password`, or with a random one
-    nobody knows, which its owner replaces through password reset.
+    nobody knows, which its owner replaces through password reset. The address is recorded as
+    the account's (allauth's `EmailAddress`), `verified` when the caller has proof of it or
+    vouches for it (the operator's commands: on their word, as for attaching the account).
 
     Returns `(user, created)`. A password given for an existing user is refused rather than
     silently ignored or silently overwriting theirs. Never an unusable password: Django's
@@ -62,6 +65,7 @@ def user_get_or_create(*, email: str, password: str | None = None):
     try:
         with transaction.atomic():
             user.save()
+            EmailAddress.objects.create(user=user, email=email, primary=True, verified=verified)
     except IntegrityError:
         # Someone created the same account a moment ago.
         raise ValidationError({"email": f"An account for {email} already exists."}) from None
@@ -69,9 +73,28 @@ def user_get_or_create(*, email: str, password: str | None = None):
 
 
 @sensitive_variables()
-def account_create(*, email: str, password: str):
-    """A new user signing in with `email`; refuses an address that already has an account."""
+def account_create(*, email: str, password: str, verified: bool = False):
+    """A new user signing in with `email`; refuses an address that already has an account.
+    `verified`: the caller has proof the person owns the address (an invitation link)."""
     if isinstance(email, str) and find_user(email) is not None:
         raise ValidationError({"email": "An account with this email already exists; sign in."})
-    user, _created = user_get_or_create(email=email, password=password)
+    user, _created = user_get_or_create(email=email, password=password, verified=verified)
     return user
+
+
+def email_verified(user) -> bool:
+    """Whether `user`'s address (the one they sign in with) has been proven."""
+    email = (getattr(user, "email", "") or "").strip()
+    return bool(email) and (
+        EmailAddress.objects.filter(user_id=user.pk, email__iexact=email, verified=True).exists()
+    )
+
+
+def email_mark_verified(user) -> None:
+    """`user`'s address is proven (they followed a link mailed to it)."""
+    email = user.email.strip().lower()
+    updated = EmailAddress.objects.filter(user_id=user.pk, email__iexact=email).update(
+        verified=True
+    )
+    if not updated:
+        EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)

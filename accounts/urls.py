@@ -1,56 +1,58 @@
-from django.contrib.auth import views as auth_views
-from django.urls import path, reverse_lazy
+"""The account pages at their documented addresses, under both Keyvault's names
+(`accounts:sign_in`) and allauth's (`account_login`), which allauth's own flows reverse. The
+rest of allauth's pages (email addresses, two-factor, identity providers) follow in
+`config/urls.py` at allauth's addresses."""
+
+from allauth.account import views as allauth_views
+from django.urls import path, re_path
 
 from accounts import views
 
 app_name = "accounts"
 
-urlpatterns = [
-    path("sign-in/", views.SignInView.as_view(), name="sign_in"),
-    path("sign-out/", views.SignOutView.as_view(), name="sign_out"),
-    path(
-        "password/change/",
-        auth_views.PasswordChangeView.as_view(
-            template_name="accounts/password_change.html",
-            success_url=reverse_lazy("accounts:password_change_done"),
-        ),
-        name="password_change",
-    ),
-    path(
-        "password/change/done/",
-        auth_views.PasswordChangeDoneView.as_view(
-            template_name="accounts/password_change_done.html"
-        ),
-        name="password_change_done",
-    ),
-    path(
-        "password/reset/",
-        auth_views.PasswordResetView.as_view(
-            template_name="accounts/password_reset.html",
-            email_template_name="accounts/email/password_reset.txt",
-            subject_template_name="accounts/email/password_reset_subject.txt",
-            success_url=reverse_lazy("accounts:password_reset_done"),
-        ),
-        name="password_reset",
-    ),
-    path(
+sign_in = views.SignInView.as_view()
+sign_out = views.SignOutView.as_view()
+password_change = views.PasswordChangeView.as_view()
+password_reset = views.PasswordResetView.as_view()
+password_reset_done = allauth_views.password_reset_done
+password_reset_from_key = allauth_views.password_reset_from_key
+password_reset_complete = allauth_views.password_reset_from_key_done
+
+
+def _path(route, view, name):
+    return (re_path if route.startswith("^") else path)(route, view, name=name)
+
+
+# (path, view, Keyvault's name, allauth's name)
+PAGES = [
+    ("sign-in/", sign_in, "sign_in", "account_login"),
+    ("sign-out/", sign_out, "sign_out", "account_logout"),
+    ("password/change/", password_change, "password_change", "account_change_password"),
+    ("password/reset/", password_reset, "password_reset", "account_reset_password"),
+    (
         "password/reset/sent/",
-        auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html"),
-        name="password_reset_done",
+        password_reset_done,
+        "password_reset_done",
+        "account_reset_password_done",
     ),
-    path(
-        "password/reset/<uidb64>/<token>/",
-        auth_views.PasswordResetConfirmView.as_view(
-            template_name="accounts/password_reset_confirm.html",
-            success_url=reverse_lazy("accounts:password_reset_complete"),
-        ),
-        name="password_reset_confirm",
+    (
+        r"^password/reset/key/(?P<uidb36>[0-9A-Za-z]+)-(?P<key>.+)/$",
+        password_reset_from_key,
+        "password_reset_confirm",
+        "account_reset_password_from_key",
     ),
-    path(
+    (
         "password/reset/complete/",
-        auth_views.PasswordResetCompleteView.as_view(
-            template_name="accounts/password_reset_complete.html"
-        ),
-        name="password_reset_complete",
+        password_reset_complete,
+        "password_reset_complete",
+        "account_reset_password_from_key_done",
     ),
 ]
+
+urlpatterns = [
+    *(_path(route, view, name) for route, view, name, _allauth in PAGES),
+    path("password/reset/<uidb64>/<token>/", views.old_reset_link, name="old_reset_link"),
+]
+
+# The same pages under allauth's names, at the same addresses.
+allauth_named = [_path(route, view, allauth) for route, view, _name, allauth in PAGES]

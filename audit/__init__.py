@@ -41,6 +41,9 @@ class AuditAction(StrEnum):
     POOL_REORDERED = "provider_key.pool_reordered"
     KEK_ROTATION = "kek.rotation"
     ENVELOPES_UPGRADED = "kek.envelopes_upgraded"
+    TWO_FACTOR_ADDED = "account.two_factor_added"
+    TWO_FACTOR_REMOVED = "account.two_factor_removed"
+    RECOVERY_CODES_REGENERATED = "account.recovery_codes_regenerated"
 
     @property
     def label(self) -> str:
@@ -73,6 +76,9 @@ ACTION_LABELS = {
     AuditAction.KEY_HEALTH_CHANGED: "Key's health changed",
     AuditAction.KEY_TESTED: "Key's connection tested",
     AuditAction.POOL_REORDERED: "Provider's pool reordered",
+    AuditAction.TWO_FACTOR_ADDED: "Two-factor sign-in set up",
+    AuditAction.TWO_FACTOR_REMOVED: "Two-factor sign-in removed",
+    AuditAction.RECOVERY_CODES_REGENERATED: "Recovery codes replaced",
 }
 
 

@@ -94,6 +94,15 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    # Accounts (docs/decisions.md, "Accounts on django-allauth"): sign-in, sign-up, email
+    # addresses, password flows, two-factor and OpenID Connect sign-in. Keyvault's own
+    # templates (templates/account, templates/mfa) and rules (accounts/adapter.py) replace
+    # allauth's.
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     # Lowest layer first (docs/architecture.md): each app imports only those listed before it.
     "audit",
     "accounts",
@@ -114,6 +123,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.middleware.PagesAuthenticationMiddleware",
     "config.middleware.PagesMessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
     "config.middleware.PrivatePagesMiddleware",
@@ -169,6 +179,8 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=
 KEYVAULT_DB_PREPARED_STATEMENTS = env.bool("KEYVAULT_DB_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# One backend: the address, whatever its case (accounts/backends.py); every door that checks a
+# password (pages, admin, reauthentication) goes through accounts/adapter.py's throttle first.
 AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -198,6 +210,57 @@ STORAGES = {
 LOGIN_URL = "accounts:sign_in"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:sign_in"
+
+# django-allauth: accounts are email addresses; Keyvault's rules live in its adapter and forms.
+# accounts/adapter.py's, with the sign-up page's organization carried through the confirmation
+# link (organizations/web/sign_up.py).
+ACCOUNT_ADAPTER = "organizations.web.sign_up.SignUpAdapter"
+ACCOUNT_FORMS = {
+    "login": "accounts.forms.SignInForm",
+    "signup": "organizations.web.sign_up.SignUpForm",
+    "change_password": "accounts.forms.PasswordChangeForm",
+    "reset_password": "accounts.forms.PasswordResetForm",
+}
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+# An address is proven before its account can sign in, and so before it can create or join an
+# organization (docs/decisions.md, "Verified addresses"); a new address replaces the old one
+# only once confirmed. Accounts older than this rule count as verified (accounts' migration 0001).
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_CHANGE_EMAIL = True
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+# A mail scanner opening the link must not confirm it: the page asks for a click.
+ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+ACCOUNT_EMAIL_CONFIRMATION_EXPIRE_DAYS = 3
+# People are told by mail when their password, address or second factors change.
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+
+# Two-factor sign-in (allauth.mfa): an authenticator app (TOTP) and single-use recovery codes.
+# A code is accepted once (allauth remembers used codes for their period) and only in its own
+# 30-second step.
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Keyvault"
+MFA_TOTP_TOLERANCE = 0
+MFA_RECOVERY_CODE_COUNT = 10
+# Codes are counted by accounts/throttle.py before they are checked (allauth counts them in the
+# failed sign-in counter switched off above).
+MFA_FORMS = {
+    "authenticate": "accounts.forms.TwoFactorForm",
+    "reauthenticate": "accounts.forms.TwoFactorReauthenticateForm",
+}
+# The password reset page answers the same for any address and mails nobody without an
+# account: a stranger cannot learn who has one, nor make Keyvault mail arbitrary addresses.
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
+ACCOUNT_SESSION_REMEMBER = True
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "Keyvault: "
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
+# Failed sign-ins, password changes and reset mails are counted by accounts/throttle.py (one
+# atomic increment before anything is checked); allauth's own counters for these are read,
+# checked and written back in three steps, so parallel requests slip past them.
+ACCOUNT_RATE_LIMITS = {"login_failed": None, "change_password": None, "reset_password": None}
 
 # Email (invitations, password resets): printed to the console in development.
 EMAIL_BACKEND = env.str(
@@ -288,6 +351,15 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 KEYVAULT_SIGNIN_WINDOW_SECONDS = env.int("KEYVAULT_SIGNIN_WINDOW_SECONDS", default=900)
 KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT = env.int("KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT", default=5)
 KEYVAULT_SIGNIN_FAILURES_PER_ADDRESS = env.int("KEYVAULT_SIGNIN_FAILURES_PER_ADDRESS", default=50)
+# Days a browser is remembered as one that signed in to an account: over its address's limit
+# (a shared office or VPN address someone is guessing from), the account's own password still
+# works there (docs/decisions.md, "Sign-in throttling").
+KEYVAULT_SIGNIN_DEVICE_DAYS = env.int("KEYVAULT_SIGNIN_DEVICE_DAYS", default=30)
+# Wrong current passwords allowed per window on the password change page, per account.
+KEYVAULT_PASSWORD_CHANGE_FAILURES = env.int("KEYVAULT_PASSWORD_CHANGE_FAILURES", default=5)
+# Password reset mails per hour, per address asked for and per client address.
+KEYVAULT_PASSWORD_RESETS_PER_ADDRESS = env.int("KEYVAULT_PASSWORD_RESETS_PER_ADDRESS", default=3)
+KEYVAULT_PASSWORD_RESETS_PER_CLIENT = env.int("KEYVAULT_PASSWORD_RESETS_PER_CLIENT", default=20)
 
 # Sign-up does not verify addresses, so what one account can make Keyvault do is limited (0: no
 # limit): invitations per day per organization and per inviter, organizations per day per

@@ -16,6 +16,25 @@ account_patterns = (
     [*account_pages.urlpatterns, path("sign-up/", sign_up.sign_up, name="sign_up")],
     account_pages.app_name,
 )
+# allauth's flows reverse its own names: the documented pages answer to them too, and the rest
+# of allauth's pages (email addresses, two-factor, identity providers) keep allauth's addresses.
+# (Of two patterns with one name, reverse() gives the later one.)
+allauth_patterns = [
+    # allauth's own addresses of the documented pages lead to them.
+    *(
+        path(old, RedirectView.as_view(pattern_name=new, query_string=True))
+        for old, new in [
+            ("login/", "accounts:sign_in"),
+            ("signup/", "accounts:sign_up"),
+            ("logout/", "accounts:sign_out"),
+            ("password/reset/done/", "accounts:password_reset_done"),
+            ("password/reset/key/done/", "accounts:password_reset_complete"),
+        ]
+    ),
+    path("", include("allauth.urls")),
+    *account_pages.allauth_named,
+    path("sign-up/", sign_up.sign_up, name="account_signup"),
+]
 
 # Every team page of one organization lives under /o/<org_slug>/.
 organization_scoped = [
@@ -36,6 +55,7 @@ urlpatterns = [
     # Browsers ask for /favicon.ico whatever the page links; the icon is a static file.
     path("favicon.ico", lambda request: redirect(static("img/favicon.svg"), permanent=True)),
     path("accounts/", include(account_patterns)),
+    path("accounts/", include(allauth_patterns)),
     path("orgs/", include("organizations.web.urls")),
     path("o/<slug:org_slug>/", include(organization_scoped)),
     path("invitations/", include(organization_pages.invitation_patterns)),

@@ -67,6 +67,28 @@ def count(key: str, *, timeout: int) -> int | None:
         return None
 
 
+# Takes one back only from a counter that still exists: DECR on an expired key would create it at
+# -1 without an expiry, a credit that never runs out.
+_REFUND = (
+    "if redis.call('exists', KEYS[1]) == 1 then return redis.call('decr', KEYS[1]) end return 0"
+)
+
+
+def refund(key: str) -> None:
+    """Take back one `count` of `key` (when it still exists); an unreachable cache is logged."""
+    backend = caches[DEFAULT_CACHE_ALIAS]
+    try:
+        if isinstance(backend, RedisCache):
+            redis_key = backend.make_and_validate_key(key)
+            backend._cache.get_client(redis_key, write=True).eval(_REFUND, 1, redis_key)
+            return
+        backend.decr(key)
+    except ValueError:
+        pass  # expired meanwhile: nothing to take back
+    except Exception:
+        logger.warning("Counter cache unavailable; not refunded.", exc_info=True)
+
+
 def current(keys: list[str]) -> dict[str, int]:
     """The counters' values now ({} when the cache cannot be reached)."""
     try:

@@ -6,6 +6,11 @@ site admits an active user who is a superuser or whose role in some organization
 ModelAdmin built on `TenantScopedAdmin` (organizations/admin.py) shows only the organizations
 where that user is owner or admin. Members and viewers are turned away at the door.
 
+The admin has no sign-in form of its own: its login page sends a signed-out visitor to the team
+pages' sign-in (`/accounts/sign-in/?next=/admin/`), so one door with one set of rules (the
+throttle, a second factor, an organization's single sign-on) lets people in, and a signed-in
+person it does not admit gets a 403 there instead of a second password prompt.
+
 The site also answers 400 to a query string holding NUL, whatever view it is for: list
 filters, searches, autocompletes and the filters a change form carries back all hand their
 parameters to the database, and PostgreSQL refuses NUL in text with a driver error.
@@ -14,10 +19,15 @@ parameters to the database, and PostgreSQL refuses NUL in text with a driver err
 from functools import wraps
 
 from django.contrib import admin
-from django.contrib.admin.forms import AdminAuthenticationForm
-from django.core.exceptions import BadRequest, ValidationError
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import BadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 
-from accounts.forms import ThrottledSignInMixin
 from organizations.access import Access
 from organizations.models import Organization
 from organizations.roles import Scope
@@ -49,29 +59,33 @@ def may_enter(access: Access) -> bool:
     return access.is_superuser or bool(access.organizations_with(Scope.ADMIN_SITE))
 
 
-class TenantAdminAuthenticationForm(ThrottledSignInMixin, AdminAuthenticationForm):
-    """Admin sign-in for superusers and organization owners and admins; no `is_staff`. Failed
-    attempts count toward the same throttle as the team pages' sign-in."""
-
-    def confirm_login_allowed(self, user):
-        if not user.is_active:
-            raise ValidationError(self.error_messages["inactive"], code="inactive")
-        if not may_enter(Access.for_user(user)):
-            raise ValidationError(
-                self.error_messages["invalid_login"],
-                code="invalid_login",
-                params={"username": self.username_field.verbose_name},
-            )
-
-
 class KeyvaultAdminSite(admin.AdminSite):
     site_header = "Keyvault administration"
     site_title = "Keyvault admin"
     index_title = "Your organizations"
-    login_form = TenantAdminAuthenticationForm
 
     def has_permission(self, request):
         return may_enter(admin_access(request))
+
+    @method_decorator(never_cache)
+    def login(self, request, extra_context=None):
+        """Never a password form: the team pages' sign-in, or a refusal for those signed in
+        whom the admin does not admit. A POST of credentials here signs nobody in."""
+        next_url = request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index")
+        if not url_has_allowed_host_and_scheme(
+            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            next_url = reverse("admin:index")
+        if not request.user.is_authenticated:
+            return redirect_to_login(next_url)
+        if self.has_permission(request):
+            return redirect(next_url)
+        return render(
+            request,
+            "admin/refused.html",
+            {**self.each_context(request), "title": "Not for your account"},
+            status=403,
+        )
 
     def admin_view(self, view, cacheable=False):
         return super().admin_view(_refusing_nul_in_query(view), cacheable)

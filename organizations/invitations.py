@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 import audit
-from accounts.services import account_create, normalize_email
+from accounts.services import account_create, email_mark_verified, normalize_email
 from audit import AuditAction
 from core.tokens import random_token, token_digest, token_pattern
 from organizations.access import Access
@@ -211,6 +211,8 @@ def invitation_accept(*, invitation: Invitation, user, ip: str | None = None) ->
                 f"This invitation is for {locked.email}; sign in with that address.", "wrong_user"
             )
         _check_inviter(locked)
+        # The link was mailed to this address and opened by its account: the address is proven.
+        email_mark_verified(user)
         organization = locked.organization
         try:
             with transaction.atomic():
@@ -255,7 +257,8 @@ def account_join(*, invitation, password: str, ip: str | None = None):
     """A new account for the invited address, joined to the organization in one transaction:
     if the invitation is refused, no account is left behind."""
     with transaction.atomic():
-        user = account_create(email=invitation.email, password=password)
+        # Following the emailed link proves the invited address.
+        user = account_create(email=invitation.email, password=password, verified=True)
         invitation_accept(invitation=invitation, user=user, ip=ip)
     return user
 

@@ -1,4 +1,4 @@
-"""Writes to organizations and memberships, and signing up with a new organization; each one
+"""Writes to organizations and memberships, and the first organization of a new account; each one
 atomic and audited. Creating the accounts themselves is `accounts.services`'.
 
 The last-owner rule lives here: the owners of an organization are locked before a change that
@@ -8,10 +8,9 @@ could remove one, so two concurrent demotions cannot both succeed and leave nobo
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import validate_slug
 from django.db import IntegrityError, transaction
-from django.views.decorators.debug import sensitive_variables
 
 import audit
-from accounts.services import account_create
+from accounts.services import email_verified
 from audit import AuditAction
 from core.errors import NotFoundError
 from core.text import clean_display_name
@@ -60,8 +59,10 @@ def clean_role(role) -> str:
 
 @transaction.atomic
 def organization_create(*, name: str, slug: str, owner, actor: Access) -> Organization:
-    """A new organization with `owner` as its first owner."""
+    """A new organization with `owner` as its first owner, whose address must be proven (the
+    operator's commands vouch for the addresses they name)."""
     authorize_organization_create(actor, owner)
+    _require_verified(owner, actor, "create an organization")
     name, slug = _clean_org_name(name), _clean_slug(slug)
     try:
         with transaction.atomic():
@@ -121,8 +122,16 @@ def organization_delete(*, organization: Organization, actor: Access) -> None:
             raise NotFoundError(f"The organization {organization.name!r} no longer exists.")
 
 
+def _require_verified(user, actor: Access, doing: str) -> None:
+    """An account whose address is not proven cannot own or join anything: anyone may sign up
+    with any address, and a membership must reach the address's real owner."""
+    if not actor.is_operator and not email_verified(user):
+        raise PermissionDenied(f"{user.email} must confirm the address before they {doing}.")
+
+
 def membership_add(*, organization: Organization, user, role: str, actor: Access) -> Membership:
     authorize(actor, Action.MEMBER_MANAGE, organization)
+    _require_verified(user, actor, "join an organization")
     role = clean_role(role)
     authorize_role_grant(actor, organization, role)
     try:
@@ -235,18 +244,17 @@ def _delete_membership(locked: Membership, owners, actor: Access, action: AuditA
 _SLUG_ATTEMPTS = 3
 
 
-@sensitive_variables()
-def account_sign_up(*, email: str, password: str, organization_name: str, ip: str | None = None):
-    """The user and an organization they own, in one transaction: `(user, organization)`."""
+def organization_open(*, user, name: str, ip: str | None = None) -> Organization:
+    """The first organization of a person who signed up, named as they asked at sign-up, under
+    a free slug derived from the name; opened once their address is confirmed."""
     with transaction.atomic():
-        user = account_create(email=email, password=password)
         actor = Access.for_user(user, ip=ip)
         for attempt in range(_SLUG_ATTEMPTS):
             try:
                 with transaction.atomic():
                     organization = organization_create(
-                        name=organization_name,
-                        slug=available_slug(organization_name),
+                        name=name,
+                        slug=available_slug(name),
                         owner=user,
                         actor=actor,
                     )
@@ -255,4 +263,4 @@ def account_sign_up(*, email: str, password: str, organization_name: str, ip: st
                 # Only a slug taken by a concurrent sign-up is worth another try.
                 if "slug" not in exc.message_dict or attempt == _SLUG_ATTEMPTS - 1:
                     raise
-    return user, organization
+    return organization

@@ -16,10 +16,25 @@ class UserFactory(DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
     username = factory.LazyAttribute(lambda user: user.email)
     password = factory.django.Password(PASSWORD)
+
+    @factory.post_generation
+    def verified(user, create, extracted, **kwargs):
+        """The address is confirmed unless `verified=False` (as every account made before
+        confirmation existed counts as confirmed)."""
+        if not create:
+            return
+        from allauth.account.models import EmailAddress
+
+        EmailAddress.objects.update_or_create(
+            user=user,
+            email=user.email.lower(),
+            defaults={"primary": True, "verified": extracted is not False},
+        )
 
 
 class OrganizationFactory(DjangoModelFactory):

@@ -200,7 +200,7 @@ def test_failure_while_signing_in(reports, fail_in):
     fail_in("accounts.backends.find_user")
 
     response = client_for().post(
-        reverse("accounts:sign_in"), {"username": user.email, "password": PASSWORD}
+        reverse("accounts:sign_in"), {"login": user.email, "password": PASSWORD}
     )
 
     assert response.status_code == 500

@@ -24,6 +24,12 @@ def test_password_reset_links_are_masked_but_not_the_page_they_lead_to():
         "/accounts/password/reset/MQ/set-password/"
     )
     assert redact("/accounts/password/reset/sent/") == "/accounts/password/reset/sent/"
+    assert redact("/accounts/password/reset/key/2-cz8vm1-0123456789abcdef/?next=/") == (
+        "/accounts/password/reset/key/[redacted]/?next=/"
+    )
+    assert redact("/accounts/password/reset/key/2-set-password/") == (
+        "/accounts/password/reset/key/2-set-password/"
+    )
 
 
 def test_the_access_log_line_carries_no_token():

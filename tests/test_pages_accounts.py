@@ -54,34 +54,116 @@ def sign_up(client, **fields):
     return client.post(SIGN_UP, data)
 
 
+CONFIRM_LINK = re.compile(r"https?://testserver(/accounts/confirm-email/\S+)")
+
+
+def confirmation_link(message) -> str:
+    [link] = CONFIRM_LINK.findall(message.body)
+    return link
+
+
+def confirm(client, link):
+    """Open the mailed link and press Confirm, as its reader does."""
+    page = client.get(link)
+    assert page.status_code == 200
+    assert "<h1>Confirm your address</h1>" in page.content.decode()
+    return client.post(link)
+
+
+def sign_up_and_confirm(client, mailoutbox, **fields):
+    assert sign_up(client, **fields).status_code == 302
+    return confirm(client, confirmation_link(mailoutbox[-1]))
+
+
 # --- Sign-up ----------------------------------------------------------------------------------
 
 
-def test_signing_up_creates_the_user_and_an_organization_they_own(client):
+def test_signing_up_creates_the_user_and_once_confirmed_an_organization_they_own(
+    client, mailoutbox
+):
     response = sign_up(client)
 
     assert response.status_code == 302
-    assert response["Location"] == "/o/acme-corp/keys/"
+    assert response["Location"] == reverse("account_email_verification_sent")
     user = User.objects.get(email="founder@example.com")
     assert user.username == "founder@example.com"
     assert user.check_password(NEW_PASSWORD)
+    # Unconfirmed: not signed in, nothing owned.
+    assert not _is_signed_in(client)
+    assert not Organization.objects.exists()
+    [message] = mailoutbox
+    assert message.to == ["founder@example.com"]
+
+    confirmed = confirm(client, confirmation_link(message))
+
+    assert confirmed.status_code == 302
     organization = Organization.objects.get(slug="acme-corp")
     assert organization.name == "Acme Corp"
     assert Membership.objects.get(user=user).organization == organization
     assert Membership.objects.get(user=user).role == roles.OWNER.id
-    page = client.get(response["Location"])
-    assert page.status_code == 200  # signed in
-    assert page.context["user"] == user
+    page = client.get(confirmed["Location"], follow=True)
+    assert page.redirect_chain[-1][0] == "/o/acme-corp/keys/"
+    assert page.context["user"] == user  # signed in by the confirmation
     assert "Welcome to Keyvault. Acme Corp is ready for its first key." in page.content.decode()
     event = AuditEvent.objects.get(action=AuditAction.ORGANIZATION_CREATED)
     assert event.actor_user == user
 
 
-def test_the_slug_stays_unique_when_the_name_is_taken(client):
-    sign_up(client, email="first@example.com", organization_name="Acme")
-    response = sign_up(Client(), email="second@example.com", organization_name="Acme")
+def test_the_link_confirmed_in_another_browser_opens_the_organization_too(client, mailoutbox):
+    sign_up(client)
 
-    assert response["Location"] == "/o/acme-2/keys/"
+    elsewhere = Client()
+    confirm(elsewhere, confirmation_link(mailoutbox[0]))
+
+    assert Organization.objects.get(slug="acme-corp").memberships.get().user.email == (
+        "founder@example.com"
+    )
+    signed = elsewhere.post(SIGN_IN, {"login": "founder@example.com", "password": NEW_PASSWORD})
+    assert signed.status_code == 302
+
+
+def test_an_unconfirmed_account_cannot_sign_in(client, mailoutbox):
+    sign_up(client)
+    mailoutbox.clear()
+
+    response = client.post(SIGN_IN, {"login": "founder@example.com", "password": NEW_PASSWORD})
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_email_verification_sent")
+    assert not _is_signed_in(client)
+    assert not Organization.objects.exists()
+
+
+def test_a_tampered_or_foreign_organization_in_the_link_opens_nothing(client, mailoutbox):
+    sign_up(client)
+    mine = confirmation_link(mailoutbox[-1])
+    sign_up(Client(), email="other@example.com", organization_name="Theirs")
+    theirs = confirmation_link(mailoutbox[-1])
+    sign_up(Client(), email="third@example.com", organization_name="Third")
+    third = confirmation_link(mailoutbox[-1])
+
+    # Another account's signed name, and a forged one: the addresses are confirmed, no more.
+    confirm(Client(), f"{mine.split('?')[0]}?{theirs.split('?')[1]}")
+    confirm(Client(), f"{third.split('?')[0]}?organization=forged")
+
+    assert not Organization.objects.exists()
+    assert User.objects.get(email="founder@example.com").emailaddress_set.get().verified
+
+
+def test_a_link_confirmed_twice_opens_one_organization(client, mailoutbox):
+    sign_up(client)
+    link = confirmation_link(mailoutbox[0])
+    confirm(client, link)
+    client.post(link)
+    Client().post(link)
+
+    assert Organization.objects.count() == 1
+
+
+def test_the_slug_stays_unique_when_the_name_is_taken(client, mailoutbox):
+    sign_up_and_confirm(client, mailoutbox, email="first@example.com", organization_name="Acme")
+    sign_up_and_confirm(Client(), mailoutbox, email="second@example.com", organization_name="Acme")
+
     assert sorted(Organization.objects.values_list("slug", flat=True)) == ["acme", "acme-2"]
     assert Organization.objects.get(slug="acme-2").memberships.get().user.email == (
         "second@example.com"
@@ -137,7 +219,7 @@ def test_a_signed_in_user_is_sent_home_from_sign_up(owner, signed_in):
 
 def sign_in(client, username, password=PASSWORD, address="192.0.2.10", **extra):
     return client.post(
-        SIGN_IN, {"username": username, "password": password, **extra}, REMOTE_ADDR=address
+        SIGN_IN, {"login": username, "password": password, **extra}, REMOTE_ADDR=address
     )
 
 
@@ -220,7 +302,7 @@ def test_a_sign_in_without_a_password_does_not_clear_the_accounts_failures(
     limit = settings.KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT
     for _ in range(limit - 1):
         sign_in(client, "casey@example.com", "wrong")
-    data = {"username": "casey@example.com", **incomplete}
+    data = {"login": "casey@example.com", **incomplete}
     blank = client.post(
         SIGN_IN, {k: v for k, v in data.items() if v is not None}, REMOTE_ADDR="192.0.2.10"
     )
@@ -256,33 +338,44 @@ def test_another_account_from_the_same_address_works_until_the_address_limit(
     assert signed_in_user(client) is None
 
 
-def test_failures_at_the_admin_sign_in_count_toward_the_same_throttle(client, owner, settings):
-    for _ in range(settings.KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT):
-        response = client.post(
-            "/admin/login/",
-            {"username": owner.email, "password": "wrong"},
-            REMOTE_ADDR="192.0.2.10",
-        )
-        assert response.status_code == 200
+def test_the_admin_has_no_password_form_of_its_own(client, owner):
+    """The admin's door is the pages' sign-in: one set of rules (the throttle, two-factor,
+    single sign-on), and no second place to guess passwords at."""
+    page = client.get("/admin/login/?next=/admin/keyvault/")
+    assert page.status_code == 302
+    assert page["Location"] == f"{SIGN_IN}?next=/admin/keyvault/"
 
-    assert sign_in(client, owner.email).status_code == 429
-    admin = client.post(
-        "/admin/login/", {"username": owner.email, "password": PASSWORD}, REMOTE_ADDR="192.0.2.10"
-    )
-    assert THROTTLED in admin.content.decode()
-    assert not _is_signed_in(client)
-
-
-def test_failures_at_the_pages_sign_in_lock_the_admin_sign_in_too(client, owner, settings):
-    for _ in range(settings.KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT):
-        sign_in(client, owner.email, "wrong")
-
-    admin = client.post(
+    posted = client.post(
         "/admin/login/", {"username": owner.email, "password": PASSWORD}, REMOTE_ADDR="192.0.2.10"
     )
 
-    assert THROTTLED in admin.content.decode()
+    assert posted.status_code == 302
+    assert posted["Location"].startswith(SIGN_IN)
     assert not _is_signed_in(client)
+
+
+def test_the_admin_sign_in_is_the_throttled_sign_in(client, owner, settings):
+    for _ in range(settings.KEYVAULT_SIGNIN_FAILURES_PER_ACCOUNT):
+        sign_in(client, owner.email, "wrong", next="/admin/")
+
+    refused = sign_in(client, owner.email, next="/admin/")
+
+    assert refused.status_code == 429
+    assert THROTTLED in refused.content.decode()
+    assert client.get("/admin/")["Location"].startswith("/admin/login/")
+    assert not _is_signed_in(client)
+
+
+def test_a_signed_in_person_the_admin_does_not_admit_is_refused_not_asked_again(
+    client, organization, member_of
+):
+    member = member_of(organization, roles.MEMBER.id).user
+    assert sign_in(client, member.email, next="/admin/")["Location"] == "/admin/"
+
+    assert client.get("/admin/")["Location"].startswith("/admin/login/")
+    refused = client.get("/admin/login/?next=/admin/")
+    assert refused.status_code == 403
+    assert "not an owner or admin" in refused.content.decode()
 
 
 # --- Sign-out and passwords ------------------------------------------------------------------
@@ -306,18 +399,17 @@ def test_changing_the_password(owner, signed_in):
     assert client.get(change).status_code == 200
 
     wrong = client.post(
-        change,
-        {"old_password": "wrong", "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+        change, {"oldpassword": "wrong", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
     )
     assert wrong.status_code == 200
-    assert "old_password" in wrong.context["form"].errors
+    assert "oldpassword" in wrong.context["form"].errors
     response = client.post(
-        change,
-        {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+        change, {"oldpassword": PASSWORD, "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
     )
 
     assert response.status_code == 302
-    assert response["Location"] == reverse("accounts:password_change_done")
+    assert response["Location"] == change
+    assert "Password successfully changed." in text(client.get(change))
     owner.refresh_from_db()
     assert owner.check_password(NEW_PASSWORD)
     assert _is_signed_in(client)  # the session survives its own password change
@@ -330,11 +422,13 @@ def test_resetting_the_password_by_email(client, casey, mailoutbox):
     assert response["Location"] == reverse("accounts:password_reset_done")
     [message] = mailoutbox
     assert message.to == ["casey@example.com"]
-    [link] = re.findall(r"http://testserver(/accounts/password/reset/\S+/\S+/)", message.body)
+    [link] = re.findall(r"https?://testserver(/accounts/password/reset/key/\S+/)", message.body)
     form_page = client.get(link, follow=True)
-    assert "Choose a new password" in form_page.content.decode()
+    assert "<h1>Choose a new password</h1>" in form_page.content.decode()
+    # The link's key moves into the session, out of the address the form posts to.
     set_password = form_page.redirect_chain[-1][0]
-    done = client.post(set_password, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+    assert link not in set_password
+    done = client.post(set_password, {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD})
 
     assert done.status_code == 302
     assert done["Location"] == reverse("accounts:password_reset_complete")

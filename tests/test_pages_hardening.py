@@ -111,7 +111,7 @@ def test_sign_in_matches_the_address_whatever_its_case(client):
     user = UserFactory(email="mixed@example.com", username="Mixed@Example.com")
     response = client.post(
         "/accounts/sign-in/",
-        {"username": "MIXED@example.COM", "password": PASSWORD},
+        {"login": "MIXED@example.COM", "password": PASSWORD},
     )
     assert response.status_code == 302
     assert client.session["_auth_user_id"] == str(user.pk)

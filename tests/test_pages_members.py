@@ -218,7 +218,7 @@ def test_an_invitee_with_an_account_signs_in_first_then_joins(
     assert client.post(page, {"password1": "x", "password2": "x"}).status_code == 200
     assert membership(organization, INVITEE) is None
 
-    signed = client.post(sign_in, {"username": INVITEE, "password": PASSWORD, "next": page})
+    signed = client.post(sign_in, {"login": INVITEE, "password": PASSWORD, "next": page})
     assert signed.status_code == 302
     assert signed["Location"] == page
     join_page = client.get(page)

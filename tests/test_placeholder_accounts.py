@@ -5,9 +5,11 @@ function, against accounts made the way the old code made them."""
 
 import importlib
 import re
+from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core import mail
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 from django.test import Client
@@ -45,7 +47,9 @@ def placeholder(email, **fields):
 
 
 def sign_up(email):
-    return Client().post(
+    """Sign up, and confirm the address from its mail when the page accepted it."""
+    client = Client()
+    response = client.post(
         reverse("accounts:sign_up"),
         {
             "email": email,
@@ -54,6 +58,14 @@ def sign_up(email):
             "password2": PASSWORD,
         },
     )
+    links = (
+        re.findall(r"https?://testserver(/accounts/confirm-email/\S+)", mail.outbox[-1].body)
+        if response.status_code == 302 and mail.outbox
+        else []
+    )
+    for link in links:
+        client.post(link)
+    return response
 
 
 def reset_and_sign_in(email, mailoutbox) -> bool:
@@ -63,13 +75,11 @@ def reset_and_sign_in(email, mailoutbox) -> bool:
     if not mailoutbox:
         return False
     [link] = re.findall(
-        r"http://testserver(/accounts/password/reset/\S+/\S+/)", mailoutbox[-1].body
+        r"https?://testserver(/accounts/password/reset/key/\S+/)", mailoutbox[-1].body
     )
     form_page = client.get(link, follow=True)
-    client.post(
-        form_page.redirect_chain[-1][0], {"new_password1": PASSWORD, "new_password2": PASSWORD}
-    )
-    signed = client.post(reverse("accounts:sign_in"), {"username": email, "password": PASSWORD})
+    client.post(form_page.redirect_chain[-1][0], {"password1": PASSWORD, "password2": PASSWORD})
+    signed = client.post(reverse("accounts:sign_in"), {"login": email, "password": PASSWORD})
     return signed.status_code == 302 and "_auth_user_id" in client.session
 
 
@@ -79,7 +89,9 @@ def added_by(user_or_label, organization, user, role=roles.MEMBER.id):
         if isinstance(user_or_label, str)
         else Access.for_user(user_or_label)
     )
-    return services.membership_add(organization=organization, user=user, role=role, actor=actor)
+    # As the code of the time did: it asked for no confirmed address.
+    with mock.patch("organizations.services.email_verified", return_value=True):
+        return services.membership_add(organization=organization, user=user, role=role, actor=actor)
 
 
 def test_an_address_added_from_the_admin_without_consent_can_sign_up_after_the_repair(
@@ -119,8 +131,8 @@ def test_an_owner_the_operator_created_keeps_the_organization_and_can_reset(
         name="Founded", slug="founded", owner=founder, actor=Access.operator("manage.py create_org")
     )
     elsewhere = added_by(owner, organization, founder)
-    assert not reset_and_sign_in("founder@example.com", mailoutbox)  # locked out
-
+    # (Django's own reset page skipped such accounts; allauth's mails them, so the repair below
+    # is what matters for the rows it finds.)
     repair()
 
     founder.refresh_from_db()

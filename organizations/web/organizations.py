@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 
 from accounts import limits
@@ -65,6 +65,9 @@ def organization_create(request):
             )
         except ValidationError as exc:
             add_service_errors(form, exc)
+        except PermissionDenied as exc:
+            # An account whose address is not confirmed yet.
+            form.add_error(None, str(exc))
         else:
             messages.success(request, f"Created {organization.name}. You are its owner.")
             return redirect("keys:list", org_slug=organization.slug)

@@ -286,3 +286,28 @@ def test_key_list_fits_a_phone_screen(site, open_page, screenshot):
     )
     assert_no_secret_in(page)
     screenshot(page, "keys-phone")
+
+
+def test_a_new_person_signs_up_confirms_the_address_and_lands_in_their_organization(
+    site, open_page, mailoutbox, screenshot
+):
+    page = open_page()
+    page.goto(f"{site}/accounts/sign-up/")
+    field(page, "Email").fill("founder@newco.test")
+    field(page, "Organization name").fill("NewCo")
+    field(page, "Password").fill(INVITEE_PASSWORD)
+    field(page, "Password again").fill(INVITEE_PASSWORD)
+    screenshot(page, "sign-up")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+
+    # The link from the mail, opened in the same browser: one click confirms and signs in.
+    [link] = re.findall(r"(https?://\S+/accounts/confirm-email/\S+)", mailoutbox[-1].body)
+    page.goto(f"{site}/accounts/{link.split('/accounts/', 1)[1]}")
+    expect(page.get_by_role("heading", name="Confirm your address")).to_be_visible()
+    page.get_by_role("button", name="Confirm").click()
+
+    expect(page.get_by_role("heading", name="Provider keys", level=1)).to_be_visible()
+    expect(
+        page.get_by_text("Welcome to Keyvault. NewCo is ready for its first key.")
+    ).to_be_visible()

@@ -54,7 +54,7 @@ class Command(ProvisioningCommand):
             raise CommandError("seed_demo is for development only; it needs DEBUG on.")
         actor = Access.operator("manage.py seed_demo")
         with transaction.atomic():
-            user, created = user_get_or_create(email=DEMO_EMAIL)
+            user, created = user_get_or_create(email=DEMO_EMAIL, verified=True)
             if created:
                 # An ordinary account: as the demo organization's owner it enters the
                 # tenant-scoped admin without is_staff, as any owner would.

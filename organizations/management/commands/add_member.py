@@ -39,7 +39,7 @@ class Command(OrganizationCommand):
     def handle(self, *, org, email, role, password, **options):
         organization = self.organization(org)
         with transaction.atomic():
-            user, created = user_get_or_create(email=email, password=password)
+            user, created = user_get_or_create(email=email, password=password, verified=True)
             membership_add(
                 organization=organization,
                 user=user,

@@ -22,7 +22,7 @@ class Command(ProvisioningCommand):
 
     def handle(self, *, name, slug, owner, **options):
         with transaction.atomic():
-            user, created = user_get_or_create(email=owner)
+            user, created = user_get_or_create(email=owner, verified=True)
             organization = organization_create(
                 name=name, slug=slug, owner=user, actor=Access.operator("manage.py create_org")
             )
