@@ -34,9 +34,12 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
 
-# Proxy API benchmark on PostgreSQL under gunicorn, then the proxy client and event feed
-# benchmark (FEED_ARGS); each writes its section of docs/benchmarks.md.
+# Proxy API benchmark on PostgreSQL under the production gunicorn command: the retrievals against
+# the ceiling endpoint (benchmarks/minimal.py), also beside 200 parked requests; writes
+# docs/benchmarks.md. About ten minutes; BENCH_ARGS=--large adds a million keys (one org, and
+# over 10 000 orgs). Then the proxy client and event feed benchmark (bench-feed, FEED_ARGS).
 bench: install
 	command -v wrk >/dev/null || apt-get install -y wrk
 	$(BIN)/pip install --quiet --editable '.[dev,bench]'

@@ -35,6 +35,9 @@ class AuditAction(StrEnum):
     TOKEN_CREATED = "proxy_token.created"
     TOKEN_REVOKED = "proxy_token.revoked"
     KEY_REKEYED = "provider_key.rekeyed"
+    KEY_HEALTH_CHANGED = "provider_key.health_changed"
+    KEY_TESTED = "provider_key.tested"
+    POOL_REORDERED = "provider_key.pool_reordered"
     KEK_ROTATION = "kek.rotation"
     ENVELOPES_UPGRADED = "kek.envelopes_upgraded"
 
@@ -60,11 +63,17 @@ ACTION_LABELS = {
     AuditAction.KEY_ROTATED: "Key rotated",
     AuditAction.KEY_ENDPOINT_CHANGED: "Key's endpoint changed",
     AuditAction.KEY_DELETED: "Key deleted",
+    AuditAction.KEY_HEALTH_CHANGED: "Key's health changed",
+    AuditAction.KEY_TESTED: "Key tested",
+    AuditAction.POOL_REORDERED: "Pool reordered",
     AuditAction.TOKEN_CREATED: "Proxy token created",
     AuditAction.TOKEN_REVOKED: "Proxy token revoked",
     AuditAction.KEY_REKEYED: "Key re-encrypted (new data key)",
     AuditAction.KEK_ROTATION: "KEK rotation",
     AuditAction.ENVELOPES_UPGRADED: "Envelopes upgraded",
+    AuditAction.KEY_HEALTH_CHANGED: "Key's health changed",
+    AuditAction.KEY_TESTED: "Key's connection tested",
+    AuditAction.POOL_REORDERED: "Provider's pool reordered",
 }
 
 

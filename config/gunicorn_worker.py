@@ -1,4 +1,5 @@
-"""gunicorn's sync worker, answering the API's oversized requests in the API's own JSON.
+"""gunicorn's workers, answering the API's oversized requests in the API's own JSON: the
+threaded worker production runs (`JsonApiErrorsThreadWorker`) and the sync worker.
 
 gunicorn refuses a request line longer than `limit_request_line` (414) and headers beyond its
 header limits (431) itself, before the application sees the request, with a small HTML page.
@@ -12,9 +13,11 @@ gunicorn's own answer stands.
 import json
 import re
 import socket
+import threading
 
 from gunicorn import util
 from gunicorn.http.errors import LimitRequestHeaders, LimitRequestLine
+from gunicorn.workers import gthread
 from gunicorn.workers.sync import SyncWorker
 
 _API_REQUEST = re.compile(rb"[A-Z]{1,16} /api/")
@@ -44,13 +47,11 @@ def is_api_request(first_bytes: bytes) -> bool:
     return bool(_API_REQUEST.match(first_bytes))
 
 
-class JsonApiErrorsWorker(SyncWorker):
-    _api_request = False
+class _JsonApiErrors:
+    """Answers gunicorn's 414 and 431 in JSON when the request being handled is the API's
+    (`_api_request`, set by each worker class before gunicorn parses the request)."""
 
-    def handle(self, listener, client, addr):
-        # One connection at a time in a sync worker: the flag belongs to this one.
-        self._api_request = not self.cfg.is_ssl and is_api_request(_peek(client))
-        super().handle(listener, client, addr)
+    _api_request = False
 
     def handle_error(self, req, client, addr, exc):
         answer = _ANSWERS.get(type(exc))
@@ -63,6 +64,46 @@ class JsonApiErrorsWorker(SyncWorker):
         except OSError:
             self.log.debug("Failed to send error message.")
         return None
+
+
+class JsonApiErrorsWorker(_JsonApiErrors, SyncWorker):
+    """The sync worker: one connection, one request at a time."""
+
+    def handle(self, listener, client, addr):
+        # One connection at a time in a sync worker: the flag belongs to this one.
+        self._api_request = not self.cfg.is_ssl and is_api_request(_peek(client))
+        super().handle(listener, client, addr)
+
+
+class JsonApiErrorsThreadWorker(_JsonApiErrors, gthread.ThreadWorker):
+    """gunicorn's threaded worker (`gthread`): a pool of threads per process, while idle
+    kept-alive connections wait in the worker's poller, not in a thread. Each request runs in
+    one thread from start to end, so the flag is kept per thread."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._local = threading.local()
+
+    @property
+    def _api_request(self):
+        return getattr(self._local, "api_request", False)
+
+    def handle(self, conn):
+        # gunicorn waits here for a new connection's first bytes before committing a thread to
+        # it (and hands it back to its poller when none come); peeking before that wait would
+        # block the thread instead. A kept-alive connection comes back readable, or with the
+        # next request already read into its parser's buffer.
+        waiting = not conn.initialized and not conn.data_ready
+        if waiting and not conn.wait_for_data(gthread.DEFAULT_WORKER_DATA_TIMEOUT):
+            return gthread._DEFER
+        self._local.api_request = not self.cfg.is_ssl and is_api_request(_first_bytes(conn))
+        return super().handle(conn)
+
+
+def _first_bytes(conn) -> bytes:
+    """The first bytes of the connection's next request, left where they are."""
+    buffered = conn.parser.unreader.buf.getvalue() if conn.parser is not None else b""
+    return buffered[:_PEEK_BYTES] if buffered else _peek(conn.sock)
 
 
 def _peek(client) -> bytes:

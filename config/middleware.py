@@ -7,7 +7,40 @@ Permissions-Policy. A view that sets its own header keeps it.
 """
 
 from django.conf import settings
+from django.contrib.auth.middleware import AuthenticationMiddleware
+from django.contrib.messages.middleware import MessageMiddleware
+from django.contrib.sessions.middleware import SessionMiddleware
 from django.utils.cache import add_never_cache_headers, patch_cache_control
+
+# The proxy API's paths: token-authenticated JSON that uses no session, signed-in user or
+# flash message.
+API_PREFIX = "/api/"
+
+
+class _PagesOnly:
+    """A middleware of the pages (sessions, the signed-in user, messages) that requests to the
+    API go straight past. The API authenticates with a bearer token and never reads a session,
+    a user or a message, yet every proxy request paid for loading the session store, a lazy
+    user and the message storage with its cookie signer, and could be answered with session
+    cookies it never asked for. Subclasses of Django's own classes, so the admin's checks
+    (which look for them) still find them; the security headers keep applying to every path."""
+
+    def __call__(self, request):
+        if request.path_info.startswith(API_PREFIX):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class PagesSessionMiddleware(_PagesOnly, SessionMiddleware):
+    pass
+
+
+class PagesAuthenticationMiddleware(_PagesOnly, AuthenticationMiddleware):
+    pass
+
+
+class PagesMessageMiddleware(_PagesOnly, MessageMiddleware):
+    pass
 
 
 class PrivatePagesMiddleware:

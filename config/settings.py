@@ -106,11 +106,14 @@ MIDDLEWARE = [
     "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, the signed-in user and messages for the pages only: requests under /api/ skip
+    # them (config/middleware.py). CSRF stays by its name, which Django's deploy check looks
+    # for; the API's views are exempt from it.
+    "config.middleware.PagesSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "config.middleware.PagesAuthenticationMiddleware",
+    "config.middleware.PagesMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
     "config.middleware.PrivatePagesMiddleware",
@@ -145,7 +148,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20}
     )
+# A pool of PostgreSQL connections per process, shared by its threads: DATABASE_POOL_MAX_SIZE
+# connections at most (0: no pool; each thread keeps its own connection for CONN_MAX_AGE).
+# The production gunicorn settings turn it on (config/gunicorn.conf.py): with a hundred threads
+# per worker, a connection per thread could exceed the server's max_connections.
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+if DATABASE_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        # A request that finds every connection busy waits this long, then fails.
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
+    # Pooled connections go back to the pool after each request; Django refuses both at once.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+# The secret retrievals' one statement is prepared once per database connection (PostgreSQL).
+# Off for a connection pooler that does not keep prepared statements (PgBouncer before 1.21 in
+# transaction mode, or with max_prepared_statements = 0).
+KEYVAULT_DB_PREPARED_STATEMENTS = env.bool("KEYVAULT_DB_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = ["accounts.backends.EmailBackend"]
@@ -239,6 +260,14 @@ KEYVAULT_DEV_KEK_FILE = VAR_DIR / "dev-kek.txt"
 # (self-hosted servers on an internal network); the same switch governs Keyvault's own calls.
 KEYVAULT_ALLOWED_ENDPOINT_HOSTS = env.list("KEYVAULT_ALLOWED_ENDPOINT_HOSTS", default=[])
 KEYVAULT_ALLOW_PRIVATE_ENDPOINTS = env.bool("KEYVAULT_ALLOW_PRIVATE_ENDPOINTS", default=False)
+# Where connection tests call each provider instead of its public endpoint (and instead of a
+# key's own endpoint): "openai=https://…,anthropic=https://…". An operator's setting: http is
+# accepted too, the address rules above still apply.
+KEYVAULT_PROVIDER_BASE_URLS = env.dict("KEYVAULT_PROVIDER_BASE_URLS", default={})
+# Key health: a key not used for this many days is "stale"; health reports per key and minute
+# (never fewer than 60).
+KEYVAULT_STALE_DAYS = env.int("KEYVAULT_STALE_DAYS", default=90)
+KEYVAULT_REPORTS_PER_KEY_PER_MINUTE = env.int("KEYVAULT_REPORTS_PER_KEY_PER_MINUTE", default=600)
 # Open envelopes of the legacy format 1 (not bound to their endpoint): on only while
 # `upgrade_envelopes` brings them to the current format; off, an old envelope put back from a
 # backup cannot undo the binding.

@@ -22,3 +22,23 @@ STORAGES = {
 KEYVAULT_USAGE_FLUSH_SECONDS = None
 KEYVAULT_KMS_KEYS = ""
 KEYVAULT_PRIMARY_KEK = ""
+# Connection tests never reach a real provider: every provider is pointed at the discard port
+# of the loopback address, which the outbound rules refuse before connecting. Tests of the
+# probes point one provider at their local fake instead.
+_PROVIDERS = (
+    "openai",
+    "anthropic",
+    "azure_openai",
+    "bedrock",
+    "vertex",
+    "gemini",
+    "mistral",
+    "groq",
+    "cohere",
+    "together",
+    "openrouter",
+    "deepseek",
+    "xai",
+    "openai_compatible",
+)
+KEYVAULT_PROVIDER_BASE_URLS = dict.fromkeys(_PROVIDERS, "http://127.0.0.1:9")

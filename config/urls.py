@@ -28,6 +28,8 @@ organization_scoped = [
 ]
 
 urlpatterns = [
+    # First: every proxy request resolves here, without trying the pages' patterns before it.
+    path("api/v1/", include("keyvault.api.urls")),
     path("", home, name="home"),
     # Browsers ask for /favicon.ico whatever the page links; the icon is a static file.
     path("favicon.ico", lambda request: redirect(static("img/favicon.svg"), permanent=True)),
@@ -36,5 +38,4 @@ urlpatterns = [
     path("o/<slug:org_slug>/", include(organization_scoped)),
     path("invitations/", include(organization_pages.invitation_patterns)),
     path("admin/", admin_site.urls),
-    path("api/v1/", include("keyvault.api.urls")),
 ]

@@ -167,6 +167,32 @@ def check_state_folder_is_chosen(app_configs=None, **kwargs):
 
 
 @checks.register(TAG)
+def check_provider_base_urls(app_configs=None, **kwargs):
+    """`KEYVAULT_PROVIDER_BASE_URLS` names known providers and http(s) URLs with a host."""
+    from urllib.parse import urlsplit
+
+    from keyvault import providers
+
+    problems = []
+    for provider_id, url in (getattr(settings, "KEYVAULT_PROVIDER_BASE_URLS", {}) or {}).items():
+        parts = urlsplit(str(url))
+        if not providers.is_provider(provider_id):
+            problems.append(f"{str(provider_id)[:40]!r} is not a provider")
+        elif parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+            problems.append(f"{provider_id}'s URL is not an http(s) URL naming a host")
+    if problems:
+        return [
+            checks.Error(
+                "KEYVAULT_PROVIDER_BASE_URLS: " + "; ".join(problems) + ".",
+                hint="Write provider=https://host/path pairs, comma-separated, with provider "
+                "ids from the catalog (openai, anthropic, azure_openai, bedrock, vertex, …).",
+                id="keyvault.E111",
+            )
+        ]
+    return []
+
+
+@checks.register(TAG)
 def check_event_settings(app_configs=None, **kwargs):
     """The event feed keeps a week at least (a proxy down over a weekend finds its place again),
     and parks no negative number of polls."""

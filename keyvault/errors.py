@@ -14,6 +14,26 @@ class KeyDisabledError(Exception):
     code = "key_disabled"  # what a client branches on (see docs/api.md)
 
 
+class NoAvailableKeyError(Exception):
+    """Every key of the provider's pool is disabled, failing or cooling (or it has none)."""
+
+    code = "no_available_key"
+
+
+class ReportThrottled(Exception):
+    """Too many health reports about one key this minute."""
+
+    code = "report_throttled"
+
+    def __init__(self, message: str, wait: int):
+        super().__init__(message)
+        self.wait = wait
+
+
+class OutboundRefused(Exception):
+    """A connection test may not call this address (server-side request forgery rules)."""
+
+
 class CursorExpiredError(Exception):
     """The event feed cannot continue from this cursor (its events were pruned, or it is not
     one the feed handed out); the caller takes a new snapshot."""

@@ -53,6 +53,7 @@ class WaitingRoom:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[_Waiter]] = defaultdict(set)
         self._count = 0
+        self._asleep = 0
 
     def enter(self, organization_id) -> _Waiter | None:
         """A place to wait for the organization's feed, or None when the room is full."""
@@ -73,6 +74,18 @@ class WaitingRoom:
                 if not waiting:
                     del self._waiters[waiter.organization_id]
 
+    def sleep(self, waiter: _Waiter, timeout: float) -> None:
+        """Wait until `waiter` is woken or `timeout` ends, then clear its flag (before the next
+        read: a commit after that read sets it again)."""
+        with self._lock:
+            self._asleep += 1
+        try:
+            waiter.woken.wait(timeout)
+        finally:
+            with self._lock:
+                self._asleep -= 1
+        waiter.woken.clear()
+
     def wake(self, organization_id) -> None:
         with self._lock:
             waiting = list(self._waiters.get(str(organization_id), ()))
@@ -87,8 +100,15 @@ class WaitingRoom:
 
     @property
     def parked(self) -> int:
+        """Requests in the room: waiting, or reading between waits."""
         with self._lock:
             return self._count
+
+    @property
+    def asleep(self) -> int:
+        """Requests waiting for a wake right now."""
+        with self._lock:
+            return self._asleep
 
 
 room = WaitingRoom()
@@ -209,8 +229,6 @@ def events_page(*, organization_id, after: int, wait: int, parkable: bool = True
             if page or remaining <= 0 or not (polling or listener.connected):
                 return page, cursor
             _release_connection()
-            waiter.woken.wait(min(remaining, SQLITE_POLL_SECONDS) if polling else remaining)
-            # Cleared before the next read: a commit after it sets the flag again.
-            waiter.woken.clear()
+            room.sleep(waiter, min(remaining, SQLITE_POLL_SECONDS) if polling else remaining)
     finally:
         room.leave(waiter)

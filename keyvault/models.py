@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 
-from keyvault import providers
+from keyvault import health, providers
 from keyvault.fields import EnvelopeKekId, SecretField
 from organizations.models import Organization
 
@@ -46,6 +46,9 @@ class ProviderKey(models.Model):
     config = models.JSONField(default=dict, blank=True)
     is_default = models.BooleanField(default=False)
     enabled = models.BooleanField(default=True)
+    # Place in its provider's pool (lower first, after the default): the order a proxy fails
+    # over in (keyvault.health.pool_order).
+    priority = models.PositiveIntegerField(default=100)
     version = models.PositiveIntegerField(default=1, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -58,6 +61,14 @@ class ProviderKey(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Health, as proxies report it and connection tests find it (keyvault.health). Written with
+    # `update()`, never `save()`: a report must not move `updated_at`, which the secret's ETag
+    # is derived from, or every report would invalidate every proxy's cached copy.
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    cooling_until = models.DateTimeField(null=True, blank=True, editable=False)
+    last_reported_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_check_ok = models.BooleanField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["provider", "name"]
@@ -88,6 +99,16 @@ class ProviderKey(models.Model):
             for field in self._meta.concrete_fields:
                 if field.generated:
                     self.__dict__.pop(field.attname, None)
+
+    @property
+    def health(self) -> str:
+        """`failing`, `cooling`, `ok` or `unchecked` (keyvault.health.health_of)."""
+        return health.health_of(self)
+
+    @property
+    def stale(self) -> bool:
+        """Not used for `KEYVAULT_STALE_DAYS` days (keyvault.health.is_stale)."""
+        return health.is_stale(self)
 
     @property
     def provider_obj(self) -> providers.Provider:
@@ -217,6 +238,52 @@ class KeyUsage(models.Model):
             cursor.executemany(sql, params)
 
 
+class KeyReportCount(models.Model):
+    """Reports a proxy made about a key, per hour: all of them, and those that said the provider
+    refused the key, limited or failed it (401, 403, 429, 5xx). Written by `keyvault.health`."""
+
+    key = models.ForeignKey(ProviderKey, on_delete=models.CASCADE, related_name="report_counts")
+    hour = models.DateTimeField()
+    reports = models.PositiveBigIntegerField(default=0)
+    failures = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-hour"]
+        constraints = [
+            models.UniqueConstraint(fields=["key", "hour"], name="key_report_one_row_per_key_hour")
+        ]
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.failures}/{self.reports}"
+
+    @classmethod
+    def add(cls, *, key_id, at, failures: int) -> None:
+        """Count one report (a failure when `failures` is 1) in its hour, with one additive
+        `INSERT … ON CONFLICT DO UPDATE` (as `KeyUsage.add_counts`)."""
+        from django.db import connection
+
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        fields = [cls._meta.get_field(name) for name in ("key", "hour", "reports", "failures")]
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in fields)
+        table = quote(cls._meta.db_table)
+        reports, failed = quote("reports"), quote("failures")
+        # Only identifiers from the model's own metadata are interpolated; values are parameters.
+        sql = (
+            f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s) "  # noqa: S608
+            f"ON CONFLICT ({quote(fields[0].column)}, {quote(fields[1].column)}) "
+            f"DO UPDATE SET {reports} = {table}.{reports} + excluded.{reports}, "
+            f"{failed} = {table}.{failed} + excluded.{failed}"
+        )
+        values = [key_id, hour, 1, failures]
+        params = [
+            field.get_db_prep_value(value, connection)
+            for field, value in zip(fields, values, strict=True)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
 class KeyEventType(models.TextChoices):
     """What happened to a key, as the event feed names it (docs/api.md, "Event feed")."""
 
@@ -226,6 +293,8 @@ class KeyEventType(models.TextChoices):
     ENABLED = "key.enabled"
     DISABLED = "key.disabled"
     DELETED = "key.deleted"
+    # Proxies' reports or a connection test changed the key's health (keyvault.health).
+    HEALTH_CHANGED = "key.health_changed"
 
 
 class EventFeed(models.Model):

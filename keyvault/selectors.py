@@ -6,19 +6,23 @@ An id of another organization is simply not found: callers answer 404, never 403
 learns that the id exists.
 """
 
+import datetime
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Value
-from django.db.models.functions import Lower
+from django.db.models import Max, Sum, Value
+from django.db.models.functions import Lower, TruncDate
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from core.errors import NotFoundError
 from core.text import has_control_characters
-from keyvault import providers
-from keyvault.errors import NoDefaultKeyError
-from keyvault.models import ProviderKey, ProxyToken
+from keyvault import health, providers
+from keyvault.errors import NoAvailableKeyError, NoDefaultKeyError
+from keyvault.models import KeyReportCount, KeyUsage, ProviderKey, ProxyToken
 from organizations import permissions
 from organizations.permissions import Action
 
@@ -101,6 +105,37 @@ def provider_key_resolve(*, organization_id, provider: str, name: str | None = N
         raise NoDefaultKeyError(provider) from None
 
 
+def provider_key_pool(*, organization_id, provider: str, available_only: bool = False, now=None):
+    """The provider's pool: its enabled keys, the default first, then by priority, then by name
+    (`keyvault.health.pool_order`, the one ordering every surface shows); with
+    `available_only`, without the failing and cooling ones."""
+    if not isinstance(provider, str) or not provider:
+        raise ValidationError({"provider": "The provider parameter is required."})
+    providers.get_provider(provider)
+    keys = ProviderKey.objects.filter(
+        organization_id=organization_id, provider=provider, enabled=True
+    )
+    pool = sorted(keys, key=health.pool_order)
+    if available_only:
+        now = now or timezone.now()
+        pool = [key for key in pool if health.is_available(key, now)]
+    return pool
+
+
+def provider_key_resolve_available(*, organization_id, provider: str) -> ProviderKey:
+    """The first available key of the provider's pool (`resolve?fallback=true`);
+    `NoAvailableKeyError` when every key is disabled, failing or cooling, or there is none."""
+    pool = provider_key_pool(
+        organization_id=organization_id, provider=provider, available_only=True
+    )
+    if not pool:
+        raise NoAvailableKeyError(
+            f"No {providers.get_provider(provider).name} key is available: every one is "
+            "disabled, failing or cooling."
+        )
+    return pool[0]
+
+
 # --- Fetch and authorize in one call ---------------------------------------------------------
 
 
@@ -168,3 +203,152 @@ def audit_events_for(access, *, organization_id=None):
     organization_id = _scope_of(access, organization_id)
     permissions.require(access, Action.AUDIT_READ, organization_id)
     return AuditEvent.objects.filter(organization_id=organization_id)
+
+
+# --- Usage: secret retrievals counted per token, key and hour (keyvault/usage.py) -------------
+
+USAGE_DAYS = 14
+
+
+def key_usage_by_day(access, *, organization_id=None, days: int = USAGE_DAYS):
+    """Retrievals per day, token and key over the last `days` days, newest day first, for a
+    caller who may manage tokens (the rows name them). A deleted key's rows stay (`key` None)."""
+    organization_id = _scope_of(access, organization_id)
+    permissions.require(access, Action.TOKEN_MANAGE, organization_id)
+    since = timezone.now() - timedelta(days=days)
+    return (
+        KeyUsage.objects.filter(token__organization_id=organization_id, hour__gte=since)
+        .annotate(day=TruncDate("hour", tzinfo=UTC))
+        .values("day", "token_id", "token__name", "key_id", "key__name", "key__provider")
+        .annotate(count=Sum("count"))
+        .order_by("-day", Lower("token__name"), Lower("key__name"))
+    )
+
+
+def key_usage_totals(*, organization_id, field: str, days: int = 7) -> dict:
+    """Retrievals over the last `days` days per key (`field="key"`) or per token
+    (`field="token"`) of one organization: `{id: count}`. Counts only, no names."""
+    if field not in ("key", "token"):
+        raise ValueError(field)
+    since = timezone.now() - timedelta(days=days)
+    rows = (
+        KeyUsage.objects.filter(token__organization_id=organization_id, hour__gte=since)
+        .exclude(**{f"{field}_id": None})
+        .values(f"{field}_id")
+        .annotate(total=Sum("count"))
+        .order_by()
+    )
+    return {row[f"{field}_id"]: row["total"] for row in rows}
+
+
+# --- Health, usage and the overview (pages) --------------------------------------------------
+
+ACTIVITY_HOURS = 7 * 24
+HEALTH_HISTORY_ACTIONS = ("provider_key.health_changed", "provider_key.tested")
+
+
+@dataclass(frozen=True)
+class HourActivity:
+    hour: datetime.datetime
+    retrievals: int
+    failures: int
+
+
+def _hour(moment: datetime.datetime) -> datetime.datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def key_activity(*, key, now=None, hours: int = ACTIVITY_HOURS) -> list[HourActivity]:
+    """Secret retrievals (every token's) and failure reports of `key`, per hour, for the last
+    `hours` hours up to and including the current one, oldest first, with empty hours as 0."""
+    last = _hour(now or timezone.now())
+    first = last - datetime.timedelta(hours=hours - 1)
+    retrievals = dict(
+        KeyUsage.objects.filter(key=key, hour__gte=first, hour__lte=last)
+        .values("hour")
+        .annotate(total=Sum("count"))
+        .values_list("hour", "total")
+    )
+    failures = dict(
+        KeyReportCount.objects.filter(key=key, hour__gte=first, hour__lte=last).values_list(
+            "hour", "failures"
+        )
+    )
+    return [
+        HourActivity(hour, int(retrievals.get(hour, 0)), int(failures.get(hour, 0)))
+        for hour in (first + datetime.timedelta(hours=n) for n in range(hours))
+    ]
+
+
+def key_token_usage(*, key, now=None, hours: int = ACTIVITY_HOURS) -> list[dict]:
+    """The tokens that fetched `key`'s secret in the last `hours` hours, most retrievals first:
+    `{"token": ProxyToken, "retrievals": n, "last_hour": datetime}`."""
+    first = _hour(now or timezone.now()) - datetime.timedelta(hours=hours - 1)
+    rows = (
+        KeyUsage.objects.filter(key=key, hour__gte=first)
+        .values("token")
+        .annotate(retrievals=Sum("count"), last_hour=Max("hour"))
+        .order_by("-retrievals", "token")
+    )
+    tokens = ProxyToken.objects.in_bulk([row["token"] for row in rows])
+    return [
+        {
+            "token": tokens[row["token"]],
+            "retrievals": row["retrievals"],
+            "last_hour": row["last_hour"],
+        }
+        for row in rows
+        if row["token"] in tokens
+    ]
+
+
+def key_health_history(*, key, limit: int = 50):
+    """The key's health changes and connection tests, newest first (from the audit trail)."""
+    return AuditEvent.objects.filter(
+        target_type=ProviderKey._meta.label_lower,
+        target_id=str(key.pk),
+        action__in=HEALTH_HISTORY_ACTIONS,
+    ).order_by("-created_at", "-id")[:limit]
+
+
+@dataclass
+class ProviderCounts:
+    provider: providers.Provider
+    keys: int = 0
+    enabled: int = 0
+    failing: int = 0
+    cooling: int = 0
+    stale: int = 0
+    unused: int = 0
+
+
+def organization_key_overview(*, organization_id, now=None) -> list[ProviderCounts]:
+    """Per provider the organization has keys of: how many keys, enabled, failing, cooling,
+    stale (`KEYVAULT_STALE_DAYS`) and never used. Read from the columns alone: no secret is
+    loaded."""
+    now = now or timezone.now()
+    counts: dict[str, ProviderCounts] = {}
+    rows = ProviderKey.objects.filter(organization_id=organization_id).only(
+        "id",
+        "provider",
+        "enabled",
+        "failing_since",
+        "cooling_until",
+        "last_reported_at",
+        "last_checked_at",
+        "last_used_at",
+        "created_at",
+    )
+    for key in rows:
+        entry = counts.setdefault(
+            key.provider, ProviderCounts(providers.get_provider(key.provider))
+        )
+        state = health.health_of(key, now)
+        entry.keys += 1
+        entry.enabled += key.enabled
+        entry.failing += state == health.FAILING
+        entry.cooling += state == health.COOLING
+        entry.stale += health.is_stale(key, now)
+        entry.unused += key.last_used_at is None
+    order = [provider.id for provider in providers.PROVIDERS]
+    return [counts[provider_id] for provider_id in order if provider_id in counts]

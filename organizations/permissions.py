@@ -25,6 +25,14 @@ class Action(StrEnum):
     # Decrypting a key: no role grants it (people never see a secret again after typing it);
     # only a proxy token with keys:secret, or the operator.
     KEY_REVEAL = "key.reveal"
+    # Telling Keyvault what the provider answered when a proxy used a key (its health): for
+    # proxies, which hold the secret, so it needs keys:secret and no role carries it.
+    KEY_REPORT = "key.report"
+    # One authenticated call to the provider with the key's secret (a connection test): a
+    # change of the key's health, so who may change the key may test it.
+    KEY_TEST = "key.test"
+    # The order of a provider's whole pool: it moves other people's keys too.
+    KEY_REORDER = "key.reorder"
     TOKEN_MANAGE = "token.manage"
     AUDIT_READ = "audit.read"
     MEMBER_MANAGE = "member.manage"
@@ -34,13 +42,15 @@ class Action(StrEnum):
 
 # Actions on one key that a member may take on keys they added, and admins on any key.
 KEY_CHANGE_ACTIONS = frozenset(
-    {Action.KEY_EDIT, Action.KEY_ROTATE, Action.KEY_DISABLE, Action.KEY_DELETE}
+    {Action.KEY_EDIT, Action.KEY_ROTATE, Action.KEY_DISABLE, Action.KEY_DELETE, Action.KEY_TEST}
 )
 
 _SCOPE_FOR_ACTION = {
     Action.KEY_LIST: Scope.KEYS_READ,
     Action.KEY_ADD: Scope.KEYS_ADD,
     Action.KEY_REVEAL: Scope.KEYS_SECRET,
+    Action.KEY_REPORT: Scope.KEYS_SECRET,
+    Action.KEY_REORDER: Scope.KEYS_CHANGE_ANY,
     Action.TOKEN_MANAGE: Scope.TOKENS_MANAGE,
     Action.AUDIT_READ: Scope.AUDIT_READ,
     Action.MEMBER_MANAGE: Scope.MEMBERS_MANAGE,

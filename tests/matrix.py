@@ -35,6 +35,10 @@ ALLOWED = {
     "key.list": EVERYONE,
     "key.add": frozenset({OWNER, ADMIN, MEMBER}),
     "key.reveal": NOBODY,
+    # "`key.report`": proxies tell what the provider answered; no role reports.
+    "key.report": NOBODY,
+    # "`key.reorder`": a provider's whole pool, other people's keys included.
+    "key.reorder": frozenset({OWNER, ADMIN}),
     "token.manage": frozenset({OWNER, ADMIN}),
     "audit.read": frozenset({OWNER, ADMIN}),
     "member.manage": frozenset({OWNER, ADMIN}),
@@ -45,7 +49,7 @@ ALLOWED = {
 
 # "`key.edit`, `key.rotate`, `key.disable`, `key.delete`": owners and admins on any key, members
 # on the keys they added (the key's `created_by` is them), viewers on none.
-KEY_CHANGE_ACTIONS = frozenset({"key.edit", "key.rotate", "key.disable", "key.delete"})
+KEY_CHANGE_ACTIONS = frozenset({"key.edit", "key.rotate", "key.disable", "key.delete", "key.test"})
 CHANGE_ANY_KEY = frozenset({OWNER, ADMIN})
 CHANGE_OWN_KEY = frozenset({OWNER, ADMIN, MEMBER})
 
@@ -73,6 +77,8 @@ TOKEN_SCOPES = ("keys:read", "keys:secret", "keys:write")
 TOKEN_SCOPE_FOR = {
     "key.list": "keys:read",
     "key.reveal": "keys:secret",
+    "key.report": "keys:secret",
+    "key.reorder": "keys:write",
     "key.add": "keys:write",
     **dict.fromkeys(KEY_CHANGE_ACTIONS, "keys:write"),
 }

@@ -55,7 +55,8 @@ def test_the_operator_may_do_everything_everywhere(organization, other_organizat
 
 def test_an_active_superuser_may_do_everything_but_see_a_secret(organization, provider_key):
     superuser = Access.for_user(UserFactory(is_superuser=True))
-    assert allowed(superuser, organization) == EVERY_ACTION - {Action.KEY_REVEAL}
+    # Nor report a key's health: that is a proxy's, and needs keys:secret too.
+    assert allowed(superuser, organization) == EVERY_ACTION - {Action.KEY_REVEAL, Action.KEY_REPORT}
     assert allowed(superuser, organization, provider_key) >= KEY_CHANGE_ACTIONS
     with pytest.raises(PermissionDenied, match="proxy tokens only"):
         permissions.require(superuser, Action.KEY_REVEAL, organization, provider_key)
@@ -113,11 +114,18 @@ def test_a_member_reached_through_their_membership_costs_no_query(
     ("scopes", "expected"),
     [
         (["keys:read"], {Action.KEY_LIST}),
-        (["keys:secret"], {Action.KEY_REVEAL}),
-        (["keys:write"], {Action.KEY_ADD, *KEY_CHANGE_ACTIONS}),
+        (["keys:secret"], {Action.KEY_REVEAL, Action.KEY_REPORT}),
+        (["keys:write"], {Action.KEY_ADD, Action.KEY_REORDER, *KEY_CHANGE_ACTIONS}),
         (
             ["keys:read", "keys:secret", "keys:write"],
-            {Action.KEY_LIST, Action.KEY_REVEAL, Action.KEY_ADD, *KEY_CHANGE_ACTIONS},
+            {
+                Action.KEY_LIST,
+                Action.KEY_REVEAL,
+                Action.KEY_REPORT,
+                Action.KEY_ADD,
+                Action.KEY_REORDER,
+                *KEY_CHANGE_ACTIONS,
+            },
         ),
     ],
 )

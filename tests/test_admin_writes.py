@@ -2,8 +2,6 @@
 audit), secrets and tokens never come back out, the audit trail is read-only, and re-wrapping
 under the primary KEK is for superusers only."""
 
-import json
-
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.models import LogEntry
@@ -62,7 +60,6 @@ def add_key(client, organization, **fields):
         "provider": "openai",
         "name": "Admin Key",
         "new_secret": SECRET,
-        "config": "{}",
         "enabled": "on",
         **fields,
     }
@@ -204,9 +201,16 @@ def test_secret_is_not_echoed_when_the_form_is_refused(a, admin):
         ({"new_secret": ""}, "new_secret"),
         ({"name": "ALPHA-KEY"}, "name"),
         ({"is_default": "on"}, "is_default"),
-        ({"provider": "azure_openai", "config": json.dumps({"deployment": "d"})}, "config"),
-        ({"config": json.dumps({"project": "not a project id"})}, "config"),
-        ({"config": "not json"}, "config"),
+        (
+            {
+                "provider": "azure_openai",
+                "config_deployment": "d",
+                "config_api_version": "2024-06-01",
+            },
+            "config_endpoint",
+        ),
+        ({"config_project": "not a project id"}, "config_project"),
+        ({"provider": "nope", "config": "not json"}, "provider"),
     ],
     ids=[
         "empty-name",
@@ -217,7 +221,7 @@ def test_secret_is_not_echoed_when_the_form_is_refused(a, admin):
         "second-default",
         "azure-without-endpoint",
         "config-against-schema",
-        "config-not-json",
+        "unknown-provider",
     ],
 )
 def test_bad_input_on_add_rerenders_with_errors_and_writes_nothing(a, admin, fields, error_field):
@@ -254,13 +258,9 @@ def siblings(a):
         ("key", {"name": ""}, "name"),
         ("key", {"name": "default KEY"}, "name"),
         ("key", {"is_default": "on"}, "is_default"),
-        ("key", {"config": json.dumps({"base_url": "not a url"})}, "config"),
+        ("key", {"config_base_url": "not a url"}, "config_base_url"),
         ("key", {"name": "Renamed", "new_secret": "   "}, "new_secret"),
-        (
-            "azure",
-            {"config": json.dumps({"deployment": "d", "api_version": "2024-06-01"})},
-            "config",
-        ),
+        ("azure", {"config_endpoint": ""}, "config_endpoint"),
     ],
     ids=[
         "empty-name",
@@ -695,3 +695,50 @@ def test_org_admin_has_no_rewrap_action(a, old_keys, admin, owner):
     kek_ids = set(ProviderKey.objects.filter(pk__in=old_keys).values_list("kek_id", flat=True))
     assert kek_ids == {"test-old"}
     assert not AuditEvent.objects.filter(action=AuditAction.KEK_ROTATION).exists()
+
+
+# --- Provider keys: the provider's settings, one input each --------------------------------------
+
+
+def test_the_add_form_asks_for_a_chosen_providers_settings_one_by_one(a, admin):
+    html = admin.get(f"{KEYS}add/?provider=azure_openai").content.decode()
+    for name in ("endpoint", "deployment", "api_version"):
+        assert f'name="config_{name}"' in html
+    assert 'name="config"' not in html
+    chooser = admin.get(f"{KEYS}add/").content.decode()
+    assert 'href="?provider=azure_openai"' in chooser
+
+
+def test_a_key_added_with_per_provider_fields_stores_its_config(a, admin):
+    response = add_key(
+        admin,
+        a.org,
+        provider="azure_openai",
+        name="Azure",
+        new_secret="0123456789abcdef0123456789abcdef",
+        **{f"config_{name}": value for name, value in AZURE_CONFIG.items()},
+    )
+    assert response.status_code == 302
+    assert ProviderKey.objects.get(organization=a.org, name="Azure").config == AZURE_CONFIG
+
+
+def test_the_change_form_shows_and_changes_the_settings_by_field(a, admin, form_data, siblings):
+    key = siblings["azure"]
+    url = f"{KEYS}{key.pk}/change/"
+    page = admin.get(url)
+    assert page.context["adminform"].form["config_deployment"].value() == "gpt-4o"
+
+    response = change(admin, url, form_data, config_deployment="gpt-4o-mini")
+
+    assert response.status_code == 302
+    key.refresh_from_db()
+    assert key.config == {**AZURE_CONFIG, "deployment": "gpt-4o-mini"}
+    assert key.version == 1  # the deployment does not route the secret: no rotation
+
+
+def test_saving_the_change_form_untouched_records_no_config_change(a, admin, form_data, siblings):
+    key = siblings["azure"]
+    events = AuditEvent.objects.count()
+    response = change(admin, f"{KEYS}{key.pk}/change/", form_data)
+    assert response.status_code == 302
+    assert AuditEvent.objects.count() == events

@@ -94,6 +94,11 @@ ENDPOINTS = [
     ("resolve", "get", "/api/v1/resolve?provider=openai", {"keys:secret"}, 200),
     ("snapshot", "get", "/api/v1/snapshot", {"keys:secret"}, 200),
     ("events", "get", "/api/v1/events?after=0", {"keys:read"}, 200),
+    ("pool", "get", "/api/v1/pool?provider=openai", {"keys:secret"}, 200),
+    ("fallback", "get", "/api/v1/resolve?provider=openai&fallback=true", {"keys:secret"}, 200),
+    # A report answers health only: keys:secret alone (docs/permissions.md).
+    ("report", "post", "/api/v1/keys/{id}/report", {"keys:secret"}, 202),
+    ("test", "post", "/api/v1/keys/{id}/test", WRITE, 200),
     ("create", "post", "/api/v1/keys", WRITE, 201),
     ("update", "patch", "/api/v1/keys/{id}", WRITE, 200),
     ("delete", "delete", "/api/v1/keys/{id}", WRITE, 204),
@@ -101,6 +106,7 @@ ENDPOINTS = [
 BODIES = {
     "create": {"provider": "anthropic", "name": "Fresh", "secret": "sk-ant-api03-fresh-secret"},
     "update": {"name": "Renamed"},
+    "report": {"status": 200},
 }
 
 

@@ -32,6 +32,12 @@ METADATA_FIELDS = {
     "updated_at",
     "rotated_at",
     "last_used_at",
+    "priority",
+    "health",
+    "cooling_until",
+    "last_checked_at",
+    "last_check_ok",
+    "stale",
 }
 SECRET = "sk-proj-Zq8wNn4VbT2yLk7RmP5sXc1dFg6hJ3tA"
 NEW_SECRET = "sk-proj-Hh2Jj4Kk6Ll8Mm0Nn1Bb3Vv5Cc7Xx9Zz"

@@ -296,3 +296,29 @@ def test_an_event_retention_below_seven_days_is_e109_and_refuses_to_start(db, se
 def test_a_negative_number_of_parked_polls_is_e110(settings):
     settings.KEYVAULT_EVENTS_MAX_WAITERS = -1
     assert error_ids(check_event_settings()) == ["keyvault.E110"]
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        {"nope": "https://gw.example"},
+        {"openai": "ftp://gw.example"},
+        {"openai": "https://"},
+        {"openai": "https://user:pw@gw.example"},
+    ],
+)
+def test_bad_provider_base_urls_are_e111(settings, urls):
+    from keyvault.checks import check_provider_base_urls
+
+    settings.KEYVAULT_PROVIDER_BASE_URLS = urls
+    assert [error.id for error in check_provider_base_urls()] == ["keyvault.E111"]
+
+
+def test_provider_base_urls_of_known_providers_pass(settings):
+    from keyvault.checks import check_provider_base_urls
+
+    settings.KEYVAULT_PROVIDER_BASE_URLS = {
+        "openai": "https://gw.example/openai/v1",
+        "anthropic": "http://10.0.0.5:8080",
+    }
+    assert check_provider_base_urls() == []

@@ -25,11 +25,16 @@ def _free_port() -> int:
 
 
 def _listening(port: int) -> bool:
+    """Whether the worker answers (not only the master listens): a worker still loading the
+    app would leave the first test's request waiting in the backlog."""
     try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            connection.sendall(
+                b"GET /api/v1/ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            )
+            return connection.recv(16).startswith(b"HTTP/1.1")
     except OSError:
         return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +140,41 @@ def test_an_ordinary_api_request_still_reaches_the_app(server):
     assert status == 401
     assert headers["content-type"] == "application/json"
     assert json.loads(body)["detail"]
+
+
+def _answers(port: int, requests: bytes, count: int) -> list[bytes]:
+    """Send several requests on one connection; the raw answers, split at each status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(requests)
+        answer = b""
+        while answer.count(b"HTTP/1.1 ") < count or not answer.endswith(b"}"):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return [b"HTTP/1.1 " + part for part in answer.split(b"HTTP/1.1 ")[1:]]
+
+
+def test_an_oversized_request_on_a_kept_alive_connection_is_answered_in_json(server):
+    """The threaded worker keeps connections alive between requests: the second request's
+    first bytes come from the parser's buffer or the socket, not from a fresh connection."""
+    first = b"GET /api/v1/ping HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    second = b"GET /api/v1/keys?q=" + LONG + b" HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    answers = _answers(server, first + second, 2)
+
+    assert answers[0].startswith(b"HTTP/1.1 401")
+    assert answers[1].startswith(b"HTTP/1.1 414")
+    assert b"application/json" in answers[1]
+    assert answers[1].endswith(b'{"detail": "The request line is too long."}')
+
+
+def test_the_production_settings_run_the_threaded_worker_over_a_connection_pool():
+    settings = {}
+    exec((ROOT / "config" / "gunicorn.conf.py").read_text(), settings)  # noqa: S102
+    assert settings["worker_class"] == "config.gunicorn_worker.JsonApiErrorsThreadWorker"
+    # A worker parks at most KEYVAULT_EVENTS_MAX_WAITERS (100) polls: threads are left over.
+    assert settings["threads"] >= 100 + settings["RETRIEVAL_THREADS"]
+    assert int(os.environ["DATABASE_POOL_MAX_SIZE"]) >= 1
 
 
 @pytest.mark.parametrize(

@@ -265,9 +265,41 @@ def _key_pages(target: str, allowed: frozenset[str]) -> list[Page]:
     ]
 
 
+KEY_REORDERERS = matrix.ALLOWED["key.reorder"]
+
+
+def _tested(target):
+    return lambda t, r: _fresh(getattr(t, target)).last_checked_at is not None
+
+
 PAGES = [
     # Provider keys.
     Page("keys:list", EVERYONE),
+    Page("keys:overview", EVERYONE),
+    Page("keys:detail", EVERYONE, target="other_key"),
+    Page("keys:detail", EVERYONE, target="member_key"),
+    # A test call goes nowhere here (config/settings_test.py): it is refused and recorded.
+    Page(
+        "keys:test", KEY_CHANGERS, "POST", target="other_key", status=302, done=_tested("other_key")
+    ),
+    Page(
+        "keys:test",
+        KEY_CHANGERS_AND_CREATOR,
+        "POST",
+        target="member_key",
+        status=302,
+        done=_tested("member_key"),
+    ),
+    # The pool is alpha-admins-key, alpha-key, alpha-members-key (all priority 100, by name).
+    Page(
+        "keys:move",
+        KEY_REORDERERS,
+        "POST",
+        target="other_key",
+        data=lambda t: {"direction": "down"},
+        status=302,
+        done=lambda t, r: _fresh(t.other_key).priority == 20,
+    ),
     Page("keys:add", KEY_ADDERS),
     Page("keys:add", KEY_ADDERS, query="?provider=openai"),
     Page(
@@ -283,6 +315,7 @@ PAGES = [
     *_key_pages("member_key", KEY_CHANGERS_AND_CREATOR),  # the member's own key
     # Proxy tokens.
     Page("tokens:list", TOKEN_MANAGERS),
+    Page("tokens:usage", TOKEN_MANAGERS),
     Page("tokens:create", TOKEN_MANAGERS),
     Page(
         "tokens:create",
@@ -371,7 +404,7 @@ PAGES = [
 
 # Pages that name one object of the organization in their URL.
 OBJECT_PAGES = [page for page in PAGES if page.target]
-POST_ONLY = {"members:change_role", "members:invitation_revoke"}
+POST_ONLY = {"members:change_role", "members:invitation_revoke", "keys:test", "keys:move"}
 
 
 def _org_scoped_url_names():
@@ -494,7 +527,7 @@ def test_post_only_pages_refuse_get_before_anything_else(world, name):
 
 # --- 3. Object rules --------------------------------------------------------------------------
 
-KEY_PAGES = [page for page in PAGES if page.target == "other_key"]
+KEY_PAGES = [page for page in PAGES if page.target == "other_key" and page.name != "keys:detail"]
 
 
 @pytest.mark.parametrize("page", KEY_PAGES, ids=lambda page: f"{page.method} {page.name}")
@@ -696,6 +729,8 @@ class Control:
     visible_to: frozenset[str]
     # The markup that shows the control, for the tenant.
     marker: Callable[[SimpleNamespace], str]
+    # The tenant attribute whose pk the page's URL carries.
+    target: str | None = None
 
     def __str__(self):
         return self.label
@@ -707,6 +742,14 @@ def _href(name, target=None):
         if target:
             kwargs["pk"] = getattr(tenant, target).pk
         return f'href="{reverse(name, kwargs=kwargs)}"'
+
+    return marker
+
+
+def _action(name, target):
+    def marker(tenant):
+        kwargs = {"org_slug": tenant.org.slug, "pk": getattr(tenant, target).pk}
+        return f'action="{reverse(name, kwargs=kwargs)}"'
 
     return marker
 
@@ -765,6 +808,29 @@ CONTROLS = [
         _href("members:remove", "owner_membership"),
     ),
     Control("Rename form", "settings:index", ORG_MANAGERS, lambda t: 'name="name"'),
+    # Key health: everyone sees it; testing follows the key's change rule; reordering is the
+    # whole pool's, for those who change any key.
+    Control("Health badges", "keys:list", EVERYONE, lambda t: ">unchecked</span>"),
+    Control("Overview link", "keys:list", EVERYONE, _href("keys:overview")),
+    Control("Detail link", "keys:list", EVERYONE, _href("keys:detail", "member_key")),
+    Control("Reorder the pool", "keys:list", KEY_REORDERERS, _action("keys:move", "other_key")),
+    Control(
+        "Health on the key's page", "keys:detail", EVERYONE, lambda t: ">unchecked</span>", "key"
+    ),
+    Control(
+        "Test the admin's key",
+        "keys:detail",
+        KEY_CHANGERS,
+        _action("keys:test", "other_key"),
+        "other_key",
+    ),
+    Control(
+        "Test the member's key",
+        "keys:detail",
+        KEY_CHANGERS_AND_CREATOR,
+        _action("keys:test", "member_key"),
+        "member_key",
+    ),
     Control("Delete organization", "settings:index", ORG_MANAGERS, _href("settings:delete")),
 ]
 
@@ -779,9 +845,10 @@ CONTROLS = [
 )
 def test_controls_are_shown_only_to_roles_that_may_use_them(world, control, role):
     tenant = world.a
-    response = client_for(getattr(tenant, role)).get(
-        reverse(control.page, kwargs={"org_slug": tenant.org.slug})
-    )
+    kwargs = {"org_slug": tenant.org.slug}
+    if control.target:
+        kwargs["pk"] = getattr(tenant, control.target).pk
+    response = client_for(getattr(tenant, role)).get(reverse(control.page, kwargs=kwargs))
     assert response.status_code == 200
     shown = control.marker(tenant) in response.content.decode()
     assert shown == (role in control.visible_to)

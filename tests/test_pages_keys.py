@@ -347,9 +347,10 @@ def test_the_list_shows_name_hint_default_state_version_creator_and_last_use(
 def test_the_list_groups_keys_by_provider(organization, owner_client, listed):
     html = owner_client.get(url("keys:list", organization)).content.decode()
 
+    # Each group in pool order: the default first, then by priority, then by name.
     assert groups(html) == {
         "Anthropic": ["claude-prod"],
-        "OpenAI": ["batch-jobs", "prod-gateway"],
+        "OpenAI": ["prod-gateway", "batch-jobs"],
     }
 
 
@@ -364,12 +365,12 @@ def test_the_list_never_shows_a_secret(organization, owner_client, listed):
     ("query", "expected"),
     [
         ("?provider=anthropic", {"Anthropic": ["claude-prod"]}),
-        ("?provider=openai", {"OpenAI": ["batch-jobs", "prod-gateway"]}),
+        ("?provider=openai", {"OpenAI": ["prod-gateway", "batch-jobs"]}),
         ("?q=PROD", {"Anthropic": ["claude-prod"], "OpenAI": ["prod-gateway"]}),
         ("?provider=openai&q=prod", {"OpenAI": ["prod-gateway"]}),
         (
             "?provider=nope",
-            {"Anthropic": ["claude-prod"], "OpenAI": ["batch-jobs", "prod-gateway"]},
+            {"Anthropic": ["claude-prod"], "OpenAI": ["prod-gateway", "batch-jobs"]},
         ),
     ],
 )

@@ -112,6 +112,7 @@ def test_create_stores_the_key_and_records_an_audit_event(organization, owner):
         "hint": "sk-proj-…WXYZ",
         "is_default": True,
         "enabled": True,
+        "priority": 100,
     }
 
 

@@ -12,7 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from keyvault.crypto import CryptoError
-from keyvault.errors import CursorExpiredError, KeyDisabledError, NoDefaultKeyError
+from keyvault.errors import (
+    CursorExpiredError,
+    KeyDisabledError,
+    NoAvailableKeyError,
+    NoDefaultKeyError,
+    ReportThrottled,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +67,12 @@ def _integrity_error(exc: CryptoError) -> Response:
     return _response(500, "The stored key failed its integrity check.", code=exc.code)
 
 
+def _throttled(exc: ReportThrottled) -> Response:
+    response = _response(429, str(exc), code=exc.code)
+    response["Retry-After"] = str(exc.wait)
+    return response
+
+
 # The answer to each kind of error, looked up along the exception's class hierarchy (most
 # specific first): a model's DoesNotExist answers as ObjectDoesNotExist, every crypto error as
 # CryptoError. Status codes live here; the codes a client branches on live on the classes.
@@ -73,6 +85,8 @@ _ANSWERS: dict[type[BaseException], Callable[[Exception], Response]] = {
     Http404: _not_found,
     PermissionDenied: lambda exc: _response(403, str(exc) or "Permission denied."),
     KeyDisabledError: lambda exc: _response(409, str(exc), code=exc.code),
+    NoAvailableKeyError: lambda exc: _response(409, str(exc), code=exc.code),
+    ReportThrottled: lambda exc: _throttled(exc),
     CursorExpiredError: lambda exc: _response(410, str(exc), code=exc.code),
     NoDefaultKeyError: lambda exc: _response(404, str(exc), code=exc.code),
     CryptoError: _integrity_error,

@@ -23,19 +23,22 @@ class TokenMayTakeActions(BasePermission):
             # A method the view does not serve at all is let through to DRF's 405, which names
             # the allowed methods; answering 403 would send the caller looking for a scope.
             return not _serves(view, request.method)
-        access = view.access(request)
-        refused = [
-            action
-            for action in actions
-            if not permissions.can(access, action, token.organization_id)
-        ]
-        if refused:
-            needed = sorted(
-                {str(roles.token_scope_granting(permissions.scope_for(a))) for a in refused}
-            )
-            self.message = f"The token lacks the scope {', '.join(needed)}."
+        refusal = token_refusal(view.access(request), actions)
+        if refusal is not None:
+            self.message = refusal
             return False
         return True
+
+
+def token_refusal(access, actions) -> str | None:
+    """Why the token of `access` may not take `actions` in its organization (naming the token
+    scopes it lacks), or None when it may."""
+    organization_id = access.token.organization_id
+    refused = [action for action in actions if not permissions.can(access, action, organization_id)]
+    if not refused:
+        return None
+    needed = sorted({str(roles.token_scope_granting(permissions.scope_for(a))) for a in refused})
+    return f"The token lacks the scope {', '.join(needed)}."
 
 
 def _serves(view, method: str) -> bool:

@@ -27,17 +27,24 @@ def _counted(key: str) -> int | None:
     return counters.count(key, timeout=COUNTER_TIMEOUT)
 
 
+def token_throttle_wait(token) -> int | None:
+    """Count one request of `token`: None while it is within
+    `KEYVAULT_API_TOKEN_RATE_PER_MINUTE` (0 turns the limit off), else the seconds until its
+    window ends."""
+    limit = settings.KEYVAULT_API_TOKEN_RATE_PER_MINUTE
+    if not limit or token is None:
+        return None
+    window, left = _window()
+    count = _counted(f"kv:throttle:token:{token.pk}:{window}")
+    return None if count is None or count <= limit else left
+
+
 class TokenRateThrottle(BaseThrottle):
     """Requests per minute per token: `KEYVAULT_API_TOKEN_RATE_PER_MINUTE` (0 turns it off)."""
 
     def allow_request(self, request, view):
-        limit = settings.KEYVAULT_API_TOKEN_RATE_PER_MINUTE
-        token = request.auth
-        if not limit or token is None:
-            return True
-        window, self._left = _window()
-        count = _counted(f"kv:throttle:token:{token.pk}:{window}")
-        return count is None or count <= limit
+        self._left = token_throttle_wait(request.auth)
+        return self._left is None
 
     def wait(self):
         return getattr(self, "_left", WINDOW_SECONDS)

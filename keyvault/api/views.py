@@ -12,28 +12,37 @@ from rest_framework.views import APIView
 
 from core.counters import client_address
 from keyvault import event_wait, selectors, services
+from keyvault.api import retrieval_views
 from keyvault.api.authentication import ProxyTokenAuthentication
 from keyvault.api.parsers import StrictJSONParser
 from keyvault.api.serializers import (
     PROVIDER_IDS,
+    ConnectionTestSerializer,
     ErrorSerializer,
     EventPageSerializer,
+    HealthSerializer,
     KeyEventSerializer,
     PingSerializer,
+    PoolSerializer,
     ProviderKeyCreateSerializer,
     ProviderKeyPageSerializer,
     ProviderKeySecretSerializer,
     ProviderKeySerializer,
     ProviderKeyUpdateSerializer,
+    ReportSerializer,
     SnapshotSerializer,
+    key_metadata,
 )
-from keyvault.retrieval import retrieve_secret, retrieve_snapshot
+from keyvault.retrieval import retrieve_snapshot
 from keyvault.usage import recorder
 from organizations.access import Access
 from organizations.permissions import Action
 
 READ = (Action.KEY_LIST,)
 SECRET = (Action.KEY_REVEAL,)
+# A report answers the key's health, not its metadata, and a proxy that holds keys:secret can
+# read the metadata with the secret anyway: keys:secret alone (docs/permissions.md).
+REPORT = (Action.KEY_REPORT,)
 
 
 def _writing(action: Action) -> tuple[Action, ...]:
@@ -56,9 +65,8 @@ ERRORS = {
 }
 
 
-# DRF deep-copies every declared field each time a serializer is built, which costs more than
-# decrypting; the secret path renders with one shared instance (rendering keeps no state).
-_METADATA = ProviderKeySerializer()
+# DRF deep-copies every declared field each time a serializer is built; events render with
+# one shared instance (rendering keeps no state).
 _EVENT = KeyEventSerializer()
 
 
@@ -186,7 +194,7 @@ class KeyListView(TokenAPIView):
         )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(keys, request, view=self)
-        return paginator.get_paginated_response(ProviderKeySerializer(page, many=True).data)
+        return paginator.get_paginated_response([key_metadata(key) for key in page])
 
     @extend_schema(
         request=ProviderKeyCreateSerializer, responses={201: ProviderKeySerializer, **ERRORS}
@@ -200,7 +208,7 @@ class KeyListView(TokenAPIView):
             actor=_actor(request),
             **serializer.validated_data,
         )
-        return Response(ProviderKeySerializer(key).data, status=status.HTTP_201_CREATED)
+        return Response(key_metadata(key), status=status.HTTP_201_CREATED)
 
 
 class KeyDetailView(TokenAPIView):
@@ -213,7 +221,7 @@ class KeyDetailView(TokenAPIView):
     @extend_schema(responses={200: ProviderKeySerializer, **ERRORS})
     def get(self, request, key_id):
         key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_LIST)
-        return Response(ProviderKeySerializer(key).data)
+        return Response(key_metadata(key))
 
     @extend_schema(
         request=ProviderKeyUpdateSerializer, responses={200: ProviderKeySerializer, **ERRORS}
@@ -226,7 +234,7 @@ class KeyDetailView(TokenAPIView):
         key = services.provider_key_update(
             key=key, actor=_actor(request), **serializer.validated_data
         )
-        return Response(ProviderKeySerializer(key).data)
+        return Response(key_metadata(key))
 
     @extend_schema(responses={204: None, **ERRORS})
     def delete(self, request, key_id):
@@ -235,47 +243,46 @@ class KeyDetailView(TokenAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-@sensitive_variables()
-def _secret_response(request, key) -> Response:
-    retrieval = retrieve_secret(
-        actor=_actor(request), key=key, if_none_match=request.headers.get("If-None-Match")
-    )
-    if retrieval.not_modified:
-        response = Response(status=status.HTTP_304_NOT_MODIFIED)
-    else:
-        data = _METADATA.to_representation(key)
-        data["secret"] = retrieval.secret
-        response = Response(data)
-    response["ETag"] = retrieval.etag
-    response["Cache-Control"] = "no-store"
-    return response
-
-
 SECRET_RESPONSES = {
     200: ProviderKeySecretSerializer,
     304: OpenApiResponse(description="The copy named by If-None-Match is current."),
-    409: _error("The key is disabled (`code`: key_disabled)."),
+    409: _error(
+        "The key is disabled (`code`: key_disabled); with `fallback`, no key of the pool is "
+        "available (`code`: no_available_key)."
+    ),
     500: _error("The stored value failed its integrity check (`code`: key_integrity_error)."),
     **ERRORS,
 }
 
 
-class KeySecretView(TokenAPIView):
+class RetrievalView(TokenAPIView):
+    """A secret retrieval: served by the lean views of `keyvault/api/retrieval_views.py`, which
+    take the same steps as DRF without its per-request machinery and give the same answers.
+    The class stays what the schema describes (its `get`, parameters and responses) and what
+    the URLconf names; `dispatch` hands each request over, so DRF's `initial` never runs."""
+
     required_actions = {"GET": SECRET}
+    serve = None  # the lean view
+
+    def dispatch(self, request, *args, **kwargs):
+        return type(self).serve(request, *args, **kwargs)
+
+
+class KeySecretView(RetrievalView):
+    serve = retrieval_views.key_secret
 
     @extend_schema(
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER)],
         responses=SECRET_RESPONSES,
     )
     def get(self, request, key_id):
-        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_REVEAL)
-        return _secret_response(request, key)
+        return self.serve(request, key_id)
 
 
-class ResolveView(TokenAPIView):
+class ResolveView(RetrievalView):
     """The organization's default enabled key for a provider (or the named one), with secret."""
 
-    required_actions = {"GET": SECRET}
+    serve = retrieval_views.resolve
 
     @extend_schema(
         parameters=[
@@ -285,17 +292,18 @@ class ResolveView(TokenAPIView):
                 {"type": "string", "minLength": 1},
                 description="A key name (any case) instead of the default.",
             ),
+            OpenApiParameter(
+                "fallback",
+                {"type": "boolean"},
+                description="true: the first available key of the pool (enabled, not failing, "
+                "not cooling) instead of the default alone.",
+            ),
             OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER),
         ],
         responses=SECRET_RESPONSES,
     )
     def get(self, request):
-        key = selectors.provider_key_resolve(
-            organization_id=request.auth.organization_id,
-            provider=request.query_params.get("provider", ""),
-            name=request.query_params.get("name"),
-        )
-        return _secret_response(request, key)
+        return self.serve(request)
 
 
 # --- The event feed and the snapshot ---------------------------------------------------------
@@ -373,7 +381,7 @@ class SnapshotView(TokenAPIView):
         )
         keys = []
         for key, secret in snapshot.keys:
-            data = _METADATA.to_representation(key)
+            data = key_metadata(key)
             data["secret"] = secret
             keys.append(data)
         response = Response(
@@ -387,3 +395,66 @@ class SnapshotView(TokenAPIView):
         )
         response["Cache-Control"] = "no-store"
         return response
+
+
+# --- Pools and health ------------------------------------------------------------------------
+
+
+class PoolView(TokenAPIView):
+    """The provider's available keys in pool order, each with its secret: what a proxy fails
+    over through locally."""
+
+    required_actions = {"GET": SECRET}
+
+    @extend_schema(
+        parameters=[OpenApiParameter("provider", str, required=True, enum=PROVIDER_IDS)],
+        responses={200: PoolSerializer, **ERRORS},
+    )
+    @sensitive_variables()
+    def get(self, request):
+        provider = request.query_params.get("provider", "")
+        pool = selectors.provider_key_pool(
+            organization_id=request.auth.organization_id, provider=provider, available_only=True
+        )
+        actor = _actor(request)
+        keys = []
+        for key in pool:
+            data = key_metadata(key)
+            data["secret"] = services.provider_key_reveal(key=key, actor=actor)
+            recorder.record_secret_retrieval(actor.token.pk, key.pk)
+            keys.append(data)
+        response = Response({"provider": provider, "keys": keys})
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class KeyReportView(TokenAPIView):
+    """A proxy tells what the provider answered when it used the key."""
+
+    required_actions = {"POST": REPORT}
+
+    @extend_schema(
+        request=ReportSerializer,
+        responses={202: HealthSerializer, **ERRORS},
+    )
+    def post(self, request, key_id):
+        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_REPORT)
+        serializer = ReportSerializer(data=_body(request))
+        serializer.is_valid(raise_exception=True)
+        report = services.provider_key_report(
+            key=key, actor=_actor(request), **serializer.validated_data
+        )
+        return Response(HealthSerializer(report.key).data, status=status.HTTP_202_ACCEPTED)
+
+
+class KeyTestView(TokenAPIView):
+    """One cheap authenticated call to the provider with the key's secret; the result is
+    recorded. The secret is never in the answer."""
+
+    required_actions = {"POST": _writing(Action.KEY_TEST)}
+
+    @extend_schema(request=None, responses={200: ConnectionTestSerializer, **ERRORS})
+    def post(self, request, key_id):
+        key = selectors.access_provider_key(_actor(request), key_id, Action.KEY_TEST)
+        result = services.provider_key_test(key=key, actor=_actor(request))
+        return Response(ConnectionTestSerializer(result).data)

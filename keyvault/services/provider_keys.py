@@ -25,7 +25,7 @@ import audit
 from audit import AuditAction
 from core.errors import NotFoundError
 from core.text import clean_display_name, with_article
-from keyvault import providers, sealing
+from keyvault import health, providers, sealing
 from keyvault.crypto import CryptoError
 from keyvault.errors import KeyDisabledError
 from keyvault.events import record_key_event
@@ -71,6 +71,19 @@ def clean_secret(provider: providers.Provider, secret) -> str:
 
 def clean_name(name) -> str:
     return clean_display_name(name, max_length=NAME_MAX_LENGTH)
+
+
+PRIORITY_MAX = 1_000_000
+
+
+def clean_priority(value) -> int:
+    """A pool position: a whole number from 0 to 1,000,000 (lower first)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= PRIORITY_MAX:
+        raise ValidationError(
+            {"priority": f"A whole number from 0 to {PRIORITY_MAX:,} (lower comes first)."},
+            code="invalid",
+        )
+    return value
 
 
 def _clean_flag(value, field: str) -> bool:
@@ -125,15 +138,17 @@ def provider_key_create(
     config: dict | None = None,
     is_default: bool = False,
     enabled: bool = True,
+    priority: int = 100,
 ) -> ProviderKey:
     authorize(actor, Action.KEY_ADD, organization)
     provider_obj = providers.get_provider(provider)
-    name, secret, config, is_default, enabled = collect(
+    name, secret, config, is_default, enabled, priority = collect(
         lambda: clean_name(name),
         lambda: clean_secret(provider_obj, secret),
         lambda: providers.validate_config(provider_obj, config),
         lambda: _clean_flag(is_default, "is_default"),
         lambda: _clean_flag(enabled, "enabled"),
+        lambda: clean_priority(priority),
     )
     key = ProviderKey(
         organization=organization,
@@ -142,6 +157,7 @@ def provider_key_create(
         config=config,
         is_default=is_default,
         enabled=enabled,
+        priority=priority,
         secret=secret,
         secret_hint=mask_secret(secret, key_prefixes=provider_obj.key_prefixes),
         created_by=actor.stored_user,
@@ -160,6 +176,7 @@ def provider_key_create(
                 "hint": key.secret_hint,
                 "is_default": key.is_default,
                 "enabled": key.enabled,
+                "priority": key.priority,
             },
         )
         record_key_event(key, KeyEventType.CREATED)
@@ -191,6 +208,7 @@ def provider_key_update(
     is_default=_UNSET,
     enabled=_UNSET,
     secret=_UNSET,
+    priority=_UNSET,
 ) -> ProviderKey:
     """Change a key's name, config, default flag or enabled state, and with `secret` its secret
     too, in one transaction: if any part is refused, nothing changes.
@@ -199,7 +217,9 @@ def provider_key_update(
     call: whoever may edit a key must not be able to send its secret to a host of their choice
     without knowing it. The new envelope is then bound to the new endpoint.
     """
-    edits_settings = not (name is _UNSET and config is _UNSET and is_default is _UNSET)
+    edits_settings = not (
+        name is _UNSET and config is _UNSET and is_default is _UNSET and priority is _UNSET
+    )
     if secret is not _UNSET:
         authorize(actor, Action.KEY_ROTATE, key.organization_id, key)
     if edits_settings:
@@ -209,7 +229,7 @@ def provider_key_update(
     provider_obj = key.provider_obj
     cleaned = dict(
         zip(
-            ("name", "config", "is_default", "enabled", "secret"),
+            ("name", "config", "is_default", "enabled", "priority", "secret"),
             collect(
                 lambda: _UNSET if name is _UNSET else clean_name(name),
                 lambda: (
@@ -217,6 +237,7 @@ def provider_key_update(
                 ),
                 lambda: _UNSET if is_default is _UNSET else _clean_flag(is_default, "is_default"),
                 lambda: _UNSET if enabled is _UNSET else _clean_flag(enabled, "enabled"),
+                lambda: _UNSET if priority is _UNSET else clean_priority(priority),
                 lambda: _UNSET if secret is _UNSET else clean_secret(provider_obj, secret),
             ),
             strict=True,
@@ -257,6 +278,11 @@ def provider_key_update(
             locked.version += 1
             locked.rotated_at = timezone.now()
             update_fields += ["secret_hint", "version", "rotated_at"]
+            # A new secret is not the one the provider refused: failing ends with the rotation.
+            was_failing = locked.failing_since is not None
+            if was_failing:
+                locked.failing_since = None
+                update_fields.append("failing_since")
         if rotated or new_routing != old_routing:
             # Sealed again at save, bound to the settings the row now has.
             locked.secret = new_secret
@@ -276,6 +302,12 @@ def provider_key_update(
                     "sent_to": new_routing,
                 },
             )
+            if was_failing:
+                from keyvault.services.key_health import record_health_change
+
+                record_health_change(
+                    locked, actor, health.FAILING, health.health_of(locked), {"rotated": True}
+                )
         record_key_event(locked, _event_type(changes, rotated=rotated, enabled=locked.enabled))
     return locked
 

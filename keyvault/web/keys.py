@@ -8,14 +8,16 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from core.errors import NotFoundError
 from core.forms import add_service_errors
 from core.text import has_control_characters
-from keyvault import providers, selectors, services
+from keyvault import health, providers, selectors, services
 from keyvault.models import ProviderKey
 from keyvault.web.forms import ProviderChoiceForm, ProviderKeyForm, RotateForm
 from organizations import permissions
@@ -41,11 +43,16 @@ def key_list(request):
         provider = ""
     if query:
         keys = keys.filter(Q(name__icontains=query) | Q(secret_hint__icontains=query))
-    page = Paginator(keys.order_by("provider", "name"), KEYS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    # Each provider's keys in pool order (`keyvault.health.pool_order`), disabled ones among them.
+    ordered = keys.order_by("provider", "-is_default", "priority", Lower("name"), "id")
+    page = Paginator(ordered, KEYS_PER_PAGE).get_page(request.GET.get("page"))
+    fetches = selectors.key_usage_totals(organization_id=organization.pk, field="key")
+    now = timezone.now()
     for key in page:
         key.may_change = permissions.can(request.actor, Action.KEY_EDIT, organization, key)
+        key.fetches_7d = fetches.get(key.pk, 0)
+        key.health_state = health.health_of(key, now)
+        key.is_stale = health.is_stale(key, now)
     in_use = set(
         ProviderKey.objects.filter(organization=organization)
         .values_list("provider", flat=True)
@@ -57,6 +64,7 @@ def key_list(request):
         "query": query,
         "provider_choices": [choice for choice in providers.CHOICES if choice[0] in in_use],
         "has_any_key": bool(in_use),
+        "stale_days": health.stale_days(),
     }
     return render(request, "keyvault/keys/list.html", context)
 

@@ -20,6 +20,9 @@ from organizations.web.context import org_page
 def token_list(request):
     tokens = selectors.proxy_tokens_for(request.actor, organization_id=request.organization.pk)
     # Revoked tokens are history: listed apart, below the ones that still open the API.
+    fetches = selectors.key_usage_totals(organization_id=request.organization.pk, field="token")
+    for token in tokens:
+        token.fetches_7d = fetches.get(token.pk, 0)
     current = [token for token in tokens if token.revoked_at is None]
     revoked = [token for token in tokens if token.revoked_at is not None]
     return render(

@@ -242,15 +242,17 @@ def test_owner_manages_a_key_that_a_proxy_and_a_new_member_use(
     # The audit log tells the whole story.
     page.get_by_role("link", name="Audit log").click()
     log = page.locator("table.audit")
-    for action in [
-        "provider_key.created",
-        "provider_key.rotated",
-        "proxy_token.created",
-        "invitation.created",
-        "invitation.accepted",
-        "provider_key.deleted",
+    # By their readable names; the codes are the cells' titles.
+    for action, name in [
+        ("provider_key.created", "Key added"),
+        ("provider_key.rotated", "Key rotated"),
+        ("proxy_token.created", "Proxy token created"),
+        ("invitation.created", "Invitation sent"),
+        ("invitation.accepted", "Invitation accepted"),
+        ("provider_key.deleted", "Key deleted"),
     ]:
-        expect(log).to_contain_text(action)
+        expect(log).to_contain_text(name)
+        expect(log.locator(f'td[title="{action}"]').first).to_be_visible()
     assert_no_secret_in(page)
     assert token not in page.content()
     screenshot(page, "audit")
