@@ -111,11 +111,17 @@ class FakeKeyvault:
                 "config": dict(config or {}),
                 "is_default": is_default,
                 "enabled": enabled,
+                "priority": 100,
                 "version": 1,
                 "created_at": now,
                 "updated_at": now,
                 "rotated_at": None,
                 "last_used_at": None,
+                "health": "unchecked",
+                "cooling_until": None,
+                "last_checked_at": None,
+                "last_check_ok": None,
+                "stale": False,
                 "secret": secret,
             }
             self._emit("key.created", key_id)

@@ -516,6 +516,9 @@ class KeyvaultClient:
         with self._lock:
             self._terminal = (KeyvaultAuthError, message)
             self._store.clear()
+        # Nothing will be asked again: the kept-alive connection is let go now, not when the
+        # client is collected.
+        self._transport.close()
         self._settled.set()
         logger.error(
             "%s: the Keyvault client stopped and serves nothing; create one with a valid token",
