@@ -198,6 +198,19 @@ def _statement(vendor: str, kind: str) -> str:
         f"{_quoted(_TOKEN, token.get_field('organization'))}"
     )
     # Only identifiers from the models' metadata are interpolated; values are parameters.
+    if vendor == "postgresql":
+        # A lateral subquery, so that the key's index is searched with the token's organization
+        # in its condition. As a plain join, the plan PostgreSQL keeps for a prepared statement
+        # searched the partial index of defaults by provider alone and filtered organizations
+        # afterwards: one row per organization with a default for that provider. (LIMIT keeps
+        # the subquery from being flattened into that join; the unique indexes allow one row.)
+        return (
+            f"SELECT {token_columns}, {key_columns} "  # noqa: S608
+            f"FROM {quote(token.db_table)} {_TOKEN} "
+            f"LEFT JOIN LATERAL (SELECT * FROM {quote(key.db_table)} {_KEY} "
+            f"WHERE {same_organization} AND {_conditions()[kind]} LIMIT 1) {_KEY} ON TRUE "
+            f"WHERE {digest} = %s"
+        )
     return (
         f"SELECT {token_columns}, {key_columns} "  # noqa: S608
         f"FROM {quote(token.db_table)} {_TOKEN} "

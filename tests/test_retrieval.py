@@ -5,6 +5,7 @@ never decrypts."""
 
 from datetime import timedelta
 from unittest import mock
+from uuid import uuid4
 
 import pytest
 from django.db import connection
@@ -204,3 +205,29 @@ def test_listing_and_reading_metadata_never_reach_the_crypto_layer(
     assert listed.json()["count"] == 120
     assert one.status_code == 200
     refuse.assert_not_called()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plans")
+@pytest.mark.parametrize("kind", ["default", "name", "id"])
+def test_the_prepared_plan_searches_the_key_within_the_token_s_organization(kind, token):
+    """The plan PostgreSQL keeps for a prepared statement (a generic one) must look the key up
+    by organization too: filtering organizations after the index would read one row per
+    organization with a default for the provider."""
+    statement = retrieval._statement("postgresql", kind)
+    count = statement.count("%s")
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        cursor.execute(
+            "PREPARE retrieval_plan AS "
+            + statement.replace("%s", "${}").format(*range(1, count + 1))
+        )
+        arguments = {"default": ["openai"], "name": ["openai", "main"], "id": [uuid4()]}[kind]
+        cursor.execute(
+            f"EXPLAIN EXECUTE retrieval_plan({', '.join(['%s'] * count)})",
+            [*arguments, "0" * 64],
+        )
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("DEALLOCATE retrieval_plan")
+        cursor.execute("RESET plan_cache_mode")
+    key_scan = plan[plan.index("keyvault_providerkey") :]
+    assert "organization_id = t.organization_id" in key_scan or "id = $1" in key_scan, plan
