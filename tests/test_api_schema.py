@@ -44,6 +44,9 @@ def test_every_operation_has_a_summary_and_its_scopes(schema):
         ("delete", "/api/v1/keys/{key_id}", ["keys:read", "keys:write"]),
         ("get", "/api/v1/keys/{key_id}/secret", ["keys:secret"]),
         ("get", "/api/v1/resolve", ["keys:secret"]),
+        ("get", "/api/v1/pool", ["keys:secret"]),
+        ("post", "/api/v1/keys/{key_id}/report", ["keys:secret"]),
+        ("post", "/api/v1/keys/{key_id}/test", ["keys:read", "keys:write"]),
     ],
 )
 def test_the_scopes_named_are_those_the_permission_check_asks(schema, method, path, scopes):

@@ -64,8 +64,25 @@ OPERATIONS = {
     ("resolve", "get"): (
         "Resolve a provider's key with its secret",
         "The organization's default enabled key for `provider`, or the key named `name`, with "
-        "its secret. Without a default: `404` with `code` `no_default_key`. Revalidate with "
-        "`If-None-Match` as for a key's secret.",
+        "its secret. Without a default: `404` with `code` `no_default_key`. With "
+        "`fallback=true`, the first available key of the pool (none: `409` "
+        "`no_available_key`). Revalidate with `If-None-Match` as for a key's secret.",
+    ),
+    ("keys/{key_id}/report", "post"): (
+        "Report what the provider answered",
+        "A proxy reports the provider's status for this key (`401`/`403` mark it failing, "
+        "`429`/`5xx` cooling until `retry_after`, `2xx` clears cooling); answers `202` with the "
+        "key's health.",
+    ),
+    ("keys/{key_id}/test", "post"): (
+        "Test a key against its provider",
+        "One cheap authenticated call to the provider (10-second timeout); the result is "
+        "recorded and a pass clears failing. The secret never appears in the answer.",
+    ),
+    ("pool", "get"): (
+        "Get a provider's pool of available keys",
+        "The provider's available keys (enabled, not failing, not cooling) in pool order, "
+        "each with its secret and health: what a proxy fails over through locally.",
     ),
     ("snapshot", "get"): (
         "Take a snapshot of every enabled key",
