@@ -65,6 +65,7 @@ ACTION_LABELS = {
     AuditAction.KEY_CREATED: "Key added",
     AuditAction.KEY_UPDATED: "Key changed",
     AuditAction.KEY_ROTATED: "Key rotated",
+    AuditAction.KEY_ROLLED_BACK: "Key rolled back",
     AuditAction.KEY_ENDPOINT_CHANGED: "Key's endpoint changed",
     AuditAction.KEY_DELETED: "Key deleted",
     AuditAction.KEY_ROLLED_BACK: "Key rolled back to a kept version",
