@@ -68,7 +68,6 @@ ACTION_LABELS = {
     AuditAction.KEY_ROLLED_BACK: "Key rolled back",
     AuditAction.KEY_ENDPOINT_CHANGED: "Key's endpoint changed",
     AuditAction.KEY_DELETED: "Key deleted",
-    AuditAction.KEY_ROLLED_BACK: "Key rolled back to a kept version",
     AuditAction.TOKEN_CREATED: "Proxy token created",
     AuditAction.TOKEN_REVOKED: "Proxy token revoked",
     AuditAction.KEY_REKEYED: "Key re-encrypted (new data key)",
