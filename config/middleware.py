@@ -15,6 +15,8 @@ from django.utils.cache import add_never_cache_headers, patch_cache_control
 # The proxy API's paths: token-authenticated JSON that uses no session, signed-in user or
 # flash message.
 API_PREFIX = "/api/"
+# Every token-authenticated surface: the REST API and the Vault-compatible one (docs/vault.md).
+MACHINE_PREFIXES = (API_PREFIX, "/vault/")
 
 
 class _PagesOnly:
@@ -26,7 +28,7 @@ class _PagesOnly:
     (which look for them) still find them; the security headers keep applying to every path."""
 
     def __call__(self, request):
-        if request.path_info.startswith(API_PREFIX):
+        if request.path_info.startswith(MACHINE_PREFIXES):
             return self.get_response(request)
         return super().__call__(request)
 

@@ -34,7 +34,10 @@ def test_an_api_request_loads_no_session_user_or_messages(rf, db):
     assert seen == {"session": True, "user": True, "messages": True}
 
 
-@pytest.mark.parametrize("path", ["/api/v1/ping", "/api/v1/resolve?provider=openai"])
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/ping", "/api/v1/resolve?provider=openai", "/vault/v1/auth/token/lookup-self"],
+)
 def test_api_answers_never_touch_the_session_cookie_and_keep_the_security_headers(path, make_token):
     client = Client()
     response = client.get(path, **bearer(make_token("keys:secret")), **SESSION)

@@ -302,3 +302,17 @@ class _on_keyvault:
     def __getattr__(self, name):
         method = getattr(self.kv, name)
         return lambda **kwargs: method(mount_point="keyvault", **kwargs)
+
+
+@pytest.mark.parametrize("header", ["HTTP_X_VAULT_TOKEN", "HTTP_AUTHORIZATION"])
+def test_guessed_tokens_count_against_the_address_on_either_header(db, client, settings, header):
+    """A wrong X-Vault-Token is a failed authentication like a wrong bearer token: answered in
+    Vault's shape and counted, so guessing stops at the address's limit."""
+    settings.KEYVAULT_API_AUTH_FAILURES_PER_MINUTE = 3
+    guess = "kvp_" + "A" * 43
+    value = guess if header == "HTTP_X_VAULT_TOKEN" else f"Bearer {guess}"
+    statuses = [
+        client.get("/vault/v1/keyvault/data/openai", **{header: value}).status_code
+        for _ in range(5)
+    ]
+    assert statuses == [403, 403, 403, 429, 429]

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from core.counters import client_address
 from core.errors import NotFoundError
 from keyvault import selectors, services
-from keyvault.api.authentication import ProxyTokenAuthentication
+from keyvault.api.authentication import ProxyTokenAuthentication, authentication_failed
 from keyvault.api.permissions import TokenMayTakeActions
 from keyvault.api.throttling import TokenRateThrottle
 from keyvault.models import ProviderKey
@@ -46,7 +46,7 @@ class VaultTokenAuthentication(ProxyTokenAuthentication):
         try:
             token = proxy_token_authenticate(raw)
         except TokenRefused as refused:
-            self._fail(request, str(refused))
+            raise authentication_failed(request, str(refused)) from None
         return token, token
 
 
