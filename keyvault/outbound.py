@@ -8,13 +8,18 @@ check and the connection (DNS rebinding) cannot move the call to an internal hos
 verifies the certificate against the host name (SNI and the `Host` header carry the name).
 
 Redirects are never followed (the next host would be unchecked), the body read is capped, and
-every call has one timeout (`TIMEOUT_SECONDS`).
+every call has one deadline (`TIMEOUT_SECONDS`) for the whole exchange: a socket timeout alone
+limits each read, so a server sending a header line or a byte just inside it could hold the
+calling request's thread for as long as it liked.
 """
 
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
+import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -92,6 +97,22 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
+def _cut_off_after(connection, seconds: float) -> threading.Timer:
+    """A timer that, when `seconds` have passed, shuts the connection's socket down: a read
+    blocked on it returns at once, whatever the server is trickling."""
+
+    def cut_off():
+        sock = connection.sock
+        if sock is not None:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(seconds, cut_off)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def request(method: str, url: str, *, headers: dict, body: bytes | None = None) -> Answer:
     """Make one request to `url` (http or https) through the checked address."""
     parts = urlsplit(url)
@@ -105,20 +126,26 @@ def request(method: str, url: str, *, headers: dict, body: bytes | None = None) 
     connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(host, port, address, timeout=TIMEOUT_SECONDS)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    too_slow = OutboundTimeout(f"{host} did not answer within {TIMEOUT_SECONDS:g} seconds.")
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    timer = _cut_off_after(connection, TIMEOUT_SECONDS)
     try:
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
         data = response.read(MAX_BODY_BYTES)
+        if time.monotonic() >= deadline:
+            raise too_slow  # cut off mid-answer: what arrived is not the whole answer
         return Answer(
             status=response.status,
             body=data,
             headers={name.lower(): value for name, value in response.getheaders()},
         )
     except TimeoutError:
-        raise OutboundTimeout(
-            f"{host} did not answer within {TIMEOUT_SECONDS:g} seconds."
-        ) from None
+        raise too_slow from None
     except (OSError, http.client.HTTPException) as exc:
+        if time.monotonic() >= deadline:
+            raise too_slow from None
         raise OutboundFailed(f"{host} could not be reached ({type(exc).__name__}).") from None
     finally:
+        timer.cancel()
         connection.close()

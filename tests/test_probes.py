@@ -4,6 +4,7 @@ refused for a private address; the secret never in the answer, a log or the audi
 outbound client connecting to the address it checked (no DNS rebinding)."""
 
 import base64
+import contextlib
 import json
 import logging
 import socket
@@ -487,3 +488,40 @@ def test_a_viewer_cannot_test_a_key(provider_key, actor_of):
 
     with pytest.raises(PermissionDenied):
         services.provider_key_test(key=provider_key, actor=actor_of("viewer"))
+
+
+def test_a_server_trickling_its_answer_is_cut_off_at_the_deadline(monkeypatch, settings):
+    """The timeout is one deadline for the whole exchange, not one per read: a server sending
+    a header line just inside each read's timeout does not keep the call (and the request
+    thread that makes it) going."""
+    settings.KEYVAULT_ALLOW_PRIVATE_ENDPOINTS = True
+    monkeypatch.setattr(outbound, "TIMEOUT_SECONDS", 0.5)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    finished = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            # Fourteen lines, 0.2 s apart: each read is answered well within its timeout,
+            # the whole answer takes three seconds.
+            for n in range(14):
+                if finished.is_set():
+                    break
+                with contextlib.suppress(OSError):
+                    conn.sendall(f"X-Slow-{n}: y\r\n".encode())
+                time.sleep(0.2)
+            with contextlib.suppress(OSError):
+                conn.sendall(b"Content-Length: 2\r\n\r\n{}")
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    try:
+        with pytest.raises(outbound.OutboundTimeout):
+            outbound.request("GET", f"http://127.0.0.1:{port}/v1/models", headers={})
+    finally:
+        finished.set()
+        server.join(5)
+        listener.close()
