@@ -46,6 +46,11 @@ class _Waiter:
         self.woken = threading.Event()
 
 
+def share_of_one_organization() -> int:
+    """How many of this process's parked polls one organization may hold: half the room."""
+    return max(1, settings.KEYVAULT_EVENTS_MAX_WAITERS // 2)
+
+
 class WaitingRoom:
     """The requests parked in this process, by organization."""
 
@@ -56,10 +61,15 @@ class WaitingRoom:
         self._asleep = 0
 
     def enter(self, organization_id) -> _Waiter | None:
-        """A place to wait for the organization's feed, or None when the room is full."""
+        """A place to wait for the organization's feed, or None when the room is full, or when
+        the organization already holds half of it (`share_of_one_organization`): one
+        organization's tokens opening polls by the hundred must not turn every other
+        organization's long polls into immediate answers."""
         waiter = _Waiter(str(organization_id))
         with self._lock:
             if self._count >= settings.KEYVAULT_EVENTS_MAX_WAITERS:
+                return None
+            if len(self._waiters[waiter.organization_id]) >= share_of_one_organization():
                 return None
             self._waiters[waiter.organization_id].add(waiter)
             self._count += 1

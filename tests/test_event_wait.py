@@ -245,3 +245,16 @@ def test_a_lost_listener_connection_is_reestablished(postgresql_only, feed):
     services.provider_key_update(key=feed.key, actor=SYSTEM, enabled=False)
     thread.join(HANG)
     assert [e["type"] for e in answer["body"]["events"]] == ["key.disabled"]
+
+
+def test_one_organization_holds_at_most_half_of_the_waiting_room(settings):
+    settings.KEYVAULT_EVENTS_MAX_WAITERS = 4
+    room = event_wait.WaitingRoom()
+    greedy = [room.enter("org-a") for _ in range(3)]
+    assert [waiter is not None for waiter in greedy] == [True, True, False]
+    # Another organization still parks its polls, up to the room's size.
+    assert room.enter("org-b") is not None
+    assert room.enter("org-b") is not None
+    assert room.enter("org-c") is None  # the room is full
+    room.leave(greedy[0])
+    assert room.enter("org-c") is not None
