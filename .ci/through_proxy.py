@@ -91,26 +91,32 @@ response, _ = request(
 check(response.status == 304, "revalidation with If-None-Match answers 304 through nginx")
 
 # --- A page over HTTPS: the forwarded protocol is honoured ----------------------------------------
-response, page = request("GET", "/admin/login/")
-check(response.status == 200, "the admin's sign-in page answers (no redirect loop)")
+# The admin's sign-in is the accounts' sign-in page (the admin's own redirects there).
+response, _ = request("GET", "/admin/login/")
+check(
+    response.status == 302 and response.headers["Location"].startswith("/accounts/sign-in/"),
+    "the admin sends its sign-in to the accounts' page",
+)
+response, page = request("GET", "/accounts/sign-in/?next=%2Fadmin%2F")
+check(response.status == 200, "the sign-in page answers over HTTPS (no redirect loop)")
 check("max-age=" in (response.headers["Strict-Transport-Security"] or ""), "HSTS is sent")
 set_cookie = " ".join(response.headers.get_all("Set-Cookie") or [])
 check("csrftoken=" in set_cookie and "Secure" in set_cookie, "the CSRF cookie is Secure")
 csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
 
 form = (
-    f"csrfmiddlewaretoken={csrf}&username=admin%40deploy.test"
+    f"csrfmiddlewaretoken={csrf}&login=admin%40deploy.test"
     f"&password={os.environ['PASSWORD']}&next=%2Fadmin%2F"
 )
 response, _ = request(
     "POST",
-    "/admin/login/",
+    "/accounts/sign-in/",
     headers={
         "Content-Type": "application/x-www-form-urlencoded",
         # Django compares the Origin with the request's own scheme and host: only a request it
         # knows to be HTTPS (X-Forwarded-Proto) passes.
         "Origin": ORIGIN,
-        "Referer": f"{ORIGIN}/admin/login/",
+        "Referer": f"{ORIGIN}/accounts/sign-in/",
         "X-Forwarded-For": FORGED_ADDRESS,
     },
     body=form,
