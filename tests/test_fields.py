@@ -1,6 +1,7 @@
 """`SecretField`: Django's field protocol, lazy decryption, no plaintext in reprs or the database,
 and the binding of every ciphertext to its model, field, organization and row."""
 
+import dataclasses
 import pickle
 import uuid
 from io import StringIO
@@ -16,7 +17,7 @@ from django.forms import modelform_factory
 from django.test.utils import isolate_apps
 
 from keyvault import crypto, services
-from keyvault.crypto import EncryptionContext, LocalKeyring
+from keyvault.crypto import LocalKeyring
 from keyvault.fields import PendingSecret, SealedSecret, SecretField
 from keyvault.models import ProviderKey
 from keyvault.sealing import open_secret, secret_context
@@ -430,7 +431,7 @@ def test_a_ciphertext_opened_as_another_field_or_model_fails_closed(provider_key
     loaded = ProviderKey.objects.get(pk=provider_key.pk)
     context = secret_context(loaded)
     assert crypto.open_sealed(loaded.secret.envelope, context, crypto.get_keyring())
-    moved = EncryptionContext(**{**context.__dict__, **changes})
+    moved = dataclasses.replace(context, **changes)
     with pytest.raises(crypto.IntegrityError):
         crypto.open_sealed(loaded.secret.envelope, moved, crypto.get_keyring())
 

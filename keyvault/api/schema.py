@@ -79,6 +79,16 @@ OPERATIONS = {
         "One cheap authenticated call to the provider (10-second timeout); the result is "
         "recorded and a pass clears failing. The secret never appears in the answer.",
     ),
+    ("keys/{key_id}/versions", "get"): (
+        "List a key's secret versions",
+        "The current version and the kept previous ones, newest first: number, when, by whom, "
+        "hint. Never a secret.",
+    ),
+    ("keys/{key_id}/rollback", "post"): (
+        "Roll a key back to a kept version",
+        "Makes the secret of a kept version current again, as a new version (a rotation, "
+        "audited). Refused for a version sent to other routing settings than the key's now.",
+    ),
     ("pool", "get"): (
         "Get a provider's pool of available keys",
         "The provider's available keys (enabled, not failing, not cooling) in pool order, "
