@@ -18,13 +18,14 @@ from django.db import connection, transaction
 
 from keyvault import crypto, providers, services
 from keyvault.masking import mask_secret
+from keyvault.models import ProviderKey
 from organizations.access import Access
 from organizations.models import Organization
 
 PROVIDERS = ("openai", "anthropic", "groq", "mistral", "deepseek", "xai")
 _COLUMNS = (
     "id, organization_id, provider, name, secret, secret_hint, config, is_default, enabled, "
-    "version, created_at, updated_at"
+    "version, priority, created_at, updated_at"
 )
 
 
@@ -62,6 +63,7 @@ def _filler_rows(count: int, organization_ids: list):
             False,
             True,
             1,
+            ProviderKey._meta.get_field("priority").default,
             now,
             now,
         )
