@@ -179,7 +179,7 @@ from django.template.loader import get_template
 import config
 print(json.dumps({
     "config": str(config.__file__),
-    "template": str(get_template("accounts/sign_in.html").origin.name),
+    "template": str(get_template("account/login.html").origin.name),
     "stylesheet": str(finders.find("css/keyvault.css")),
     "var": str(settings.VAR_DIR),
     "debug": settings.DEBUG,
@@ -196,7 +196,7 @@ def test_installed_keyvault_finds_templates_and_static_files_in_its_package(
     paths = json.loads(result.stdout.strip().splitlines()[-1])
     package = installed / "config"
     assert Path(paths["config"]).parent == package
-    assert Path(paths["template"]) == package / "templates" / "accounts" / "sign_in.html"
+    assert Path(paths["template"]) == package / "templates" / "account" / "login.html"
     assert Path(paths["stylesheet"]) == package / "static" / "css" / "keyvault.css"
     assert Path(paths["var"]) == tmp_path / "state"
 
