@@ -23,7 +23,6 @@ import argparse
 import base64
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -36,7 +35,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.harness import DOCS, ROOT, app_env, manage, psql, update_report
+from benchmarks.harness import DOCS, ROOT, app_env, manage, psql, update_report, wrk
 
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 # Each real endpoint and its ceiling.
@@ -81,41 +80,6 @@ def _wait_until_up(url: str, token: str, timeout: float = 60) -> None:
         except OSError:
             time.sleep(0.3)
     raise RuntimeError("gunicorn did not come up")
-
-
-_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
-_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
-_UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _wrk(url: str, token: str, concurrency: int, duration: int) -> tuple[float, float, float, int]:
-    output = subprocess.run(
-        [
-            "wrk",
-            "--latency",
-            "-t",
-            "1",
-            "-c",
-            str(concurrency),
-            "-d",
-            f"{duration}s",
-            "-H",
-            f"Authorization: Bearer {token}",
-            url,
-        ],
-        check=True,
-        text=True,
-        capture_output=True,
-    ).stdout
-    latency = {pct: float(value) * _UNIT[unit] for pct, value, unit in _LATENCY.findall(output)}
-    errors = _NON_2XX.search(output)
-    return (
-        float(_RPS.search(output).group(1)),
-        latency["50"],
-        latency["99"],
-        int(errors.group(1)) if errors else 0,
-    )
 
 
 def _park(count: int, token: str, seconds: int) -> list[socket.socket]:
@@ -166,7 +130,7 @@ def _measure(label, parked, urls, token, concurrencies, duration, repeats) -> li
                 # Alternate which one goes first, so a drift in load favours neither.
                 order = (ceiling, real) if repeat % 2 == 0 else (real, ceiling)
                 for endpoint in order:
-                    rps, p50, p99, errors = _wrk(urls[endpoint], token, concurrency, duration)
+                    rps, p50, p99, errors = wrk(urls[endpoint], token, concurrency, duration)
                     runs.append(Run(label, parked, endpoint, concurrency, rps, p50, p99, errors))
                     print(
                         f"{label:<24} parked={parked:<3} {endpoint:<16} c={concurrency:<3} "
@@ -209,7 +173,7 @@ def run(scenarios, concurrencies, duration, repeats, workers, parked) -> list[Ru
         try:
             _wait_until_up(urls["resolve"], token)
             for url in urls.values():  # warm every worker's connections and caches
-                _wrk(url, token, max(concurrencies), 2)
+                wrk(url, token, max(concurrencies), 2)
             runs += _measure(label, 0, urls, token, concurrencies, duration, repeats)
             if parked:
                 wait = duration * repeats * len(PAIRS) * 2 * len(concurrencies) + 30

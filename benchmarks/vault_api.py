@@ -14,7 +14,6 @@ docs/benchmarks.md.
 import argparse
 import base64
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -22,36 +21,14 @@ import sys
 import time
 import urllib.request
 
-from benchmarks.harness import ROOT, app_env, manage, psql, update_report
+from benchmarks.harness import ROOT, app_env, manage, psql, update_report, wrk
 
 PORT = int(os.environ.get("BENCH_VAULT_PORT", "8851"))
 DATABASE_PREFIX = os.environ.get("BENCH_DATABASE_PREFIX", "keyvault_bench")
-_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
-_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_SCALE = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 def _measure(url: str, header: str, concurrency: int, duration: int) -> tuple[float, float, float]:
-    output = subprocess.run(
-        [
-            "wrk",
-            "--latency",
-            "-t",
-            "1",
-            "-c",
-            str(concurrency),
-            "-d",
-            f"{duration}s",
-            "-H",
-            header,
-            url,
-        ],
-        check=True,
-        text=True,
-        capture_output=True,
-    ).stdout
-    latency = {pct: float(value) * _SCALE[unit] for pct, value, unit in _LATENCY.findall(output)}
-    return float(_RPS.search(output).group(1)), latency["50"], latency["99"]
+    return wrk(url, None, concurrency, duration, header=header)[:3]
 
 
 def _up(url: str, header: str, timeout: float = 60) -> None:
