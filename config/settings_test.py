@@ -25,20 +25,9 @@ KEYVAULT_PRIMARY_KEK = ""
 # Connection tests never reach a real provider: every provider is pointed at the discard port
 # of the loopback address, which the outbound rules refuse before connecting. Tests of the
 # probes point one provider at their local fake instead.
-_PROVIDERS = (
-    "openai",
-    "anthropic",
-    "azure_openai",
-    "bedrock",
-    "vertex",
-    "gemini",
-    "mistral",
-    "groq",
-    "cohere",
-    "together",
-    "openrouter",
-    "deepseek",
-    "xai",
-    "openai_compatible",
+# Every provider of the catalog, so that a provider added later is covered too.
+from keyvault.providers import PROVIDERS  # noqa: E402
+
+KEYVAULT_PROVIDER_BASE_URLS = dict.fromkeys(
+    (provider.id for provider in PROVIDERS), "http://127.0.0.1:9"
 )
-KEYVAULT_PROVIDER_BASE_URLS = dict.fromkeys(_PROVIDERS, "http://127.0.0.1:9")
